@@ -1,0 +1,119 @@
+//! The command line (a public contract: extend, don't rename).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{DATA_ENV, PORT_ENV, SIGNALR_ENV, STORE_ENV};
+use crate::model::Scope;
+use crate::realtime::SinkTarget;
+use crate::store::StoreUrl;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bifrost-workers",
+    version,
+    about = "Bifrost execution workers: live logs, metrics and the execution query API"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Azure Functions custom-handler mode: serve the host's invocations on FUNCTIONS_CUSTOMHANDLER_PORT.
+    Handler(HandlerArgs),
+    /// Standalone mode: the same functions driven by this process on the embedded store.
+    Serve(ServeArgs),
+    /// Workflow-engine stand-in: write executions with logs, variables and results to the store.
+    Simulate(SimulateArgs),
+    /// Generate host.json, local.settings.json.example and <Name>/function.json from the registry.
+    Functions(FunctionsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory of the embedded store (used when --store is not given).
+    #[arg(long, env = DATA_ENV, default_value = "data")]
+    pub data: PathBuf,
+    /// Store URL: sqlite:PATH (default: sqlite:<data>/bifrost.db).
+    #[arg(long, env = STORE_ENV)]
+    pub store: Option<StoreUrl>,
+}
+
+impl StoreArgs {
+    pub fn url(&self) -> StoreUrl {
+        crate::config::store_url(self.store.as_ref(), &self.data)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct HandlerArgs {
+    /// Port to listen on (127.0.0.1); the Functions host sets it.
+    #[arg(long, env = PORT_ENV, default_value_t = 8080)]
+    pub port: u16,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Where real-time messages go: none | console | journal:PATH.
+    #[arg(long, env = SIGNALR_ENV, default_value = "none")]
+    pub signalr: SinkTarget,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one (the first stdout line names it).
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Where real-time messages go: none | console | journal:PATH (default: console with --demo, else none).
+    #[arg(long, env = SIGNALR_ENV)]
+    pub signalr: Option<SinkTarget>,
+    /// Keep simulating executions so logs stream (printed on stdout unless --signalr says otherwise).
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Number of concurrent executions.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub executions: u32,
+    /// Log documents per execution.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub logs: u32,
+    /// Log documents per second across all executions (0 = as fast as possible).
+    #[arg(long, default_value_t = 100.0, value_parser = parse_rate)]
+    pub rate: f64,
+    /// GLOBAL or org-<uuid>.
+    #[arg(long, default_value = "GLOBAL")]
+    pub scope: Scope,
+    #[arg(long, default_value = "simulated_workflow")]
+    pub workflow: String,
+    #[arg(long, default_value = "simulator@bifrost.local")]
+    pub executed_by: String,
+}
+
+fn parse_rate(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{raw:?} is not a rate: expected a number of logs per second >= 0"
+        )),
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("action").required(true))]
+pub struct FunctionsArgs {
+    /// Write the generated files into this directory (the deployable app root).
+    #[arg(long, group = "action")]
+    pub write: Option<PathBuf>,
+    /// Compare this directory with what would be generated; non-zero exit on any difference.
+    #[arg(long, group = "action")]
+    pub check: Option<PathBuf>,
+}

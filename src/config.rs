@@ -1,0 +1,87 @@
+//! Configuration: every setting the binary reads, in one list (the source of
+//! `local.settings.json.example` and the README table), and the typed, validated runtime config.
+
+use std::path::PathBuf;
+
+use crate::realtime::SinkTarget;
+use crate::store::StoreUrl;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub example: &'static str,
+    /// Whether it belongs in `local.settings.json` (the host sets some itself).
+    pub in_local_settings: bool,
+}
+
+pub const STORE_ENV: &str = "BIFROST_STORE";
+pub const DATA_ENV: &str = "BIFROST_DATA";
+pub const SIGNALR_ENV: &str = "BIFROST_SIGNALR";
+pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "FUNCTIONS_WORKER_RUNTIME",
+        description: "Must be `custom` for a custom handler.",
+        example: "custom",
+        in_local_settings: true,
+    },
+    Setting {
+        name: "AzureWebJobsStorage",
+        description: "Storage for the host (timer locks, keys).",
+        example: "UseDevelopmentStorage=true",
+        in_local_settings: true,
+    },
+    Setting {
+        name: "CosmosDbConnection",
+        description: "Cosmos DB connection used by the change-feed triggers (or the `CosmosDbConnection__accountEndpoint` identity form).",
+        example: "AccountEndpoint=https://<account>.documents.azure.com:443/;AccountKey=<key>;",
+        in_local_settings: true,
+    },
+    Setting {
+        name: STORE_ENV,
+        description: "Store the functions read and write: `sqlite:PATH` (default `sqlite:$BIFROST_DATA/bifrost.db`).",
+        example: "sqlite:data/bifrost.db",
+        in_local_settings: true,
+    },
+    Setting {
+        name: DATA_ENV,
+        description: "Directory for the embedded store when `BIFROST_STORE` is not set (default `data`).",
+        example: "data",
+        in_local_settings: true,
+    },
+    Setting {
+        name: SIGNALR_ENV,
+        description: "Where real-time messages go: `none` (default) or `journal:PATH` (JSON lines).",
+        example: "none",
+        in_local_settings: true,
+    },
+    Setting {
+        name: "RUST_LOG",
+        description: "Log filter (tracing EnvFilter syntax), default `info`.",
+        example: "info",
+        in_local_settings: true,
+    },
+    Setting {
+        name: PORT_ENV,
+        description: "Port of `handler` mode; set by the Functions host (default 8080).",
+        example: "8080",
+        in_local_settings: false,
+    },
+];
+
+/// Where the store lives: an explicit `--store` URL, or the SQLite file under `--data`.
+pub fn store_url(explicit: Option<&StoreUrl>, data_dir: &std::path::Path) -> StoreUrl {
+    explicit
+        .cloned()
+        .unwrap_or_else(|| StoreUrl::Sqlite(data_dir.join("bifrost.db")))
+}
+
+/// The validated settings of a long-running mode (`handler` or `serve`).
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub store: StoreUrl,
+    pub realtime: SinkTarget,
+    pub data_dir: PathBuf,
+}

@@ -1,0 +1,207 @@
+//! `LogStream`: the `execution_data` change feed → real-time messages for `execution:{id}`.
+//!
+//! Per batch and execution: one `executionLogs` message with the logs sorted by `sequence`
+//! (duplicates within the batch dropped), the highest `variables` version only, and a notice per
+//! `state`/`result` document. The browser dedupes by sequence across batches, so a redelivered
+//! batch is harmless.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::{AppContext, BatchHandler, FunctionError};
+use crate::model::{ExecutionDataDoc, LogDoc, ResultDoc, StateDoc, VariablesDoc};
+use crate::realtime::HubMessage;
+
+pub const TARGET_LOGS: &str = "executionLogs";
+pub const TARGET_VARIABLES: &str = "executionVariables";
+pub const TARGET_STATE: &str = "executionState";
+pub const TARGET_RESULT: &str = "executionResult";
+
+pub fn execution_group(execution_id: &str) -> String {
+    format!("execution:{execution_id}")
+}
+
+#[derive(Default)]
+struct PerExecution {
+    logs: BTreeMap<u64, LogDoc>,
+    variables: Option<VariablesDoc>,
+    state: Option<StateDoc>,
+    result: Option<ResultDoc>,
+}
+
+/// The pure part: documents in, messages out, plus the documents it could not read.
+pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>) {
+    let mut executions: BTreeMap<String, PerExecution> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for raw in documents {
+        let doc = match serde_json::from_value::<ExecutionDataDoc>(raw.clone()) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let id = raw.get("id").and_then(Value::as_str).unwrap_or("<no id>");
+                skipped.push(format!("{id}: {e}"));
+                continue;
+            }
+        };
+        let entry = executions.entry(doc.execution_id().to_owned()).or_default();
+        match doc {
+            ExecutionDataDoc::Log(log) => {
+                entry.logs.insert(log.sequence, log);
+            }
+            ExecutionDataDoc::Variables(v) => {
+                if entry
+                    .variables
+                    .as_ref()
+                    .is_none_or(|cur| v.version > cur.version)
+                {
+                    entry.variables = Some(v);
+                }
+            }
+            ExecutionDataDoc::State(s) => {
+                if entry
+                    .state
+                    .as_ref()
+                    .is_none_or(|cur| s.version >= cur.version)
+                {
+                    entry.state = Some(s);
+                }
+            }
+            ExecutionDataDoc::Result(r) => entry.result = Some(r),
+        }
+    }
+
+    let mut messages = Vec::new();
+    for (execution_id, found) in executions {
+        let group = execution_group(&execution_id);
+        let message = |target: &str, argument: Value| HubMessage {
+            group: group.clone(),
+            target: target.to_owned(),
+            arguments: vec![argument],
+        };
+        if !found.logs.is_empty() {
+            let logs: Vec<Value> = found
+                .logs
+                .values()
+                .map(|log| {
+                    json!({
+                        "id": log.id, "sequence": log.sequence, "timestamp": log.timestamp,
+                        "level": log.level, "message": log.message, "data": log.data,
+                    })
+                })
+                .collect();
+            messages.push(message(
+                TARGET_LOGS,
+                json!({ "executionId": execution_id, "logs": logs }),
+            ));
+        }
+        if let Some(v) = found.variables {
+            messages.push(message(
+                TARGET_VARIABLES,
+                json!({ "executionId": execution_id, "version": v.version, "variables": v.variables }),
+            ));
+        }
+        if let Some(s) = found.state {
+            messages.push(message(
+                TARGET_STATE,
+                json!({ "executionId": execution_id, "version": s.version, "state": s.state, "timestamp": s.timestamp }),
+            ));
+        }
+        if let Some(r) = found.result {
+            messages.push(message(
+                TARGET_RESULT,
+                json!({
+                    "executionId": execution_id, "resultType": r.result_type, "resultSize": r.result_size,
+                    "inBlob": r.blob_ref.is_some(), "timestamp": r.timestamp,
+                }),
+            ));
+        }
+    }
+    (messages, skipped)
+}
+
+pub struct LogStream;
+
+#[async_trait]
+impl BatchHandler for LogStream {
+    async fn handle(
+        &self,
+        ctx: &AppContext,
+        documents: &[Value],
+    ) -> Result<Vec<String>, FunctionError> {
+        let (messages, skipped) = messages_for_batch(documents);
+        for reason in &skipped {
+            // Not fatal: the document stays in the store and the query API still serves it.
+            tracing::warn!(%reason, "LogStream skipped an unreadable execution_data document");
+        }
+        ctx.sink.send(&messages).await?;
+        let mut logs = vec![format!(
+            "LogStream: {} documents, {} messages",
+            documents.len(),
+            messages.len()
+        )];
+        logs.extend(
+            skipped
+                .into_iter()
+                .map(|r| format!("LogStream skipped {r}")),
+        );
+        Ok(logs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(execution: &str, sequence: u64) -> Value {
+        json!({"id": LogDoc::id_for(execution, sequence), "executionId": execution, "type": "log",
+               "timestamp": "2025-01-01T00:00:00Z", "level": "info", "message": format!("m{sequence}"),
+               "sequence": sequence, "_lsn": 1})
+    }
+
+    #[test]
+    fn logs_group_per_execution_sorted_and_deduped() {
+        let docs = vec![
+            log("a", 3),
+            log("b", 1),
+            log("a", 1),
+            log("a", 3),
+            log("a", 2),
+        ];
+        let (messages, skipped) = messages_for_batch(&docs);
+        assert!(skipped.is_empty());
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].group, "execution:a");
+        assert_eq!(messages[0].target, TARGET_LOGS);
+        let seqs: Vec<u64> = messages[0].arguments[0]["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["sequence"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        assert_eq!(messages[1].group, "execution:b");
+    }
+
+    #[test]
+    fn only_the_highest_variables_version_is_sent() {
+        let vars = |v: u64| {
+            json!({"id": VariablesDoc::id_for(v), "executionId": "a", "type": "variables",
+                   "timestamp": "2025-01-01T00:00:00Z", "version": v, "variables": {"v": v}})
+        };
+        let (messages, _) = messages_for_batch(&[vars(2), vars(5), vars(3)]);
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].target, TARGET_VARIABLES);
+        assert_eq!(messages[0].arguments[0]["version"], 5);
+        assert_eq!(messages[0].arguments[0]["variables"]["v"], 5);
+    }
+
+    #[test]
+    fn unreadable_documents_are_reported_not_fatal() {
+        let (messages, skipped) =
+            messages_for_batch(&[json!({"id": "x", "type": "mystery"}), log("a", 1)]);
+        assert_eq!(messages.len(), 1);
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].starts_with("x:"));
+    }
+}

@@ -1,0 +1,118 @@
+//! The functions themselves: pure logic over a `Store` and a `MessageSink`, with no knowledge of
+//! whether the Functions host or `serve` invoked them.
+
+pub mod health;
+pub mod log_stream;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::clock::Clock;
+use crate::host::protocol::{HttpRequest, HttpResponse, TimerInfo};
+use crate::model::Timestamp;
+use crate::realtime::{MessageSink, SinkError};
+use crate::store::{Store, StoreError};
+
+/// What every function may use.
+#[derive(Debug, Clone)]
+pub struct AppContext {
+    pub store: Arc<dyn Store>,
+    pub sink: Arc<dyn MessageSink>,
+    pub clock: Arc<dyn Clock>,
+    pub status: Arc<RuntimeStatus>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// A change-feed function: gets a batch, returns log lines for the host.
+#[async_trait]
+pub trait BatchHandler: Send + Sync {
+    async fn handle(
+        &self,
+        ctx: &AppContext,
+        documents: &[Value],
+    ) -> Result<Vec<String>, FunctionError>;
+}
+
+#[async_trait]
+pub trait TimerHandler: Send + Sync {
+    async fn handle(
+        &self,
+        ctx: &AppContext,
+        timer: TimerInfo,
+    ) -> Result<Vec<String>, FunctionError>;
+}
+
+/// An HTTP function always answers: errors are responses (`{"error": …}` with a status).
+#[async_trait]
+pub trait HttpHandler: Send + Sync {
+    async fn handle(&self, ctx: &AppContext, request: HttpRequest) -> HttpResponse;
+}
+
+#[derive(Clone)]
+pub enum Handler {
+    Batch(Arc<dyn BatchHandler>),
+    Timer(Arc<dyn TimerHandler>),
+    Http(Arc<dyn HttpHandler>),
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Handler::Batch(_) => "Handler::Batch",
+            Handler::Timer(_) => "Handler::Timer",
+            Handler::Http(_) => "Handler::Http",
+        })
+    }
+}
+
+/// Live state of the process, for `GET /api/health`.
+#[derive(Debug)]
+pub struct RuntimeStatus {
+    pub mode: &'static str,
+    pub started_at: Timestamp,
+    pumps: Mutex<BTreeMap<String, PumpStatus>>,
+}
+
+/// Progress of one serve-mode change-feed pump.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PumpStatus {
+    pub container: String,
+    pub continuation: Option<String>,
+    pub batches: u64,
+    pub documents: u64,
+    pub dead_lettered_batches: u64,
+    pub failed_attempts: u64,
+    pub last_error: Option<String>,
+    pub last_batch_at: Option<Timestamp>,
+}
+
+impl RuntimeStatus {
+    pub fn new(mode: &'static str, started_at: Timestamp) -> Self {
+        RuntimeStatus {
+            mode,
+            started_at,
+            pumps: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn update_pump(&self, function: &str, update: impl FnOnce(&mut PumpStatus)) {
+        let mut pumps = self.pumps.lock().unwrap_or_else(|p| p.into_inner());
+        update(pumps.entry(function.to_owned()).or_default());
+    }
+
+    pub fn pumps(&self) -> BTreeMap<String, PumpStatus> {
+        self.pumps.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

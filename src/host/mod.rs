@@ -1,0 +1,8 @@
+//! Custom-handler mode: the Functions host's wire protocol, the function registry and the
+//! generated function.json files.
+
+pub mod function_json;
+pub mod handler;
+pub mod invoke;
+pub mod protocol;
+pub mod registry;

@@ -1,0 +1,15 @@
+//! bifrost-workers: Bifrost's execution data workers. One library, driven either by the Azure
+//! Functions host (custom handler, `host`) or by its own runtime (`serve`).
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod deadletter;
+pub mod functions;
+pub mod host;
+pub mod model;
+pub mod realtime;
+pub mod serve;
+pub mod simulate;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,143 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use bifrost_workers::cli::{Cli, Command, FunctionsArgs, SimulateArgs};
+use bifrost_workers::clock::{Clock, SystemClock};
+use bifrost_workers::config::RuntimeConfig;
+use bifrost_workers::host::{function_json, handler, registry};
+use bifrost_workers::realtime::SinkTarget;
+use bifrost_workers::serve::{self, ServeOptions};
+use bifrost_workers::simulate::{self, SimulateOptions};
+use bifrost_workers::telemetry::{self, LogSink};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Never exit 0 on error: the Functions host would not restart the handler.
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Handler(args) => {
+            telemetry::init(LogSink::Stdout);
+            let config = RuntimeConfig {
+                store: args.store.url(),
+                realtime: args.signalr,
+                data_dir: args.store.data,
+            };
+            handler::run(args.port, config).await
+        }
+        Command::Serve(args) => {
+            telemetry::init(LogSink::Stderr);
+            let demo = args.demo.then(|| SimulateOptions {
+                executions: 3,
+                logs_per_execution: 40,
+                rate: 20.0,
+                scope: bifrost_workers::model::Scope::Global,
+                workflow_name: "demo_workflow".into(),
+                executed_by: "demo@bifrost.local".into(),
+            });
+            let default_sink = if args.demo {
+                SinkTarget::Console
+            } else {
+                SinkTarget::None
+            };
+            let config = RuntimeConfig {
+                store: args.store.url(),
+                realtime: args.signalr.unwrap_or(default_sink),
+                data_dir: args.store.data,
+            };
+            serve::run(ServeOptions {
+                listen: args.listen,
+                config,
+                demo,
+            })
+            .await
+        }
+        Command::Simulate(args) => {
+            telemetry::init(LogSink::Stderr);
+            run_simulate(args).await
+        }
+        Command::Functions(args) => run_functions(args),
+    }
+}
+
+async fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
+    let url = args.store.url();
+    let store = bifrost_workers::store::open(&url, clock.clone())
+        .await
+        .with_context(|| format!("opening store {url}"))?;
+    let options = SimulateOptions {
+        executions: args.executions,
+        logs_per_execution: args.logs,
+        rate: args.rate,
+        scope: args.scope,
+        workflow_name: args.workflow,
+        executed_by: args.executed_by,
+    };
+    let report = simulate::run(store.as_ref(), clock.as_ref(), &options, |id| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{id}");
+        let _ = out.flush();
+    })
+    .await
+    .context("simulation stopped")?;
+    tracing::info!(
+        executions = report.execution_ids.len(),
+        logs = report.logs_written,
+        "simulation done"
+    );
+    Ok(())
+}
+
+fn run_functions(args: FunctionsArgs) -> anyhow::Result<()> {
+    let functions = registry::registry();
+    if let Some(dir) = args.write {
+        let written = function_json::write(&dir, &functions)
+            .with_context(|| format!("writing {}", dir.display()))?;
+        for path in written {
+            println!("{}", path.display());
+        }
+        return Ok(());
+    }
+    if let Some(dir) = args.check {
+        let mut differences = Vec::new();
+        for (relative, expected) in function_json::render(&functions) {
+            match std::fs::read_to_string(dir.join(&relative)) {
+                Ok(actual) if actual == expected => {}
+                Ok(_) => differences.push(format!("{} differs", relative.display())),
+                Err(e) => differences.push(format!("{}: {e}", relative.display())),
+            }
+        }
+        anyhow::ensure!(
+            differences.is_empty(),
+            "{} is out of date (run `bifrost-workers functions --write {}`):\n  {}",
+            dir.display(),
+            dir.display(),
+            differences.join("\n  ")
+        );
+        println!("{} is up to date", dir.display());
+    }
+    Ok(())
+}

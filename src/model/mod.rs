@@ -1,0 +1,11 @@
+//! Pure types: documents, scope, status, timestamps. No I/O here.
+
+mod documents;
+mod scope;
+mod status;
+mod time;
+
+pub use documents::*;
+pub use scope::{Scope, ScopeError};
+pub use status::{ExecutionStatus, StatusError};
+pub use time::{Timestamp, TimestampError};

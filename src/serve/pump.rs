@@ -1,0 +1,204 @@
+//! Serve mode's change-feed pump: what the Functions host's Cosmos trigger does in Azure, over
+//! the store's own change feed. One pump per change-feed function; its checkpoint lives in the
+//! `leases` container and is written only after the batch succeeded or was dead-lettered, so a
+//! crash redelivers (at-least-once) and never skips.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::functions::{AppContext, BatchHandler};
+use crate::host::invoke::{self, Attempt, BatchOutcome};
+use crate::host::registry::RetryPolicy;
+use crate::store::{string_field, Container, FeedPosition, StoreError};
+
+pub struct Pump {
+    pub function: &'static str,
+    pub container: Container,
+    pub handler: Arc<dyn BatchHandler>,
+    pub retry: RetryPolicy,
+    pub poll_interval: Duration,
+    pub max_items: usize,
+}
+
+/// How long to wait after a store error before polling again.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+impl Pump {
+    fn checkpoint_id(&self) -> String {
+        format!("serve-{}", self.function)
+    }
+
+    async fn load_position(&self, ctx: &AppContext) -> Result<FeedPosition, StoreError> {
+        let id = self.checkpoint_id();
+        let saved = ctx.store.read(Container::Leases, &id, &id).await?;
+        Ok(saved
+            .as_ref()
+            .and_then(|doc| string_field(&doc.body, "continuation"))
+            .map(|c| FeedPosition::Continuation(c.to_owned()))
+            // First start: process everything already in the store.
+            .unwrap_or(FeedPosition::Beginning))
+    }
+
+    async fn save_position(&self, ctx: &AppContext, continuation: &str) -> Result<(), StoreError> {
+        let id = self.checkpoint_id();
+        let doc: Value = json!({
+            "id": id,
+            "type": "checkpoint",
+            "functionName": self.function,
+            "container": self.container.name(),
+            "continuation": continuation,
+            "updatedAt": ctx.clock.now(),
+        });
+        ctx.store
+            .upsert(Container::Leases, doc, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Sleeps, or returns `true` early when shutdown was requested.
+    async fn pause(shutdown: &mut watch::Receiver<bool>, duration: Duration) -> bool {
+        if *shutdown.borrow() {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => *shutdown.borrow(),
+            _ = shutdown.changed() => true,
+        }
+    }
+
+    pub async fn run(self, ctx: AppContext, mut shutdown: watch::Receiver<bool>) {
+        let mut position = loop {
+            match self.load_position(&ctx).await {
+                Ok(position) => break position,
+                Err(e) => {
+                    tracing::warn!(function = self.function, error = %e, "cannot read checkpoint; retrying");
+                    if Self::pause(&mut shutdown, ERROR_BACKOFF).await {
+                        return;
+                    }
+                }
+            }
+        };
+        tracing::info!(
+            function = self.function,
+            ?position,
+            "change-feed pump started"
+        );
+        let mut saved = match &position {
+            FeedPosition::Continuation(c) => Some(c.clone()),
+            _ => None,
+        };
+        ctx.status.update_pump(self.function, |s| {
+            s.container = self.container.name().to_owned();
+            s.continuation = saved.clone();
+        });
+
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let page = match ctx
+                .store
+                .read_change_feed(self.container, &position, self.max_items)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(function = self.function, error = %e, "reading the change feed failed");
+                    ctx.status
+                        .update_pump(self.function, |s| s.last_error = Some(e.to_string()));
+                    if Self::pause(&mut shutdown, ERROR_BACKOFF).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+
+            if !page.documents.is_empty() {
+                let count = page.documents.len();
+                let Some(outcome) = self.deliver(&ctx, page.documents, &mut shutdown).await else {
+                    // Shut down between retries: the checkpoint stays, the batch comes again.
+                    break;
+                };
+                ctx.status.update_pump(self.function, |s| {
+                    s.batches += 1;
+                    s.documents += count as u64;
+                    s.last_batch_at = Some(ctx.clock.now());
+                    if matches!(outcome, BatchOutcome::DeadLettered { .. }) {
+                        s.dead_lettered_batches += 1;
+                    }
+                });
+            }
+
+            if saved.as_deref() != Some(page.continuation.as_str()) {
+                // Keep trying: moving on without a saved checkpoint would only mean redelivery,
+                // but a pump that cannot write is better visible in health than silently redoing work.
+                while let Err(e) = self.save_position(&ctx, &page.continuation).await {
+                    tracing::warn!(function = self.function, error = %e, "saving the checkpoint failed; retrying");
+                    ctx.status
+                        .update_pump(self.function, |s| s.last_error = Some(e.to_string()));
+                    if Self::pause(&mut shutdown, ERROR_BACKOFF).await {
+                        return;
+                    }
+                }
+                saved = Some(page.continuation.clone());
+                ctx.status
+                    .update_pump(self.function, |s| s.continuation = saved.clone());
+            }
+            let caught_up = position == FeedPosition::Continuation(page.continuation.clone());
+            position = FeedPosition::Continuation(page.continuation);
+            if caught_up && Self::pause(&mut shutdown, self.poll_interval).await {
+                break;
+            }
+        }
+        tracing::info!(function = self.function, "change-feed pump stopped");
+    }
+
+    /// Runs the batch under the retry policy; `None` if shutdown interrupted the retries.
+    async fn deliver(
+        &self,
+        ctx: &AppContext,
+        documents: Vec<Value>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<BatchOutcome> {
+        let max_retries = u64::from(self.retry.max_retry_count);
+        let mut retry_count = 0;
+        loop {
+            let invocation_id = uuid::Uuid::new_v4().to_string();
+            let attempt = Attempt {
+                retry_count,
+                is_last: retry_count >= max_retries,
+            };
+            let outcome = invoke::run_batch(
+                ctx,
+                self.function,
+                self.handler.as_ref(),
+                &documents,
+                attempt,
+                &invocation_id,
+            )
+            .await;
+            match &outcome {
+                BatchOutcome::Retry { error } => {
+                    ctx.status.update_pump(self.function, |s| {
+                        s.failed_attempts += 1;
+                        s.last_error = Some(error.clone());
+                    });
+                    retry_count = (retry_count + 1).min(max_retries);
+                    let delay = self.retry.delay_before(retry_count as u32);
+                    if Self::pause(shutdown, delay).await {
+                        return None;
+                    }
+                }
+                BatchOutcome::Succeeded { logs } | BatchOutcome::DeadLettered { logs, .. } => {
+                    for line in logs {
+                        tracing::info!(function = self.function, "{line}");
+                    }
+                    return Some(outcome);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The `Store` trait: what every function needs from a document database, shaped after Cosmos DB
+//! (point operations with ETags, single-partition parameterized queries, a latest-version change
+//! feed with a resumable position, per-document TTL) so the SQLite default and the Cosmos backend
+//! are interchangeable.
+
+mod containers;
+pub mod query;
+pub mod sqlite;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub use containers::Container;
+pub use query::{Field, Filter, FilterOp, OrderBy, Page, Query};
+
+use crate::clock::Clock;
+
+/// An entity tag as the backend issued it (opaque; Cosmos includes the quotes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ETag(pub String);
+
+impl std::fmt::Display for ETag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A document as stored: the body carries the system properties `_etag`, `_ts` (epoch seconds of
+/// the last write) and `_lsn` (its change-feed position), as Cosmos returns them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDocument {
+    pub body: Value,
+    pub etag: ETag,
+}
+
+/// Where a change-feed read starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedPosition {
+    /// Every document currently in the container.
+    Beginning,
+    /// Only changes made after this call.
+    Now,
+    /// Resume from a `ChangeFeedPage::continuation`.
+    Continuation(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeFeedPage {
+    /// Latest version of each changed document, in change order (per partition at least), with
+    /// system properties. Deletes and TTL expiries are not delivered (as in Cosmos latest-version mode).
+    pub documents: Vec<Value>,
+    /// The position after these documents; persist it after handling them to resume there.
+    pub continuation: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("document {id:?} not found in {container}")]
+    NotFound { container: &'static str, id: String },
+    #[error("document {id:?} already exists in {container}")]
+    Conflict { container: &'static str, id: String },
+    #[error("document {id:?} in {container} was changed by another writer (ETag mismatch)")]
+    PreconditionFailed { container: &'static str, id: String },
+    #[error("invalid document for {container}: {reason}")]
+    InvalidDocument {
+        container: &'static str,
+        reason: String,
+    },
+    #[error("document is {size} bytes, over the {max}-byte limit")]
+    TooLarge { size: usize, max: usize },
+    #[error("invalid continuation token")]
+    BadContinuation,
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// Worth retrying: locked database, throttling, network.
+    #[error("store temporarily unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Short backend name for logs and health (`sqlite`, `cosmos`).
+    fn backend(&self) -> &'static str;
+
+    /// Point read. `Ok(None)` when absent or expired.
+    async fn read(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+    ) -> Result<Option<StoredDocument>, StoreError>;
+
+    /// Insert; `Conflict` when a live document with that id exists in the partition.
+    /// The document must carry `id` and the container's partition-key field (strings).
+    async fn create(&self, container: Container, doc: Value) -> Result<StoredDocument, StoreError>;
+
+    /// Insert or replace. With `if_match`, replaces only that version (`PreconditionFailed`
+    /// otherwise, including when the document does not exist).
+    async fn upsert(
+        &self,
+        container: Container,
+        doc: Value,
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError>;
+
+    /// Replace an existing document (`NotFound` if absent), optionally only that version.
+    async fn replace(
+        &self,
+        container: Container,
+        doc: Value,
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError>;
+
+    /// Delete; `Ok(false)` when there was nothing to delete.
+    async fn delete(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+        if_match: Option<&ETag>,
+    ) -> Result<bool, StoreError>;
+
+    /// A parameterized query within one partition, one page at a time.
+    async fn query(
+        &self,
+        container: Container,
+        partition_key: &str,
+        query: &Query,
+    ) -> Result<Page, StoreError>;
+
+    /// Up to `max_items` changes after `from`, across all partitions of the container.
+    async fn read_change_feed(
+        &self,
+        container: Container,
+        from: &FeedPosition,
+        max_items: usize,
+    ) -> Result<ChangeFeedPage, StoreError>;
+
+    /// How many changes lie after `continuation` (for lag reporting); `None` if unknown.
+    async fn pending_changes(
+        &self,
+        _container: Container,
+        _continuation: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
+    /// Physically remove expired documents. Cosmos does this itself; embedded stores need a sweeper.
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+/// Which backend to open: `sqlite:PATH` (default under `--data`), later `cosmos://…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    Sqlite(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StoreUrlError {
+    #[error("store URL is empty")]
+    Empty,
+    #[error("sqlite store URL needs a path: sqlite:PATH")]
+    MissingPath,
+    #[error("the Cosmos DB backend is not available in this build yet: {0:?}")]
+    CosmosUnavailable(String),
+    #[error("unknown store {0:?}: expected sqlite:PATH or cosmos://…")]
+    UnknownScheme(String),
+}
+
+impl FromStr for StoreUrl {
+    type Err = StoreUrlError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(StoreUrlError::Empty);
+        }
+        if let Some(path) = s.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(StoreUrlError::MissingPath);
+            }
+            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+        }
+        if s.starts_with("cosmos:") {
+            return Err(StoreUrlError::CosmosUnavailable(s.to_owned()));
+        }
+        Err(StoreUrlError::UnknownScheme(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+        }
+    }
+}
+
+/// Opens the configured backend.
+pub async fn open(url: &StoreUrl, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => {
+            let path = path.clone();
+            let store =
+                tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&path, clock))
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("opening store: {e}")))??;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// The string value of a document field (ids and partition keys are strings in every container).
+pub fn string_field<'a>(doc: &'a Value, field: &str) -> Option<&'a str> {
+    doc.get(field).and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls() {
+        assert_eq!(
+            "sqlite:/tmp/x.db".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            "sqlite://data/b.db".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Sqlite("data/b.db".into())
+        );
+        assert_eq!(
+            "sqlite:".parse::<StoreUrl>(),
+            Err(StoreUrlError::MissingPath)
+        );
+        assert!(matches!(
+            "postgres://x".parse::<StoreUrl>(),
+            Err(StoreUrlError::UnknownScheme(_))
+        ));
+        assert!(matches!(
+            "cosmos://acct".parse::<StoreUrl>(),
+            Err(StoreUrlError::CosmosUnavailable(_))
+        ));
+    }
+}

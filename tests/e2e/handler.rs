@@ -1,0 +1,307 @@
+//! `handler` mode against replayed host payloads (functions-protocol.md §11) and malformed ones.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bifrost_workers::clock::SystemClock;
+use bifrost_workers::store::{sqlite::SqliteStore, Container, Query, Store};
+use serde_json::{json, Value};
+
+use crate::helpers::{client, fixture, spawn_handler, spawn_handler_with, temp_dir};
+
+async fn invoke(base: &str, function: &str, body: Vec<u8>) -> (u16, String, Value) {
+    let response = client()
+        .post(format!("{base}/{function}"))
+        .header("Content-Type", "application/json; charset=utf-8")
+        .header(
+            "X-Azure-Functions-InvocationId",
+            uuid::Uuid::new_v4().to_string(),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("invoke");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.expect("body");
+    let json: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {text:.200}"));
+    (status, content_type, json)
+}
+
+fn assert_full_reply(reply: &Value) {
+    let obj = reply.as_object().expect("reply is an object");
+    for key in ["Outputs", "Logs", "ReturnValue"] {
+        assert!(obj.contains_key(key), "reply lacks {key}: {reply}");
+    }
+    assert!(reply["Outputs"].is_object());
+    assert!(reply["Logs"].is_array());
+}
+
+async fn dead_letters(data: &std::path::Path) -> Vec<Value> {
+    let store =
+        SqliteStore::open(&data.join("bifrost.db"), Arc::new(SystemClock)).expect("open store");
+    let page = store
+        .query(Container::DeadLetters, "LogStream", &Query::new(1000))
+        .await
+        .expect("query dead letters");
+    page.items
+}
+
+#[tokio::test]
+async fn cosmos_fixtures_are_processed() {
+    let data = temp_dir();
+    let (app, _) = spawn_handler(data.path());
+    for name in ["cosmos_logstream.json", "cosmos_logstream_retry.json"] {
+        let (status, content_type, reply) = invoke(&app.base, "LogStream", fixture(name)).await;
+        assert_eq!(status, 200, "{name}: {reply}");
+        assert!(content_type.starts_with("application/json"));
+        assert_full_reply(&reply);
+        assert!(reply.get("error").is_none(), "{name}: {reply}");
+        let logs = reply["Logs"].to_string();
+        assert!(logs.contains("LogStream: 1 documents"), "{logs}");
+    }
+}
+
+#[tokio::test]
+async fn fixtures_for_functions_this_build_lacks_get_a_json_404() {
+    let data = temp_dir();
+    let (app, _) = spawn_handler(data.path());
+    for (function, name) in [
+        ("DailyRollup", "timer_dailyrollup.json"),
+        ("GetExecution", "http_get_execution.json"),
+        ("QueryExecutions", "http_post_query_executions.json"),
+        ("negotiate", "http_negotiate.json"),
+    ] {
+        let (status, content_type, reply) = invoke(&app.base, function, fixture(name)).await;
+        assert_eq!(status, 404, "{function}");
+        assert!(content_type.starts_with("application/json"));
+        assert_full_reply(&reply);
+        assert!(reply["error"].as_str().unwrap().contains(function));
+    }
+}
+
+#[tokio::test]
+async fn http_function_answers_through_outputs_res() {
+    let data = temp_dir();
+    let (app, _) = spawn_handler(data.path());
+    let mut payload: Value = serde_json::from_slice(&fixture("http_get_execution.json")).unwrap();
+    payload["Data"]["req"]["Url"] = json!("https://myapp.azurewebsites.net/api/health");
+    payload["Data"]["req"]["Params"] = json!({});
+    let (status, _, reply) =
+        invoke(&app.base, "Health", serde_json::to_vec(&payload).unwrap()).await;
+    assert_eq!(status, 200);
+    assert_full_reply(&reply);
+    let res = &reply["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 200);
+    assert_eq!(res["headers"]["Content-Type"], "application/json");
+    let body: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["mode"], "handler");
+
+    payload["Data"]["req"]["Method"] = json!("DELETE");
+    let (status, _, reply) =
+        invoke(&app.base, "Health", serde_json::to_vec(&payload).unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["Outputs"]["res"]["statusCode"], 405);
+}
+
+#[tokio::test]
+async fn malformed_batches_fail_clearly_are_dead_lettered_and_the_process_keeps_serving() {
+    let data = temp_dir();
+    let (app, _) = spawn_handler(data.path());
+    let ten_megabytes = {
+        let mut body = b"{\"Data\":{\"documents\":\"".to_vec();
+        body.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
+        body
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("bad JSON", b"{not json".to_vec(), "not valid JSON"),
+        ("empty body", Vec::new(), "not valid JSON"),
+        ("array", b"[1,2,3]".to_vec(), "JSON object"),
+        (
+            "Data not an object",
+            br#"{"Data":5,"Metadata":{}}"#.to_vec(),
+            "\"Data\" must be",
+        ),
+        (
+            "missing binding",
+            br#"{"Data":{},"Metadata":{}}"#.to_vec(),
+            "missing input binding \"documents\"",
+        ),
+        (
+            "wrong type",
+            br#"{"Data":{"documents":5},"Metadata":{}}"#.to_vec(),
+            "got a number",
+        ),
+        (
+            "items not objects",
+            br#"{"Data":{"documents":"[1,2]"},"Metadata":{}}"#.to_vec(),
+            "item 0 is a number",
+        ),
+        (
+            "string not JSON",
+            br#"{"Data":{"documents":"\"oops"},"Metadata":{}}"#.to_vec(),
+            "in string starting",
+        ),
+        ("10 MB unterminated", ten_megabytes, "not valid JSON"),
+    ];
+    for (label, body, needle) in &cases {
+        let (status, content_type, reply) = invoke(&app.base, "LogStream", body.clone()).await;
+        assert_eq!(status, 200, "{label}: {reply:.300}");
+        assert!(content_type.starts_with("application/json"), "{label}");
+        assert_full_reply(&reply);
+        let error = reply["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{label}: no error in {reply:.300}"));
+        assert!(error.contains(needle), "{label}: {error}");
+    }
+    // Every rejected payload was kept, byte for byte.
+    let letters = dead_letters(data.path()).await;
+    let mut batches: std::collections::BTreeMap<String, Vec<(u64, String)>> = Default::default();
+    for letter in &letters {
+        batches
+            .entry(letter["batchId"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((
+                letter["part"].as_u64().unwrap(),
+                letter["rawPayload"].as_str().unwrap().to_owned(),
+            ));
+    }
+    assert_eq!(batches.len(), cases.len());
+    let mut bodies: Vec<String> = batches
+        .into_values()
+        .map(|mut parts| {
+            parts.sort();
+            parts.into_iter().map(|(_, text)| text).collect()
+        })
+        .collect();
+    let mut expected: Vec<String> = cases
+        .iter()
+        .map(|(_, b, _)| String::from_utf8(b.clone()).unwrap())
+        .collect();
+    bodies.sort();
+    expected.sort();
+    assert!(
+        bodies == expected,
+        "dead-lettered payloads differ from what was sent"
+    );
+
+    // Still serving.
+    let (status, _, reply) = invoke(&app.base, "LogStream", fixture("cosmos_logstream.json")).await;
+    assert_eq!(status, 200);
+    assert!(reply.get("error").is_none());
+}
+
+#[tokio::test]
+async fn malformed_http_invocations_answer_400_json() {
+    let data = temp_dir();
+    let (app, _) = spawn_handler(data.path());
+    for body in [
+        &b"nope"[..],
+        br#"{"Data":{"req":"[]"}}"#,
+        br#"{"Data":{"req":{"Url":"x"}}}"#,
+    ] {
+        let (status, _, reply) = invoke(&app.base, "Health", body.to_vec()).await;
+        assert_eq!(status, 200);
+        let res = &reply["Outputs"]["res"];
+        assert_eq!(res["statusCode"], 400, "{reply}");
+        let body: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();
+        assert!(body["error"]
+            .as_str()
+            .unwrap()
+            .contains("undecodable HTTP invocation"));
+    }
+}
+
+#[tokio::test]
+async fn failing_sends_are_retried_then_dead_lettered_on_the_last_attempt() {
+    // Every write to /dev/full fails (ENOSPC): the real-time send of each batch fails.
+    let data = temp_dir();
+    let (app, _) = spawn_handler_with(data.path(), &[("BIFROST_SIGNALR", "journal:/dev/full")]);
+    let mut payload: Value =
+        serde_json::from_slice(&fixture("cosmos_logstream_retry.json")).unwrap();
+    payload["Data"]["documents"] = json!([{
+        "id": "log-e1-00000001", "executionId": "e1", "type": "log", "sequence": 1,
+        "timestamp": "2025-04-09T04:46:10Z", "level": "info", "message": "hello", "_lsn": 3
+    }]);
+
+    // Not the last attempt: fail the invocation so the host redelivers.
+    let (status, content_type, reply) = invoke(
+        &app.base,
+        "LogStream",
+        serde_json::to_vec(&payload).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 500, "{reply}");
+    assert!(content_type.starts_with("application/json"));
+    assert!(reply["error"]
+        .as_str()
+        .unwrap()
+        .contains("sending real-time messages failed"));
+    assert!(dead_letters(data.path()).await.is_empty());
+
+    // The last attempt: keep the batch as a dead letter and let the partition move on.
+    payload["Metadata"]["RetryContext"]["RetryCount"] = json!(5);
+    let (status, _, reply) = invoke(
+        &app.base,
+        "LogStream",
+        serde_json::to_vec(&payload).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply["error"]
+        .as_str()
+        .unwrap()
+        .contains("sending real-time messages failed"));
+    assert!(reply["Logs"][0].as_str().unwrap().contains("dead-lettered"));
+    let letters = dead_letters(data.path()).await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["documents"], payload["Data"]["documents"]);
+    assert_eq!(letters[0]["attempts"], 6);
+
+    // No retry policy in the payload means the host will not redeliver: dead-letter at once.
+    payload["Metadata"] = json!({"sys": {"MethodName": "LogStream"}});
+    let (status, _, _) = invoke(
+        &app.base,
+        "LogStream",
+        serde_json::to_vec(&payload).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(dead_letters(data.path()).await.len(), 2);
+}
+
+#[tokio::test]
+async fn readiness_probe_answers_fast() {
+    // The host probes GET / every 25 ms and needs an answer within 30 s; we aim for 50 ms.
+    let mut timings = Vec::new();
+    for _ in 0..5 {
+        let data = temp_dir();
+        let (_app, elapsed) = spawn_handler(data.path());
+        timings.push(elapsed);
+    }
+    timings.sort();
+    let median = timings[timings.len() / 2];
+    println!("GET / answered {median:?} after spawn (median of 5; all: {timings:?})");
+    assert!(median < Duration::from_millis(50), "median {median:?}");
+}
+
+#[tokio::test]
+async fn unknown_routes_get_json_not_html() {
+    let data = temp_dir();
+    let (app, _) = spawn_handler(data.path());
+    let response = client()
+        .get(format!("{}/nope/deeper", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].is_string());
+}

@@ -1,0 +1,6 @@
+//! Black-box tests: the real binary, spawned as a process, over real sockets.
+
+mod cli;
+mod handler;
+mod helpers;
+mod serve;
