@@ -26,7 +26,7 @@ pub fn render(message: &HubMessage) -> Vec<String> {
                 format!(
                     "[{}] #{:<4} {:<7} {}",
                     short(execution),
-                    log["sequence"],
+                    log["sequence"].as_u64().unwrap_or(0),
                     log["level"].as_str().unwrap_or(""),
                     log["message"].as_str().unwrap_or("")
                 )

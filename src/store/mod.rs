@@ -3,6 +3,8 @@
 //! feed with a resumable position, per-document TTL) so the SQLite default and the Cosmos backend
 //! are interchangeable.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 mod containers;
 pub mod query;
 pub mod sqlite;

@@ -1,0 +1,95 @@
+//! How soon after spawn does `handler` answer the host's readiness probe (`GET /`)?
+//! Spawns the binary repeatedly, polls `GET /` every millisecond like the host does (it polls
+//! every 25 ms), prints the distribution and writes `bench/REPORT.md`'s startup section.
+//!
+//! Run: `cargo bench --bench startup`
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 30;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn answered(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut response = String::new();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_ok()
+        && stream.read_to_string(&mut response).is_ok()
+        && response.starts_with("HTTP/1.1 200")
+}
+
+fn main() {
+    let binary = env!("CARGO_BIN_EXE_bifrost-workers");
+    let mut timings = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let data = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .arg("handler")
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env("BIFROST_DATA", data.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn handler");
+        while !answered(port) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no answer within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        timings.push(started.elapsed());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    timings.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (p50, p90, max) = (timings[RUNS / 2], timings[RUNS * 9 / 10], timings[RUNS - 1]);
+    println!(
+        "handler GET / after spawn, {RUNS} runs: p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        ms(p50),
+        ms(p90),
+        ms(max)
+    );
+
+    let section = format!(
+        "## Startup: `GET /` after process start (`handler`)\n\n\
+         `cargo bench --bench startup` ({RUNS} spawns of the release binary, `GET /` polled every 1 ms; \
+         the host polls every 25 ms and gives up after 30 s):\n\n\
+         | p50 | p90 | max |\n|---|---|---|\n| {:.1} ms | {:.1} ms | {:.1} ms |\n",
+        ms(p50),
+        ms(p90),
+        ms(max)
+    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/REPORT.md");
+    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".to_owned());
+    let start = existing.find("## Startup:");
+    let updated = match start {
+        Some(start) => {
+            let end = existing[start + 1..]
+                .find("\n## ")
+                .map(|i| start + 1 + i + 1)
+                .unwrap_or(existing.len());
+            format!("{}{}{}", &existing[..start], section, &existing[end..])
+        }
+        None => format!("{existing}{section}"),
+    };
+    std::fs::write(path, updated).expect("write bench/REPORT.md");
+    println!("wrote {path}");
+}
