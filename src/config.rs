@@ -2,6 +2,10 @@
 //! `local.settings.json.example` and the README table), and the typed, validated runtime config.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::functions::{AppContext, RuntimeStatus};
 
 use crate::realtime::SinkTarget;
 use crate::store::StoreUrl;
@@ -84,4 +88,24 @@ pub struct RuntimeConfig {
     pub store: StoreUrl,
     pub realtime: SinkTarget,
     pub data_dir: PathBuf,
+}
+
+impl RuntimeConfig {
+    /// Opens what the functions need (store, real-time sink) on the system clock.
+    pub async fn open_context(&self, mode: &'static str) -> anyhow::Result<AppContext> {
+        use anyhow::Context;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store = crate::store::open(&self.store, clock.clone())
+            .await
+            .with_context(|| format!("opening store {}", self.store))?;
+        let sink = crate::realtime::open(&self.realtime)
+            .await
+            .context("opening the real-time sink")?;
+        Ok(AppContext {
+            store,
+            sink,
+            clock: clock.clone(),
+            status: Arc::new(RuntimeStatus::new(mode, clock.now())),
+        })
+    }
 }

@@ -249,21 +249,8 @@ pub async fn run(port: u16, config: crate::config::RuntimeConfig) -> anyhow::Res
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address} (FUNCTIONS_CUSTOMHANDLER_PORT)"))?;
-    let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
-    let store = crate::store::open(&config.store, clock.clone())
-        .await
-        .with_context(|| format!("opening store {}", config.store))?;
-    let sink = crate::realtime::open(&config.realtime)
-        .await
-        .context("opening the real-time sink")?;
-    let ctx = AppContext {
-        store,
-        sink,
-        clock: clock.clone(),
-        status: Arc::new(crate::functions::RuntimeStatus::new("handler", clock.now())),
-    };
     let state = HandlerState {
-        ctx,
+        ctx: config.open_context("handler").await?,
         functions: Arc::new(super::registry::registry()),
     };
     tracing::info!(%address, store = %config.store, "custom handler ready");

@@ -7,7 +7,6 @@ pub mod scheduler;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,12 +15,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::clock::{Clock, SystemClock};
 use crate::config::RuntimeConfig;
-use crate::functions::{AppContext, Handler, RuntimeStatus};
+use crate::functions::{AppContext, Handler};
 use crate::host::registry::{self, FunctionSpec, Trigger};
 use crate::simulate::{self, SimulateOptions};
-use crate::{realtime, store};
 
 /// How often serve mode removes expired documents from the embedded store.
 const PURGE_SCHEDULE: &str = "0 * * * * *";
@@ -48,19 +45,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         out.flush()?;
     }
 
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = store::open(&options.config.store, clock.clone())
-        .await
-        .with_context(|| format!("opening store {}", options.config.store))?;
-    let sink = realtime::open(&options.config.realtime)
-        .await
-        .context("opening the real-time sink")?;
-    let ctx = AppContext {
-        store,
-        sink,
-        clock: clock.clone(),
-        status: Arc::new(RuntimeStatus::new("serve", clock.now())),
-    };
+    let ctx = options.config.open_context("serve").await?;
     tracing::info!(%address, store = %options.config.store, realtime = ctx.sink.name(), "serve mode started");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
