@@ -4,20 +4,25 @@
 //! Schema: `documents` holds each live document (body without system properties, ETag, `_ts`,
 //! its lsn and expiry); `change_log` has one row per document at its latest change. Every write
 //! re-inserts the document's `change_log` row in the same transaction, so it gets a fresh
-//! AUTOINCREMENT lsn (monotonic, never reused): reading `lsn > position` is Cosmos' latest-version
-//! change feed. SQLite serializes writers, so commits happen in lsn order and a reader never sees
-//! a later lsn before an earlier one.
+//! AUTOINCREMENT lsn (monotonic, never reused even after the newest row is deleted): reading
+//! `lsn > position` is Cosmos' latest-version change feed. SQLite serializes writers (across
+//! processes too), so commits happen in lsn order and a reader never sees a later lsn before an
+//! earlier one.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use base64::Engine;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{
+    params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction,
+    TransactionBehavior,
+};
 use serde_json::Value;
 
-use super::query::{FilterOp, Query};
+use super::query::{Field, FilterOp, Query};
 use super::{
     string_field, ChangeFeedPage, Container, ETag, FeedPosition, Page, Store, StoreError,
     StoredDocument,
@@ -27,7 +32,13 @@ use crate::model::MAX_DOCUMENT_BYTES;
 
 const SCHEMA_VERSION: i64 = 1;
 const READERS: usize = 4;
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const SYSTEM_PROPERTIES: [&str; 6] = ["_etag", "_ts", "_lsn", "_rid", "_self", "_attachments"];
+/// How many expired change-log rows one feed read may step over beyond `max_items`, so a long
+/// run of expired documents costs several polls instead of one unbounded scan.
+const EXPIRED_SCAN_ALLOWANCE: usize = 10_000;
+/// Bumped when the continuation token format changes, so old tokens fail cleanly.
+const TOKEN_VERSION: u64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS documents (
@@ -55,8 +66,29 @@ CREATE INDEX IF NOT EXISTS documents_by_expiry ON documents (expires_at) WHERE e
 #[derive(Debug)]
 pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
-    readers: Arc<Vec<Mutex<Connection>>>,
+    readers: Arc<ReaderPool>,
     clock: Arc<dyn Clock>,
+}
+
+/// Read-only connections, so reads run on their own WAL snapshot and never queue behind writes.
+#[derive(Debug)]
+struct ReaderPool {
+    connections: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl ReaderPool {
+    /// A free connection if there is one, else waits on the next in turn (spreads the waiting).
+    fn get(&self) -> MutexGuard<'_, Connection> {
+        if let Some(free) = self.connections.iter().find_map(|c| c.try_lock().ok()) {
+            return free;
+        }
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        // A panic while holding a reader leaves no half-done state: reads have no effects.
+        self.connections[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -79,8 +111,7 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     };
     let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
     // Another process (simulate) may hold the write lock for a moment: wait rather than fail.
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(backend)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -92,11 +123,22 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Backend(format!("creating {}: {e}", parent.display())))?;
         }
-        let writer = open_connection(path, false)?;
-        writer
-            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        let mut writer = open_connection(path, false)?;
+        let journal_mode: String = writer
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(backend)?;
-        let version: i64 = writer
+        if !journal_mode.eq_ignore_ascii_case("wal") {
+            // Still correct, but readers and a second process will wait on writers.
+            tracing::warn!(path = %path.display(), %journal_mode, "SQLite store could not switch to WAL");
+        }
+        writer
+            .execute_batch("PRAGMA synchronous=NORMAL;")
+            .map_err(backend)?;
+        // One transaction, so two processes opening a new file at once cannot interleave.
+        let tx = writer
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let version: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(backend)?;
         if version > SCHEMA_VERSION {
@@ -105,42 +147,39 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        writer.execute_batch(SCHEMA).map_err(backend)?;
-        writer
-            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-            .map_err(backend)?;
-        let readers = (0..READERS)
+        tx.execute_batch(SCHEMA).map_err(backend)?;
+        if version < SCHEMA_VERSION {
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+                .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        let connections = (0..READERS)
             .map(|_| open_connection(path, true).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
-            readers: Arc::new(readers),
+            readers: Arc::new(ReaderPool {
+                connections,
+                next: AtomicUsize::new(0),
+            }),
             clock,
         })
     }
 
-    /// Runs blocking work on a reader connection (any free one, else waits on one).
+    /// Runs blocking work on a reader connection; `now` is the clock's epoch milliseconds.
     async fn read_with<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Connection, i64) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&mut Connection, i64) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let readers = self.readers.clone();
         let now = self.clock.now().epoch_millis();
-        tokio::task::spawn_blocking(move || {
-            let guard = readers
-                .iter()
-                .find_map(|r| r.try_lock().ok())
-                .unwrap_or_else(|| {
-                    let index = fastrand_index(readers.len());
-                    readers[index].lock().unwrap_or_else(|p| p.into_inner())
-                });
-            work(&guard, now)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        tokio::task::spawn_blocking(move || work(&mut readers.get(), now))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
 
-    /// Runs blocking work in one IMMEDIATE transaction on the writer connection.
+    /// Runs blocking work in one IMMEDIATE transaction on the writer connection: taking the
+    /// write lock up front means a conditional write's check and its write see the same state.
     async fn write_with<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Transaction<'_>, i64) -> Result<T, StoreError> + Send + 'static,
@@ -148,9 +187,10 @@ impl SqliteStore {
         let writer = self.writer.clone();
         let now = self.clock.now().epoch_millis();
         tokio::task::spawn_blocking(move || {
+            // A panic mid-transaction rolled it back when the Transaction dropped.
             let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
             let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
             let result = work(&tx, now)?;
             tx.commit().map_err(backend)?;
@@ -161,24 +201,16 @@ impl SqliteStore {
     }
 }
 
-/// A cheap spread over reader connections when all are busy.
-fn fastrand_index(len: usize) -> usize {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as usize)
-        .unwrap_or(0);
-    nanos % len.max(1)
-}
-
 /// A validated document ready to write.
 struct Incoming {
     pk: String,
     id: String,
     body: String,
-    expires_at: Option<i64>,
+    /// Seconds until expiry; `None` never expires.
+    ttl: Option<i64>,
 }
 
-fn prepare(container: Container, doc: Value, now_ms: i64) -> Result<Incoming, StoreError> {
+fn prepare(container: Container, doc: Value) -> Result<Incoming, StoreError> {
     let invalid = |reason: String| StoreError::InvalidDocument {
         container: container.name(),
         reason,
@@ -198,6 +230,21 @@ fn prepare(container: Container, doc: Value, now_ms: i64) -> Result<Incoming, St
     let pk = string_field(&doc, pk_field)
         .ok_or_else(|| invalid(format!("missing string partition key \"{pk_field}\"")))?
         .to_owned();
+    // Cosmos honours a document's `ttl` only when the container has TTL on, and there rejects
+    // anything but a positive integer or -1.
+    let ttl = match (container.default_ttl(), doc.get("ttl")) {
+        (None, _) => None,
+        (Some(default), None | Some(Value::Null)) => Some(default),
+        (Some(_), Some(value)) => match value.as_i64() {
+            Some(-1) => None,
+            Some(seconds) if seconds > 0 => Some(seconds),
+            _ => {
+                return Err(invalid(format!(
+                    "\"ttl\" must be a positive integer or -1, not {value}"
+                )))
+            }
+        },
+    };
     let body = doc.to_string();
     if body.len() > MAX_DOCUMENT_BYTES {
         return Err(StoreError::TooLarge {
@@ -205,17 +252,7 @@ fn prepare(container: Container, doc: Value, now_ms: i64) -> Result<Incoming, St
             max: MAX_DOCUMENT_BYTES,
         });
     }
-    // Cosmos honours a document's `ttl` only when the container has TTL on.
-    let expires_at = container.default_ttl().and_then(|default| {
-        let ttl = doc.get("ttl").and_then(Value::as_i64).unwrap_or(default);
-        (ttl >= 0).then(|| now_ms.saturating_add(ttl.saturating_mul(1000)))
-    });
-    Ok(Incoming {
-        pk,
-        id,
-        body,
-        expires_at,
-    })
+    Ok(Incoming { pk, id, body, ttl })
 }
 
 fn live_etag(
@@ -242,6 +279,7 @@ fn write_document(
     now_ms: i64,
 ) -> Result<StoredDocument, StoreError> {
     let name = container.name();
+    // REPLACE deletes the document's previous log row, so the feed holds only its latest change.
     tx.prepare_cached("INSERT OR REPLACE INTO change_log (container, pk, id) VALUES (?1, ?2, ?3)")
         .map_err(backend)?
         .execute(params![name, doc.pk, doc.id])
@@ -249,20 +287,16 @@ fn write_document(
     let lsn = tx.last_insert_rowid();
     let etag = format!("\"{}\"", uuid::Uuid::new_v4());
     let ts = now_ms.div_euclid(1000);
+    let expires_at = doc
+        .ttl
+        .map(|seconds| now_ms.saturating_add(seconds.saturating_mul(1000)));
     tx.prepare_cached(
         "INSERT OR REPLACE INTO documents (container, pk, id, body, etag, ts, lsn, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .map_err(backend)?
     .execute(params![
-        name,
-        doc.pk,
-        doc.id,
-        doc.body,
-        etag,
-        ts,
-        lsn,
-        doc.expires_at
+        name, doc.pk, doc.id, doc.body, etag, ts, lsn, expires_at
     ])
     .map_err(backend)?;
     Ok(StoredDocument {
@@ -282,10 +316,6 @@ fn with_system_properties(body: &str, etag: &str, ts: i64, lsn: i64) -> Result<V
     Ok(value)
 }
 
-fn row_document(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-}
-
 fn precondition_failed(container: Container, id: &str) -> StoreError {
     StoreError::PreconditionFailed {
         container: container.name(),
@@ -293,178 +323,15 @@ fn precondition_failed(container: Container, id: &str) -> StoreError {
     }
 }
 
-/// `$.a.b` from a validated field.
-fn json_path(field: &super::Field) -> String {
-    let mut path = String::from("$");
-    for segment in field.segments() {
-        path.push('.');
-        path.push_str(segment);
-    }
-    path
-}
-
-/// A JSON scalar as the value `json_extract` would return for it.
-fn sql_value(value: &Value) -> Result<SqlValue, StoreError> {
-    Ok(match value {
-        Value::Null => SqlValue::Null,
-        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => SqlValue::Integer(i),
-            (None, Some(f)) => SqlValue::Real(f),
-            _ => return Err(StoreError::InvalidQuery(format!("unsupported number {n}"))),
-        },
-        Value::String(s) => SqlValue::Text(s.clone()),
-        Value::Array(_) | Value::Object(_) => {
-            return Err(StoreError::InvalidQuery(
-                "filter values must be scalars".into(),
-            ))
-        }
-    })
-}
-
-fn from_sql(value: SqlValue) -> Value {
-    match value {
-        SqlValue::Null => Value::Null,
-        SqlValue::Integer(i) => Value::from(i),
-        SqlValue::Real(f) => Value::from(f),
-        SqlValue::Text(s) => Value::String(s),
-        SqlValue::Blob(_) => Value::Null,
-    }
-}
-
-/// The keyset position after the last row of a page: its order-by values and id.
-fn encode_continuation(keys: &[Value], id: &str) -> String {
-    let token = serde_json::json!({ "k": keys, "id": id });
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
-}
-
-fn decode_continuation(
-    token: &str,
-    key_count: usize,
-) -> Result<(Vec<SqlValue>, String), StoreError> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| StoreError::BadContinuation)?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadContinuation)?;
-    let keys = value["k"].as_array().ok_or(StoreError::BadContinuation)?;
-    let id = value["id"].as_str().ok_or(StoreError::BadContinuation)?;
-    if keys.len() != key_count {
-        return Err(StoreError::BadContinuation);
-    }
-    let keys = keys
-        .iter()
-        .map(|k| match k {
-            Value::Null | Value::Array(_) | Value::Object(_) => Err(StoreError::BadContinuation),
-            other => sql_value(other).map_err(|_| StoreError::BadContinuation),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((keys, id.to_owned()))
-}
-
-/// Renders a `Query` to SQL with bound parameters only.
-fn render_query(
-    container: Container,
-    pk: &str,
-    query: &Query,
-    now_ms: i64,
-) -> Result<(String, Vec<SqlValue>), StoreError> {
-    if query.limit == 0 {
-        return Err(StoreError::InvalidQuery("limit must be at least 1".into()));
-    }
-    let mut sql = String::from("SELECT body, etag, ts, lsn, id");
-    for order in &query.order_by {
-        sql.push_str(&format!(
-            ", json_extract(body, '{}')",
-            json_path(&order.field)
-        ));
-    }
-    sql.push_str(
-        " FROM documents WHERE container = ? AND pk = ? AND (expires_at IS NULL OR expires_at > ?)",
-    );
-    let mut args = vec![
-        SqlValue::Text(container.name().to_owned()),
-        SqlValue::Text(pk.to_owned()),
-        SqlValue::Integer(now_ms),
-    ];
-    for filter in &query.filters {
-        let field = format!("json_extract(body, '{}')", json_path(&filter.field));
-        let mut compare = |op: &str, value: &Value| -> Result<(), StoreError> {
-            match sql_value(value)? {
-                SqlValue::Null if op == "=" => sql.push_str(&format!(" AND {field} IS NULL")),
-                SqlValue::Null if op == "<>" => sql.push_str(&format!(" AND {field} IS NOT NULL")),
-                SqlValue::Null => sql.push_str(" AND 0"),
-                bound => {
-                    sql.push_str(&format!(" AND {field} {op} ?"));
-                    args.push(bound);
-                }
-            }
-            Ok(())
-        };
-        match &filter.op {
-            FilterOp::Eq(v) => compare("=", v)?,
-            FilterOp::Ne(v) => compare("<>", v)?,
-            FilterOp::Lt(v) => compare("<", v)?,
-            FilterOp::Le(v) => compare("<=", v)?,
-            FilterOp::Gt(v) => compare(">", v)?,
-            FilterOp::Ge(v) => compare(">=", v)?,
-            FilterOp::In(values) if values.is_empty() => sql.push_str(" AND 0"),
-            FilterOp::In(values) => {
-                let marks = vec!["?"; values.len()].join(", ");
-                sql.push_str(&format!(" AND {field} IN ({marks})"));
-                for v in values {
-                    args.push(sql_value(v)?);
-                }
-            }
-            FilterOp::Defined(true) => sql.push_str(&format!(" AND {field} IS NOT NULL")),
-            FilterOp::Defined(false) => sql.push_str(&format!(" AND {field} IS NULL")),
-        }
-    }
-    // Keys: the order-by fields, then id in the direction of the last key.
-    let mut keys: Vec<(String, bool)> = query
-        .order_by
-        .iter()
-        .map(|o| {
-            (
-                format!("json_extract(body, '{}')", json_path(&o.field)),
-                o.descending,
-            )
-        })
-        .collect();
-    for (expr, _) in &keys {
-        sql.push_str(&format!(" AND {expr} IS NOT NULL"));
-    }
-    let id_descending = keys.last().map(|(_, d)| *d).unwrap_or(false);
-    keys.push(("id".to_owned(), id_descending));
-
-    if let Some(token) = &query.continuation {
-        let (mut values, id) = decode_continuation(token, query.order_by.len())?;
-        values.push(SqlValue::Text(id));
-        // (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...  with > or < per direction.
-        let mut clauses = Vec::new();
-        for i in 0..keys.len() {
-            let mut parts = Vec::new();
-            for (j, (expr, _)) in keys.iter().enumerate().take(i) {
-                parts.push(format!("{expr} = ?"));
-                args.push(values[j].clone());
-            }
-            let (expr, descending) = &keys[i];
-            parts.push(format!("{expr} {} ?", if *descending { "<" } else { ">" }));
-            args.push(values[i].clone());
-            clauses.push(format!("({})", parts.join(" AND ")));
-        }
-        sql.push_str(&format!(" AND ({})", clauses.join(" OR ")));
-    }
-    let order: Vec<String> = keys
-        .iter()
-        .map(|(expr, d)| format!("{expr} {}", if *d { "DESC" } else { "ASC" }))
-        .collect();
-    sql.push_str(&format!(" ORDER BY {} LIMIT ?", order.join(", ")));
-    args.push(SqlValue::Integer(
-        i64::try_from(query.limit)
-            .unwrap_or(i64::MAX)
-            .saturating_add(1),
-    ));
-    Ok((sql, args))
+/// The highest lsn ever handed out (0 before the first write); unlike `MAX(lsn)` it does not
+/// go back when the newest document is deleted.
+fn current_sequence(conn: &Connection) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0)",
+    )
+    .map_err(backend)?
+    .query_row([], |r| r.get(0))
+    .map_err(backend)
 }
 
 fn parse_position(continuation: &str) -> Result<i64, StoreError> {
@@ -473,6 +340,419 @@ fn parse_position(continuation: &str) -> Result<i64, StoreError> {
         .ok()
         .filter(|lsn| *lsn >= 0)
         .ok_or(StoreError::BadContinuation)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+
+/// How SQL refers to a queried field and to its JSON type.
+struct Operand {
+    value: String,
+    json_type: String,
+}
+
+impl Operand {
+    /// System properties live in columns (they are not in the stored body); everything else is
+    /// read from the body. Field paths are validated identifiers, so quoting them is safe.
+    fn of(field: &Field) -> Operand {
+        let column = |value: &str, json_type: &str| Operand {
+            value: value.to_owned(),
+            json_type: json_type.to_owned(),
+        };
+        match field.path() {
+            "id" => column("id", "'text'"),
+            "_etag" => column("etag", "'text'"),
+            "_ts" => column("ts", "'integer'"),
+            "_lsn" => column("lsn", "'integer'"),
+            _ => {
+                let mut path = String::from("$");
+                for segment in field.segments() {
+                    path.push('.');
+                    path.push_str(segment);
+                }
+                Operand {
+                    value: format!("json_extract(body, '{path}')"),
+                    json_type: format!("json_type(body, '{path}')"),
+                }
+            }
+        }
+    }
+}
+
+/// A scalar filter value as `json_extract` returns its kind (booleans are 0/1), with the JSON
+/// types it may be compared with: like Cosmos, values of different types never match (so a
+/// `true` does not equal `1`, nor a string sort against a number).
+fn typed_value(value: &Value) -> Result<Option<(&'static str, SqlValue)>, StoreError> {
+    Ok(Some(match value {
+        Value::Null => return Ok(None),
+        Value::Bool(b) => ("'true', 'false'", SqlValue::Integer(i64::from(*b))),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => ("'integer', 'real'", SqlValue::Integer(i)),
+            (None, Some(f)) => ("'integer', 'real'", SqlValue::Real(f)),
+            _ => return Err(StoreError::InvalidQuery(format!("unsupported number {n}"))),
+        },
+        Value::String(s) => ("'text'", SqlValue::Text(s.clone())),
+        Value::Array(_) | Value::Object(_) => {
+            return Err(StoreError::InvalidQuery(
+                "filter values must be scalars".into(),
+            ))
+        }
+    }))
+}
+
+fn comparison(
+    operand: &Operand,
+    op: &str,
+    value: &Value,
+    args: &mut Vec<SqlValue>,
+) -> Result<String, StoreError> {
+    let Operand {
+        value: v,
+        json_type,
+    } = operand;
+    Ok(match (typed_value(value)?, op) {
+        (None, "=") => format!("{v} IS NULL"),
+        (None, "<>") => format!("{v} IS NOT NULL"),
+        (None, _) => "0".to_owned(),
+        (Some((types, bound)), _) => {
+            args.push(bound);
+            format!("({json_type} IN ({types}) AND {v} {op} ?)")
+        }
+    })
+}
+
+fn membership(
+    operand: &Operand,
+    values: &[Value],
+    args: &mut Vec<SqlValue>,
+) -> Result<String, StoreError> {
+    // One typed IN per kind of value present, so mixed lists keep the no-cross-type rule.
+    let mut groups: Vec<(&'static str, Vec<SqlValue>)> = Vec::new();
+    let mut null = false;
+    for value in values {
+        match typed_value(value)? {
+            None => null = true,
+            Some((types, bound)) => match groups.iter_mut().find(|(t, _)| *t == types) {
+                Some((_, group)) => group.push(bound),
+                None => groups.push((types, vec![bound])),
+            },
+        }
+    }
+    let mut alternatives = Vec::new();
+    if null {
+        alternatives.push(format!("{} IS NULL", operand.value));
+    }
+    for (types, group) in groups {
+        let marks = vec!["?"; group.len()].join(", ");
+        alternatives.push(format!(
+            "({} IN ({types}) AND {} IN ({marks}))",
+            operand.json_type, operand.value
+        ));
+        args.extend(group);
+    }
+    Ok(if alternatives.is_empty() {
+        "0".to_owned()
+    } else {
+        format!("({})", alternatives.join(" OR "))
+    })
+}
+
+/// A query rendered to SQL: every value is a bound parameter.
+struct RenderedQuery {
+    sql: String,
+    args: Vec<SqlValue>,
+    /// Number of order-by key columns after the fixed `body, etag, ts, lsn, id`.
+    key_count: usize,
+    limit: usize,
+    /// Identifies the query's shape and parameters, so a token from another query is refused.
+    fingerprint: String,
+}
+
+/// FNV-1a: stable across builds and processes, unlike `std`'s hasher; this only needs to tell
+/// queries apart, not resist forgery (a forged token can only select rows the query allows).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.iter().chain(&[0xff]) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+fn sql_value_bytes(value: &SqlValue) -> Vec<u8> {
+    match value {
+        SqlValue::Null => vec![0],
+        SqlValue::Integer(i) => [&[1u8][..], &i.to_le_bytes()].concat(),
+        SqlValue::Real(f) => [&[2u8][..], &f.to_bits().to_le_bytes()].concat(),
+        SqlValue::Text(s) => [&[3u8][..], s.as_bytes()].concat(),
+        SqlValue::Blob(b) => [&[4u8][..], b].concat(),
+    }
+}
+
+fn render_query(
+    container: Container,
+    pk: &str,
+    query: &Query,
+    now_ms: i64,
+) -> Result<RenderedQuery, StoreError> {
+    if query.limit == 0 {
+        return Err(StoreError::InvalidQuery("limit must be at least 1".into()));
+    }
+    // Keys: the order-by fields, then id in the direction of the last key (a total order).
+    let mut keys: Vec<(Operand, bool)> = query
+        .order_by
+        .iter()
+        .map(|o| (Operand::of(&o.field), o.descending))
+        .collect();
+    let id_descending = keys.last().is_some_and(|(_, descending)| *descending);
+    keys.push((
+        Operand {
+            value: "id".into(),
+            json_type: "'text'".into(),
+        },
+        id_descending,
+    ));
+
+    let mut sql = String::from("SELECT body, etag, ts, lsn, id");
+    for (key, _) in &keys[..keys.len() - 1] {
+        sql.push_str(", ");
+        sql.push_str(&key.value);
+    }
+    sql.push_str(" FROM documents WHERE container = ? AND pk = ?");
+    let mut args = vec![
+        SqlValue::Text(container.name().to_owned()),
+        SqlValue::Text(pk.to_owned()),
+    ];
+    for filter in &query.filters {
+        let operand = Operand::of(&filter.field);
+        let condition = match &filter.op {
+            FilterOp::Eq(v) => comparison(&operand, "=", v, &mut args)?,
+            FilterOp::Ne(v) => comparison(&operand, "<>", v, &mut args)?,
+            FilterOp::Lt(v) => comparison(&operand, "<", v, &mut args)?,
+            FilterOp::Le(v) => comparison(&operand, "<=", v, &mut args)?,
+            FilterOp::Gt(v) => comparison(&operand, ">", v, &mut args)?,
+            FilterOp::Ge(v) => comparison(&operand, ">=", v, &mut args)?,
+            FilterOp::In(values) => membership(&operand, values, &mut args)?,
+            FilterOp::Defined(true) => format!("{} IS NOT NULL", operand.value),
+            FilterOp::Defined(false) => format!("{} IS NULL", operand.value),
+        };
+        sql.push_str(" AND ");
+        sql.push_str(&condition);
+    }
+    for (key, _) in &keys[..keys.len() - 1] {
+        sql.push_str(&format!(" AND {} IS NOT NULL", key.value));
+    }
+    let order: Vec<String> = keys
+        .iter()
+        .map(|(key, d)| format!("{} {}", key.value, if *d { "DESC" } else { "ASC" }))
+        .collect();
+    let order = order.join(", ");
+
+    let mut hashed: Vec<Vec<u8>> = vec![sql.as_bytes().to_vec(), order.as_bytes().to_vec()];
+    hashed.extend(args.iter().map(sql_value_bytes));
+    let fingerprint = format!(
+        "{:016x}",
+        fnv1a(&hashed.iter().map(Vec::as_slice).collect::<Vec<_>>())
+    );
+
+    sql.push_str(" AND (expires_at IS NULL OR expires_at > ?)");
+    args.push(SqlValue::Integer(now_ms));
+
+    if let Some(token) = &query.continuation {
+        let mut after = decode_continuation(token, &fingerprint, keys.len() - 1)?;
+        let same_direction = keys.iter().all(|(_, d)| *d == id_descending);
+        if same_direction {
+            let columns: Vec<&str> = keys.iter().map(|(k, _)| k.value.as_str()).collect();
+            let marks = vec!["?"; keys.len()].join(", ");
+            let op = if id_descending { "<" } else { ">" };
+            sql.push_str(&format!(" AND ({}) {op} ({marks})", columns.join(", ")));
+            args.append(&mut after);
+        } else {
+            // (k1 > v1) OR (k1 = v1 AND k2 < v2) OR ...: the row-value form needs one direction.
+            let mut alternatives = Vec::new();
+            for i in 0..keys.len() {
+                let mut parts = Vec::new();
+                for (j, (key, _)) in keys.iter().enumerate().take(i) {
+                    parts.push(format!("{} = ?", key.value));
+                    args.push(after[j].clone());
+                }
+                let (key, descending) = &keys[i];
+                let op = if *descending { "<" } else { ">" };
+                parts.push(format!("{} {op} ?", key.value));
+                args.push(after[i].clone());
+                alternatives.push(format!("({})", parts.join(" AND ")));
+            }
+            sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+        }
+    }
+    sql.push_str(&format!(" ORDER BY {order} LIMIT ?"));
+    args.push(SqlValue::Integer(
+        i64::try_from(query.limit)
+            .unwrap_or(i64::MAX)
+            .saturating_add(1),
+    ));
+    Ok(RenderedQuery {
+        sql,
+        args,
+        key_count: keys.len() - 1,
+        limit: query.limit,
+        fingerprint,
+    })
+}
+
+fn sql_to_json(value: SqlValue) -> Value {
+    match value {
+        SqlValue::Null | SqlValue::Blob(_) => Value::Null,
+        SqlValue::Integer(i) => Value::from(i),
+        SqlValue::Real(f) => Value::from(f),
+        SqlValue::Text(s) => Value::String(s),
+    }
+}
+
+/// The keyset position after the last row of a page: its order-by values and id, tied to the
+/// query that produced it.
+fn encode_continuation(fingerprint: &str, keys: Vec<Value>, id: &str) -> String {
+    let token = serde_json::json!({ "v": TOKEN_VERSION, "q": fingerprint, "k": keys, "id": id });
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
+}
+
+/// The bound values (order keys, then id) to continue after, or `BadContinuation` for any token
+/// this query did not issue.
+fn decode_continuation(
+    token: &str,
+    fingerprint: &str,
+    key_count: usize,
+) -> Result<Vec<SqlValue>, StoreError> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| StoreError::BadContinuation)?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadContinuation)?;
+    if value.get("v").and_then(Value::as_u64) != Some(TOKEN_VERSION)
+        || value.get("q").and_then(Value::as_str) != Some(fingerprint)
+    {
+        return Err(StoreError::BadContinuation);
+    }
+    let keys = value
+        .get("k")
+        .and_then(Value::as_array)
+        .filter(|keys| keys.len() == key_count)
+        .ok_or(StoreError::BadContinuation)?;
+    let id = value
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or(StoreError::BadContinuation)?;
+    let mut bound = keys
+        .iter()
+        .map(|key| match typed_value(key) {
+            // Order keys are never null (rows without them are excluded).
+            Ok(Some((_, v))) => Ok(v),
+            _ => Err(StoreError::BadContinuation),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    bound.push(SqlValue::Text(id.to_owned()));
+    Ok(bound)
+}
+
+fn run_query(conn: &Connection, query: RenderedQuery) -> Result<Page, StoreError> {
+    let mut statement = conn.prepare_cached(&query.sql).map_err(backend)?;
+    let mut rows = statement
+        .query(params_from_iter(query.args.iter()))
+        .map_err(backend)?;
+    let mut items = Vec::new();
+    let mut last: Option<(Vec<Value>, String)> = None;
+    let mut more = false;
+    while let Some(row) = rows.next().map_err(backend)? {
+        if items.len() == query.limit {
+            more = true;
+            break;
+        }
+        let body: String = row.get(0).map_err(backend)?;
+        let etag: String = row.get(1).map_err(backend)?;
+        let ts: i64 = row.get(2).map_err(backend)?;
+        let lsn: i64 = row.get(3).map_err(backend)?;
+        items.push(with_system_properties(&body, &etag, ts, lsn)?);
+        if items.len() == query.limit {
+            // Only the last row of a page needs its keys, for the continuation.
+            let id: String = row.get(4).map_err(backend)?;
+            let keys = (0..query.key_count)
+                .map(|i| {
+                    row.get::<_, SqlValue>(5 + i)
+                        .map(sql_to_json)
+                        .map_err(backend)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            last = Some((keys, id));
+        }
+    }
+    let continuation = match (more, last) {
+        (true, Some((keys, id))) => Some(encode_continuation(&query.fingerprint, keys, &id)),
+        _ => None,
+    };
+    Ok(Page {
+        items,
+        continuation,
+    })
+}
+
+fn read_feed(
+    conn: &mut Connection,
+    container: Container,
+    from: &FeedPosition,
+    max_items: usize,
+    now_ms: i64,
+) -> Result<ChangeFeedPage, StoreError> {
+    // One snapshot for the sequence check and the scan.
+    let tx = conn.transaction().map_err(backend)?;
+    let sequence = current_sequence(&tx)?;
+    let after = match from {
+        FeedPosition::Beginning => 0,
+        FeedPosition::Now => sequence,
+        FeedPosition::Continuation(c) => match parse_position(c)? {
+            // Not issued by this file (positions never pass the sequence): resuming there
+            // would silently skip everything until the sequence caught up.
+            position if position > sequence => return Err(StoreError::BadContinuation),
+            position => position,
+        },
+    };
+    let mut documents = Vec::new();
+    let mut position = after;
+    if max_items > 0 && after < sequence {
+        let mut statement = tx
+            .prepare_cached(
+                "SELECT c.lsn, d.expires_at, d.body, d.etag, d.ts FROM change_log c
+                 JOIN documents d ON d.container = c.container AND d.pk = c.pk AND d.id = c.id
+                 WHERE c.container = ?1 AND c.lsn > ?2 ORDER BY c.lsn",
+            )
+            .map_err(backend)?;
+        let mut rows = statement
+            .query(params![container.name(), after])
+            .map_err(backend)?;
+        let scan_limit = max_items.saturating_add(EXPIRED_SCAN_ALLOWANCE);
+        let mut scanned = 0;
+        while documents.len() < max_items && scanned < scan_limit {
+            let Some(row) = rows.next().map_err(backend)? else {
+                break;
+            };
+            scanned += 1;
+            let lsn: i64 = row.get(0).map_err(backend)?;
+            // Expired documents are not delivered, but the position moves past them.
+            position = lsn;
+            let expires_at: Option<i64> = row.get(1).map_err(backend)?;
+            if expires_at.is_some_and(|at| at <= now_ms) {
+                continue;
+            }
+            let body: String = row.get(2).map_err(backend)?;
+            let etag: String = row.get(3).map_err(backend)?;
+            let ts: i64 = row.get(4).map_err(backend)?;
+            documents.push(with_system_properties(&body, &etag, ts, lsn)?);
+        }
+    }
+    Ok(ChangeFeedPage {
+        documents,
+        continuation: position.to_string(),
+    })
 }
 
 #[async_trait]
@@ -489,13 +769,16 @@ impl Store for SqliteStore {
     ) -> Result<Option<StoredDocument>, StoreError> {
         let (pk, id) = (partition_key.to_owned(), id.to_owned());
         self.read_with(move |conn, now| {
-            let row = conn
+            let row: Option<(String, String, i64, i64)> = conn
                 .prepare_cached(
-                    "SELECT body, etag, ts, lsn FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3
+                    "SELECT body, etag, ts, lsn FROM documents
+                     WHERE container = ?1 AND pk = ?2 AND id = ?3
                      AND (expires_at IS NULL OR expires_at > ?4)",
                 )
                 .map_err(backend)?
-                .query_row(params![container.name(), pk, id, now], row_document)
+                .query_row(params![container.name(), pk, id, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
                 .optional()
                 .map_err(backend)?;
             row.map(|(body, etag, ts, lsn)| {
@@ -510,8 +793,9 @@ impl Store for SqliteStore {
     }
 
     async fn create(&self, container: Container, doc: Value) -> Result<StoredDocument, StoreError> {
-        let doc = prepare(container, doc, self.clock.now().epoch_millis())?;
+        let doc = prepare(container, doc)?;
         self.write_with(move |tx, now| {
+            // An expired document still in the table does not count: it is replaced.
             if live_etag(tx, container, &doc.pk, &doc.id, now)?.is_some() {
                 return Err(StoreError::Conflict {
                     container: container.name(),
@@ -529,7 +813,7 @@ impl Store for SqliteStore {
         doc: Value,
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
-        let doc = prepare(container, doc, self.clock.now().epoch_millis())?;
+        let doc = prepare(container, doc)?;
         let if_match = if_match.cloned();
         self.write_with(move |tx, now| {
             if let Some(expected) = if_match {
@@ -550,7 +834,7 @@ impl Store for SqliteStore {
         doc: Value,
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
-        let doc = prepare(container, doc, self.clock.now().epoch_millis())?;
+        let doc = prepare(container, doc)?;
         let if_match = if_match.cloned();
         self.write_with(move |tx, now| {
             match live_etag(tx, container, &doc.pk, &doc.id, now)? {
@@ -605,50 +889,14 @@ impl Store for SqliteStore {
         partition_key: &str,
         query: &Query,
     ) -> Result<Page, StoreError> {
-        let (sql, args) = render_query(
+        let rendered = render_query(
             container,
             partition_key,
             query,
             self.clock.now().epoch_millis(),
         )?;
-        let limit = query.limit;
-        let key_count = query.order_by.len();
-        self.read_with(move |conn, _| {
-            let mut statement = conn.prepare_cached(&sql).map_err(backend)?;
-            let mut rows = statement
-                .query(params_from_iter(args.iter()))
-                .map_err(backend)?;
-            let mut items = Vec::new();
-            let mut last_keys: Option<(Vec<Value>, String)> = None;
-            let mut more = false;
-            while let Some(row) = rows.next().map_err(backend)? {
-                if items.len() == limit {
-                    more = true;
-                    break;
-                }
-                let (body, etag, ts, lsn): (String, String, i64, i64) = (
-                    row.get(0).map_err(backend)?,
-                    row.get(1).map_err(backend)?,
-                    row.get(2).map_err(backend)?,
-                    row.get(3).map_err(backend)?,
-                );
-                let id: String = row.get(4).map_err(backend)?;
-                let keys = (0..key_count)
-                    .map(|i| row.get::<_, SqlValue>(5 + i).map(from_sql).map_err(backend))
-                    .collect::<Result<Vec<_>, _>>()?;
-                items.push(with_system_properties(&body, &etag, ts, lsn)?);
-                last_keys = Some((keys, id));
-            }
-            let continuation = match (more, last_keys) {
-                (true, Some((keys, id))) => Some(encode_continuation(&keys, &id)),
-                _ => None,
-            };
-            Ok(Page {
-                items,
-                continuation,
-            })
-        })
-        .await
+        self.read_with(move |conn, _| run_query(conn, rendered))
+            .await
     }
 
     async fn read_change_feed(
@@ -658,50 +906,8 @@ impl Store for SqliteStore {
         max_items: usize,
     ) -> Result<ChangeFeedPage, StoreError> {
         let from = from.clone();
-        let max_items = i64::try_from(max_items.max(1)).unwrap_or(i64::MAX);
-        self.read_with(move |conn, now| {
-            let after = match &from {
-                FeedPosition::Beginning => 0,
-                FeedPosition::Continuation(c) => parse_position(c)?,
-                FeedPosition::Now => conn
-                    .query_row("SELECT COALESCE(MAX(lsn), 0) FROM change_log", [], |r| {
-                        r.get(0)
-                    })
-                    .map_err(backend)?,
-            };
-            // Read the change-log window first so expired documents still advance the position.
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT c.lsn, d.body, d.etag, d.ts, d.expires_at FROM change_log c
-                     JOIN documents d ON d.container = c.container AND d.pk = c.pk AND d.id = c.id
-                     WHERE c.container = ?1 AND c.lsn > ?2 ORDER BY c.lsn LIMIT ?3",
-                )
-                .map_err(backend)?;
-            let mut rows = statement
-                .query(params![container.name(), after, max_items])
-                .map_err(backend)?;
-            let mut documents = Vec::new();
-            let mut position = after;
-            while let Some(row) = rows.next().map_err(backend)? {
-                let lsn: i64 = row.get(0).map_err(backend)?;
-                position = lsn;
-                let expires_at: Option<i64> = row.get(4).map_err(backend)?;
-                if expires_at.is_some_and(|at| at <= now) {
-                    continue;
-                }
-                let (body, etag, ts): (String, String, i64) = (
-                    row.get(1).map_err(backend)?,
-                    row.get(2).map_err(backend)?,
-                    row.get(3).map_err(backend)?,
-                );
-                documents.push(with_system_properties(&body, &etag, ts, lsn)?);
-            }
-            Ok(ChangeFeedPage {
-                documents,
-                continuation: position.to_string(),
-            })
-        })
-        .await
+        self.read_with(move |conn, now| read_feed(conn, container, &from, max_items, now))
+            .await
     }
 
     async fn pending_changes(
@@ -725,17 +931,20 @@ impl Store for SqliteStore {
         self.write_with(|tx, now| {
             tx.prepare_cached(
                 "DELETE FROM change_log WHERE (container, pk, id) IN
-                 (SELECT container, pk, id FROM documents WHERE expires_at IS NOT NULL AND expires_at <= ?1)",
+                 (SELECT container, pk, id FROM documents
+                  WHERE expires_at IS NOT NULL AND expires_at <= ?1)",
             )
             .map_err(backend)?
             .execute(params![now])
             .map_err(backend)?;
             let removed = tx
-                .prepare_cached("DELETE FROM documents WHERE expires_at IS NOT NULL AND expires_at <= ?1")
+                .prepare_cached(
+                    "DELETE FROM documents WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                )
                 .map_err(backend)?
                 .execute(params![now])
                 .map_err(backend)?;
-            Ok(removed as u64)
+            Ok(u64::try_from(removed).unwrap_or(u64::MAX))
         })
         .await
     }
@@ -744,16 +953,20 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::clock::{ManualClock, SystemClock};
     use crate::model::Timestamp;
     use crate::store::conformance;
     use serde_json::json;
 
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(
+            Timestamp::parse("2025-01-01T00:00:00Z").unwrap(),
+        ))
+    }
+
     fn fresh() -> (tempfile::TempDir, Arc<ManualClock>, Arc<dyn Store>) {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(
-            Timestamp::parse("2025-01-01T00:00:00Z").unwrap(),
-        ));
+        let clock = clock();
         let store = SqliteStore::open(&dir.path().join("t.db"), clock.clone()).unwrap();
         (dir, clock, Arc::new(store))
     }
@@ -774,8 +987,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn conformance_ordering_with_ties() {
+        conformance::ordering_with_ties(fresh().2).await;
+    }
+
+    #[tokio::test]
     async fn conformance_pagination() {
         conformance::pagination_is_complete_and_stable(fresh().2).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_partition_isolation() {
+        conformance::partition_isolation(fresh().2).await;
     }
 
     #[tokio::test]
@@ -790,6 +1013,169 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn conformance_change_feed_steps_over_expired() {
+        let (_dir, clock, store) = fresh();
+        conformance::change_feed_steps_over_expired_documents(store, &clock).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_concurrent_writers() {
+        conformance::concurrent_writers_and_optimistic_concurrency(fresh().2).await;
+    }
+
+    #[test]
+    fn open_creates_parent_directories_wal_and_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/deeper/store.db");
+        let store = SqliteStore::open(&path, clock()).unwrap();
+        let writer = store.writer.lock().unwrap();
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let version: i64 = writer
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        drop(writer);
+        drop(store);
+        // A file from a newer build is refused rather than misread.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path, clock()),
+            Err(StoreError::Backend(_))
+        ));
+    }
+
+    #[test]
+    fn busy_and_locked_are_transient() {
+        let error = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        assert!(backend(error(rusqlite::ffi::SQLITE_BUSY)).is_transient());
+        assert!(backend(error(rusqlite::ffi::SQLITE_LOCKED)).is_transient());
+        assert!(!backend(error(rusqlite::ffi::SQLITE_CORRUPT)).is_transient());
+    }
+
+    #[test]
+    fn a_locked_file_reports_unavailable_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path, clock()).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // Shorten the wait so the test is quick; production waits BUSY_TIMEOUT.
+        store
+            .writer
+            .lock()
+            .unwrap()
+            .busy_timeout(std::time::Duration::from_millis(50))
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let result = runtime.block_on(store.upsert(Container::Leases, json!({"id": "x"}), None));
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
+        other.execute_batch("ROLLBACK").unwrap();
+        runtime
+            .block_on(store.upsert(Container::Leases, json!({"id": "x"}), None))
+            .unwrap();
+    }
+
+    #[test]
+    fn query_sql_binds_every_value() {
+        let evil = "x'); DROP TABLE documents; --";
+        let query = Query::new(10)
+            .filter("status", FilterOp::Eq(json!(evil)))
+            .filter("n", FilterOp::In(vec![json!(1), json!(evil), json!(null)]))
+            .order_by("data.startedAt", true)
+            .order_by("n", false);
+        let rendered = render_query(Container::Executions, evil, &query, 0).unwrap();
+        assert!(!rendered.sql.contains("DROP"), "{}", rendered.sql);
+        assert!(rendered
+            .sql
+            .contains("json_extract(body, '$.data.startedAt')"));
+        let placeholders = rendered.sql.matches('?').count();
+        assert_eq!(placeholders, rendered.args.len(), "{}", rendered.sql);
+        // Array and object values have no SQL form: refused, not stringified.
+        let nested = Query::new(1).filter("n", FilterOp::Eq(json!({"a": 1})));
+        assert!(matches!(
+            render_query(Container::Executions, "p", &nested, 0),
+            Err(StoreError::InvalidQuery(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn continuation_tokens_are_tied_to_their_query() {
+        let (_dir, _clock, store) = fresh();
+        let c = Container::Executions;
+        for i in 0..5 {
+            let doc = json!({"id": format!("d{i}"), "scope": "GLOBAL", "n": i, "m": i});
+            store.upsert(c, doc, None).await.unwrap();
+        }
+        let by_n = Query::new(2).order_by("n", false);
+        let token = store.query(c, "GLOBAL", &by_n).await.unwrap().continuation;
+        assert!(token.is_some());
+        // Same shape, other field / other direction / other partition / other filter value.
+        for other in [
+            Query::new(2).order_by("m", false),
+            Query::new(2).order_by("n", true),
+            Query::new(2)
+                .filter("n", FilterOp::Ge(json!(0)))
+                .order_by("n", false),
+        ] {
+            assert!(matches!(
+                store.query(c, "GLOBAL", &other.after(token.clone())).await,
+                Err(StoreError::BadContinuation)
+            ));
+        }
+        assert!(matches!(
+            store
+                .query(c, "other", &by_n.clone().after(token.clone()))
+                .await,
+            Err(StoreError::BadContinuation)
+        ));
+        // The page size may change between pages.
+        let rest = store
+            .query(
+                c,
+                "GLOBAL",
+                &Query::new(10).order_by("n", false).after(token),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rest.items.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn feed_positions_the_file_never_issued_are_refused() {
+        let (_dir, _clock, store) = fresh();
+        let c = Container::Leases;
+        store.upsert(c, json!({"id": "a"}), None).await.unwrap();
+        for bad in ["999999", "-1", "1.5", "", "abc"] {
+            assert!(
+                matches!(
+                    store
+                        .read_change_feed(c, &FeedPosition::Continuation(bad.into()), 10)
+                        .await,
+                    Err(StoreError::BadContinuation)
+                ),
+                "{bad:?}"
+            );
+        }
+        let page = store
+            .read_change_feed(c, &FeedPosition::Beginning, 0)
+            .await
+            .unwrap();
+        assert!(page.documents.is_empty());
+        assert_eq!(page.continuation, "0");
+    }
+
+    #[tokio::test]
     async fn positions_survive_reopen_and_are_never_reused() {
         let (dir, clock, store) = fresh();
         let c = Container::ExecutionData;
@@ -799,45 +1185,78 @@ mod tests {
         let position = newest.body["_lsn"].as_i64().unwrap();
         // Deleting the newest document must not let its position be handed out again.
         store.delete(c, "e", "b", None).await.unwrap();
+        let now = store
+            .read_change_feed(c, &FeedPosition::Now, 10)
+            .await
+            .unwrap();
+        assert_eq!(now.continuation, position.to_string());
         drop(store);
         let reopened = SqliteStore::open(&dir.path().join("t.db"), clock).unwrap();
+        assert!(reopened.read(c, "e", "a").await.unwrap().is_some());
         let next = reopened.upsert(c, doc("c"), None).await.unwrap();
         assert!(next.body["_lsn"].as_i64().unwrap() > position);
         let page = reopened
-            .read_change_feed(c, &FeedPosition::Continuation(position.to_string()), 10)
+            .read_change_feed(c, &FeedPosition::Continuation(now.continuation), 10)
             .await
             .unwrap();
         assert_eq!(page.documents.len(), 1);
         assert_eq!(page.documents[0]["id"], "c");
-        assert!(reopened.read(c, "e", "a").await.unwrap().is_some());
+        assert_eq!(page.continuation, next.body["_lsn"].to_string());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_stores_on_one_file_write_concurrently_and_the_feed_sees_each_once() {
+        const WRITERS: usize = 8;
+        const PER_WRITER: usize = 100;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shared.db");
-        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        // Two stores = two sets of connections, which is what a second process amounts to.
         let first: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, clock.clone()).unwrap());
-        let second: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, clock).unwrap());
+        let second: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, clock.clone()).unwrap());
         let mut tasks = Vec::new();
-        for writer in 0..8 {
+        for writer in 0..WRITERS {
             let store = if writer % 2 == 0 {
                 first.clone()
             } else {
                 second.clone()
             };
             tasks.push(tokio::spawn(async move {
-                for i in 0..100 {
+                for i in 0..PER_WRITER {
                     let doc = json!({"id": format!("w{writer}-{i}"), "executionId": format!("e{writer}")});
-                    store.upsert(Container::ExecutionData, doc, None).await.unwrap();
+                    store
+                        .upsert(Container::ExecutionData, doc, None)
+                        .await
+                        .unwrap();
                 }
             }));
         }
-        // Read the feed while the writes happen, from the other "process".
+        // Plain OS threads through a third store, as `simulate` would write from its own runtime.
+        let third = Arc::new(SqliteStore::open(&path, clock).unwrap());
+        let threads: Vec<_> = (0..2)
+            .map(|t| {
+                let store = third.clone();
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    for i in 0..PER_WRITER {
+                        let doc =
+                            json!({"id": format!("t{t}-{i}"), "executionId": format!("t{t}")});
+                        runtime
+                            .block_on(store.upsert(Container::ExecutionData, doc, None))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let total = (WRITERS + 2) * PER_WRITER;
+        // Read the feed while the writes happen, through one of the stores.
         let mut seen = Vec::new();
+        let mut last_lsn = 0;
         let mut position = FeedPosition::Beginning;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while seen.len() < 800 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while seen.len() < total {
             assert!(
                 std::time::Instant::now() < deadline,
                 "feed stalled at {}",
@@ -847,19 +1266,33 @@ mod tests {
                 .read_change_feed(Container::ExecutionData, &position, 64)
                 .await
                 .unwrap();
-            seen.extend(
-                page.documents
-                    .iter()
-                    .map(|d| d["id"].as_str().unwrap().to_owned()),
-            );
+            for doc in &page.documents {
+                let lsn = doc["_lsn"].as_i64().unwrap();
+                assert!(lsn > last_lsn, "feed went backwards");
+                last_lsn = lsn;
+                seen.push(doc["id"].as_str().unwrap().to_owned());
+            }
             position = FeedPosition::Continuation(page.continuation);
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         for task in tasks {
             task.await.unwrap();
         }
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let rest = second
+            .read_change_feed(Container::ExecutionData, &position, 64)
+            .await
+            .unwrap();
+        assert!(rest.documents.is_empty(), "more than {total} changes");
         let unique: std::collections::BTreeSet<_> = seen.iter().collect();
-        assert_eq!(seen.len(), 800, "duplicates in the feed");
-        assert_eq!(unique.len(), 800);
+        assert_eq!(seen.len(), total);
+        assert_eq!(unique.len(), total, "duplicates in the feed");
+        let stored = first
+            .query(Container::ExecutionData, "t1", &Query::new(1000))
+            .await
+            .unwrap();
+        assert_eq!(stored.items.len(), PER_WRITER);
     }
 }
