@@ -31,6 +31,18 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Generate host.json, local.settings.json.example and <Name>/function.json from the registry.
     Functions(FunctionsArgs),
+    /// Assemble the deployable app root (OUT/app) and OUT/bifrost-workers.zip for config-zip deployment.
+    Package(PackageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// Output directory.
+    #[arg(long, default_value = "dist")]
+    pub out: PathBuf,
+    /// The linux-x64 binary to ship (default: this executable; build it with `cargo build --release`).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

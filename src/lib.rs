@@ -8,6 +8,7 @@ pub mod deadletter;
 pub mod functions;
 pub mod host;
 pub mod model;
+pub mod package;
 pub mod realtime;
 pub mod serve;
 pub mod simulate;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use bifrost_workers::cli::{Cli, Command, FunctionsArgs, SimulateArgs};
+use bifrost_workers::cli::{Cli, Command, FunctionsArgs, PackageArgs, SimulateArgs};
 use bifrost_workers::clock::{Clock, SystemClock};
 use bifrost_workers::config::RuntimeConfig;
 use bifrost_workers::host::{function_json, handler, registry};
@@ -79,7 +79,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             run_simulate(args).await
         }
         Command::Functions(args) => run_functions(args),
+        Command::Package(args) => run_package(args),
     }
+}
+
+fn run_package(args: PackageArgs) -> anyhow::Result<()> {
+    let binary = match args.binary {
+        Some(path) => path,
+        None => std::env::current_exe().context("locating this executable")?,
+    };
+    let report = bifrost_workers::package::package(&args.out, &binary, &registry::registry())?;
+    println!("app root: {}", report.app_root.display());
+    for entry in &report.entries {
+        println!("  {entry}");
+    }
+    println!("zip: {}", report.zip.display());
+    println!("binary: {} bytes", report.binary_bytes);
+    Ok(())
 }
 
 async fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {

@@ -3,4 +3,5 @@
 mod cli;
 mod handler;
 mod helpers;
+mod package;
 mod serve;

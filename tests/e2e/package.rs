@@ -1,0 +1,123 @@
+//! `package`: the deploy root has exactly host.json, one folder per function and the binary, the
+//! zip carries the same with the execute bit, and the packaged binary runs `handler`.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::time::Duration;
+
+use crate::helpers::{free_port, run, temp_dir, wait_for_root};
+
+#[test]
+fn package_layout_zip_and_the_packaged_binary_answers() {
+    let out = temp_dir();
+    let result = run(&["package", "--out", out.path().to_str().unwrap()]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+
+    let root = out.path().join("app");
+    let mut found = BTreeSet::new();
+    for entry in walk(&root) {
+        found.insert(
+            entry
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/"),
+        );
+    }
+    let expected: BTreeSet<String> = [
+        "bifrost-workers",
+        "host.json",
+        "Health/function.json",
+        "LogStream/function.json",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(found, expected, "the app root holds exactly these files");
+    // The same bytes as the checked-in functions/ folder.
+    let checked_in = concat!(env!("CARGO_MANIFEST_DIR"), "/functions");
+    for file in [
+        "host.json",
+        "LogStream/function.json",
+        "Health/function.json",
+    ] {
+        assert_eq!(
+            std::fs::read(root.join(file)).unwrap(),
+            std::fs::read(format!("{checked_in}/{file}")).unwrap(),
+            "{file}"
+        );
+    }
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.join("bifrost-workers"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "binary must be executable");
+    }
+
+    let zip_file = std::fs::File::open(out.path().join("bifrost-workers.zip")).unwrap();
+    let mut archive = zip::ZipArchive::new(zip_file).unwrap();
+    let names: BTreeSet<String> = archive
+        .file_names()
+        .map(|n| n.unwrap().into_owned())
+        .collect();
+    assert_eq!(names, expected);
+    let mut binary = archive.by_name("bifrost-workers").unwrap();
+    assert_eq!(binary.unix_mode().map(|m| m & 0o777), Some(0o755));
+    let mut bytes = Vec::new();
+    binary.read_to_end(&mut bytes).unwrap();
+    assert_eq!(bytes, std::fs::read(root.join("bifrost-workers")).unwrap());
+
+    // The packaged binary starts as the host would start it, from the app root.
+    let port = free_port();
+    let data = temp_dir();
+    let mut child = std::process::Command::new(root.join("bifrost-workers"))
+        .arg("handler")
+        .current_dir(&root)
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("BIFROST_DATA", data.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = wait_for_root(port, Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "packaged binary did not answer GET /");
+}
+
+#[test]
+fn package_refuses_a_binary_that_cannot_run_in_azure() {
+    let out = temp_dir();
+    let fake = out.path().join("not-elf");
+    std::fs::write(&fake, b"#!/bin/sh\necho hi\n").unwrap();
+    let result = run(&[
+        "package",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--binary",
+        fake.to_str().unwrap(),
+    ]);
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("not a Linux (ELF) executable"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
