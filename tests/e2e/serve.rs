@@ -180,3 +180,55 @@ async fn killed_mid_stream_and_restarted_nothing_is_skipped() {
         total as u64 - EXECUTIONS as u64 * LOGS
     );
 }
+
+#[test]
+fn demo_streams_logs_to_stdout() {
+    use std::io::{BufRead, BufReader};
+    let data = temp_dir();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .env_remove("BIFROST_SIGNALR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve --demo");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("first line");
+    assert!(
+        first.starts_with("listening on http://127.0.0.1:"),
+        "{first}"
+    );
+    // Each simulated execution's logs arrive through the change feed, in sequence order.
+    let mut per_execution: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while per_execution.values().map(Vec::len).sum::<usize>() < 30 {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(remaining).expect("demo logs keep coming");
+        // `[3f0c2a1e] #12   info    step 12 of 40`
+        if let Some((execution, rest)) = line.strip_prefix('[').and_then(|l| l.split_once("] #")) {
+            let sequence: u64 = rest.split_whitespace().next().unwrap().parse().unwrap();
+            per_execution
+                .entry(execution.to_owned())
+                .or_default()
+                .push(sequence);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for (execution, sequences) in &per_execution {
+        let expected: Vec<u64> = (1..=sequences.len() as u64).collect();
+        assert_eq!(sequences, &expected, "execution {execution}");
+    }
+}
