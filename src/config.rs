@@ -1,7 +1,6 @@
 //! Configuration: every setting the binary reads, in one list (the source of
 //! `local.settings.json.example` and the README table), and the typed, validated runtime config.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
@@ -87,7 +86,6 @@ pub fn store_url(explicit: Option<&StoreUrl>, data_dir: &std::path::Path) -> Sto
 pub struct RuntimeConfig {
     pub store: StoreUrl,
     pub realtime: SinkTarget,
-    pub data_dir: PathBuf,
 }
 
 impl RuntimeConfig {

@@ -43,7 +43,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = RuntimeConfig {
                 store: args.store.url(),
                 realtime: args.signalr,
-                data_dir: args.store.data,
             };
             handler::run(args.port, config).await
         }
@@ -65,7 +64,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = RuntimeConfig {
                 store: args.store.url(),
                 realtime: args.signalr.unwrap_or(default_sink),
-                data_dir: args.store.data,
             };
             serve::run(ServeOptions {
                 listen: args.listen,
