@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{AppContext, BatchHandler, FunctionError};
@@ -36,7 +37,7 @@ pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>)
     let mut executions: BTreeMap<String, PerExecution> = BTreeMap::new();
     let mut skipped = Vec::new();
     for raw in documents {
-        let doc = match serde_json::from_value::<ExecutionDataDoc>(raw.clone()) {
+        let doc = match ExecutionDataDoc::deserialize(raw) {
             Ok(doc) => doc,
             Err(e) => {
                 let id = raw.get("id").and_then(Value::as_str).unwrap_or("<no id>");
