@@ -205,6 +205,8 @@ impl SqliteStore {
 struct Incoming {
     pk: String,
     id: String,
+    /// The document as written, kept so the reply needs no re-parse of `body`.
+    doc: Value,
     body: String,
     /// Seconds until expiry; `None` never expires.
     ttl: Option<i64>,
@@ -252,7 +254,13 @@ fn prepare(container: Container, doc: Value) -> Result<Incoming, StoreError> {
             max: MAX_DOCUMENT_BYTES,
         });
     }
-    Ok(Incoming { pk, id, body, ttl })
+    Ok(Incoming {
+        pk,
+        id,
+        doc,
+        body,
+        ttl,
+    })
 }
 
 fn live_etag(
@@ -299,20 +307,27 @@ fn write_document(
         name, doc.pk, doc.id, doc.body, etag, ts, lsn, expires_at
     ])
     .map_err(backend)?;
+    let mut body = doc.doc;
+    insert_system_properties(&mut body, &etag, ts, lsn);
     Ok(StoredDocument {
-        body: with_system_properties(&doc.body, &etag, ts, lsn)?,
+        body,
         etag: ETag(etag),
     })
 }
 
-fn with_system_properties(body: &str, etag: &str, ts: i64, lsn: i64) -> Result<Value, StoreError> {
-    let mut value: Value = serde_json::from_str(body)
-        .map_err(|e| StoreError::Backend(format!("stored body is not JSON: {e}")))?;
-    if let Value::Object(map) = &mut value {
+fn insert_system_properties(value: &mut Value, etag: &str, ts: i64, lsn: i64) {
+    if let Value::Object(map) = value {
         map.insert("_etag".into(), Value::String(etag.to_owned()));
         map.insert("_ts".into(), Value::from(ts));
         map.insert("_lsn".into(), Value::from(lsn));
     }
+}
+
+/// A stored body as returned to callers: parsed, with its system properties.
+fn with_system_properties(body: &str, etag: &str, ts: i64, lsn: i64) -> Result<Value, StoreError> {
+    let mut value: Value = serde_json::from_str(body)
+        .map_err(|e| StoreError::Backend(format!("stored body is not JSON: {e}")))?;
+    insert_system_properties(&mut value, etag, ts, lsn);
     Ok(value)
 }
 
