@@ -50,6 +50,7 @@ pub fn package(
     let binary =
         fs::read(binary_path).with_context(|| format!("reading {}", binary_path.display()))?;
     check_linux_x64(&binary, binary_path)?;
+    let binary_bytes = binary.len() as u64;
 
     let app_root = out.join(APP_DIR);
     if app_root.exists() {
@@ -80,11 +81,7 @@ pub fn package(
     Ok(PackageReport {
         app_root,
         zip: zip_path,
-        binary_bytes: files
-            .iter()
-            .find(|(name, _)| name == EXECUTABLE)
-            .map(|(_, b)| b.len() as u64)
-            .unwrap_or(0),
+        binary_bytes,
         entries: files.into_iter().map(|(name, _)| name).collect(),
     })
 }
