@@ -33,6 +33,60 @@ pub enum Command {
     Functions(FunctionsArgs),
     /// Assemble the deployable app root (OUT/app) and OUT/bifrost-workers.zip for config-zip deployment.
     Package(PackageArgs),
+    /// Copy legacy Table/Blob Storage executions into the store: idempotent, resumable, verifiable.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Legacy storage connection string (`UseDevelopmentStorage=true`, `AccountName=…;AccountKey=…`
+    /// with optional `TableEndpoint`/`BlobEndpoint`, or a `SharedAccessSignature`).
+    #[arg(long, env = "BIFROST_MIGRATE_FROM", hide_env_values = true)]
+    pub from: String,
+    /// Target store URL, the same syntax as --store (default: sqlite:<data>/bifrost.db).
+    #[arg(long)]
+    pub to: Option<StoreUrl>,
+    /// Directory of the embedded target store (used when --to is not given).
+    #[arg(long, env = DATA_ENV, default_value = "data")]
+    pub data: PathBuf,
+    /// Read, map and compare, but write nothing (the summary says what would be written).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only executions started at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub since: Option<crate::model::Timestamp>,
+    /// Only this scope: GLOBAL, org-<uuid> or a legacy org uuid.
+    #[arg(long, value_parser = parse_legacy_scope)]
+    pub scope: Option<Scope>,
+    /// Continue an interrupted run from its checkpoint (same --from, --scope and --since).
+    #[arg(long, conflicts_with = "verify")]
+    pub resume: bool,
+    /// Compare source and target (counts, fields, checksums) instead of migrating; non-zero exit on any mismatch.
+    #[arg(long)]
+    pub verify: bool,
+    /// Also migrate executions older than 14 days (they get `ttl: -1`, never expiring).
+    #[arg(long)]
+    pub keep_expired: bool,
+    /// Executions read and written at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+    /// Source rows per page and checkpoint (at most 1000, the Table service's page limit).
+    #[arg(long, default_value_t = 1000, hide = true, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub page_size: u16,
+    /// Seconds between plain progress lines when stderr is not a terminal (0: after every page).
+    #[arg(long, default_value_t = 5.0, hide = true, value_parser = parse_seconds)]
+    pub progress_interval: f64,
+}
+
+fn parse_legacy_scope(raw: &str) -> Result<Scope, String> {
+    Scope::from_legacy_org_id(raw).map_err(|e| e.to_string())
+}
+
+fn parse_seconds(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        _ => Err(format!("{raw:?} is not a number of seconds >= 0")),
+    }
 }
 
 #[derive(Debug, Args)]

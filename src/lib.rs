@@ -7,6 +7,7 @@ pub mod config;
 pub mod deadletter;
 pub mod functions;
 pub mod host;
+pub mod migrate;
 pub mod model;
 pub mod package;
 pub mod realtime;

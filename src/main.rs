@@ -78,6 +78,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Functions(args) => run_functions(args),
         Command::Package(args) => run_package(args),
+        Command::Migrate(args) => {
+            telemetry::init(LogSink::Stderr);
+            bifrost_workers::migrate::run_command(args).await
+        }
     }
 }
 

@@ -1,0 +1,370 @@
+//! A small typed client for the two legacy storage services, over reqwest: Table queries with
+//! continuation paging and Blob reads, both signed (or SAS), retried with backoff on throttling
+//! (429/503) and other transient failures. `azure_data_tables` is unmaintained and would bring a
+//! second, old `azure_core`; what the migrator needs is three requests.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::connection::{Credentials, StorageAccount};
+use super::signing;
+
+/// One Table Storage entity as the service returned it (`minimalmetadata` JSON, including the
+/// `Prop@odata.type` annotations).
+pub type Entity = Map<String, Value>;
+
+/// The service caps a page at 1000 entities; asking for more is not guaranteed to be accepted.
+pub const MAX_PAGE: usize = 1000;
+const TABLE_API_VERSION: &str = "2019-02-02";
+const BLOB_API_VERSION: &str = "2019-02-02";
+const ATTEMPTS: u32 = 7;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{what}: HTTP {status} {code}: {message}")]
+    Status {
+        what: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{what}: {source}")]
+    Transport {
+        what: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{what}: unexpected response: {reason}")]
+    Decode { what: String, reason: String },
+}
+
+impl ReadError {
+    fn is_transient(&self) -> bool {
+        match self {
+            ReadError::Status { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
+            ReadError::Transport { source, .. } => {
+                source.is_connect() || source.is_timeout() || source.is_request()
+            }
+            ReadError::Decode { .. } => false,
+        }
+    }
+}
+
+/// Where the next page starts (the `x-ms-continuation-*` headers, opaque).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Continuation {
+    pub next_partition_key: String,
+    pub next_row_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EntityPage {
+    pub entities: Vec<Entity>,
+    pub next: Option<Continuation>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageClient {
+    http: reqwest::Client,
+    account: StorageAccount,
+}
+
+impl StorageClient {
+    pub fn new(account: StorageAccount) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(64)
+            .build()?;
+        Ok(StorageClient { http, account })
+    }
+
+    pub fn account_name(&self) -> &str {
+        &self.account.name
+    }
+
+    /// One page of `table` rows matching the OData `filter` (at most `top`, capped at 1000).
+    pub async fn query_page(
+        &self,
+        table: &str,
+        filter: &str,
+        top: usize,
+        from: Option<&Continuation>,
+    ) -> Result<EntityPage, ReadError> {
+        let mut url = self
+            .account
+            .table_endpoint
+            .join(&format!("{table}()"))
+            .map_err(|e| ReadError::Decode {
+                what: format!("table {table}"),
+                reason: format!("bad table URL: {e}"),
+            })?;
+        let mut query = vec![
+            ("$filter", filter.to_owned()),
+            ("$top", top.clamp(1, MAX_PAGE).to_string()),
+        ];
+        if let Some(from) = from {
+            query.push(("NextPartitionKey", from.next_partition_key.clone()));
+            if let Some(row_key) = &from.next_row_key {
+                query.push(("NextRowKey", row_key.clone()));
+            }
+        }
+        self.set_query(&mut url, &query);
+        let what = format!("querying table {table}");
+        let response = self
+            .send_with_retry(&what, || {
+                let date = signing::http_date(chrono::Utc::now());
+                let mut request = self
+                    .http
+                    .get(url.clone())
+                    .header("x-ms-date", &date)
+                    .header("x-ms-version", TABLE_API_VERSION)
+                    .header("Accept", "application/json;odata=minimalmetadata")
+                    .header("DataServiceVersion", "3.0;NetFx")
+                    .header("MaxDataServiceVersion", "3.0;NetFx");
+                if let Credentials::SharedKey { account, key } = &self.account.credentials {
+                    request = request.header(
+                        "Authorization",
+                        signing::table_shared_key_lite(account, key, &date, &url),
+                    );
+                }
+                request
+            })
+            .await?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let next = header("x-ms-continuation-NextPartitionKey").map(|pk| Continuation {
+            next_partition_key: pk,
+            next_row_key: header("x-ms-continuation-NextRowKey"),
+        });
+        let body: Value = response.json().await.map_err(|e| ReadError::Decode {
+            what: what.clone(),
+            reason: e.to_string(),
+        })?;
+        let entities = match body.get("value") {
+            Some(Value::Array(rows)) => rows
+                .iter()
+                .map(|row| match row {
+                    Value::Object(entity) => Ok(entity.clone()),
+                    other => Err(ReadError::Decode {
+                        what: what.clone(),
+                        reason: format!("entity is not an object: {other}"),
+                    }),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => {
+                return Err(ReadError::Decode {
+                    what,
+                    reason: "no \"value\" array".into(),
+                })
+            }
+        };
+        Ok(EntityPage { entities, next })
+    }
+
+    /// Every row matching `filter`, following continuations (the service may return empty pages
+    /// that still carry a continuation).
+    pub async fn query_all(&self, table: &str, filter: &str) -> Result<Vec<Entity>, ReadError> {
+        let mut rows = Vec::new();
+        let mut next: Option<Continuation> = None;
+        loop {
+            let page = self
+                .query_page(table, filter, MAX_PAGE, next.as_ref())
+                .await?;
+            rows.extend(page.entities);
+            match page.next {
+                Some(continuation) => next = Some(continuation),
+                None => return Ok(rows),
+            }
+        }
+    }
+
+    /// The blob's bytes, or `None` when it does not exist.
+    pub async fn get_blob(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, ReadError> {
+        let mut url = self
+            .account
+            .blob_endpoint
+            .join(&format!("{container}/{name}"))
+            .map_err(|e| ReadError::Decode {
+                what: format!("blob {container}/{name}"),
+                reason: format!("bad blob URL: {e}"),
+            })?;
+        self.set_query(&mut url, &[]);
+        let what = format!("reading blob {container}/{name}");
+        let result = self
+            .send_with_retry(&what, || {
+                let date = signing::http_date(chrono::Utc::now());
+                let mut request = self
+                    .http
+                    .get(url.clone())
+                    .header("x-ms-date", &date)
+                    .header("x-ms-version", BLOB_API_VERSION);
+                if let Credentials::SharedKey { account, key } = &self.account.credentials {
+                    let headers = [
+                        ("x-ms-date", date.as_str()),
+                        ("x-ms-version", BLOB_API_VERSION),
+                    ];
+                    request = request.header(
+                        "Authorization",
+                        signing::blob_shared_key(account, key, "GET", &url, &headers),
+                    );
+                }
+                request
+            })
+            .await;
+        let response = match result {
+            Ok(response) => response,
+            Err(ReadError::Status { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ReadError::Transport { what, source })?;
+        Ok(Some(bytes.to_vec()))
+    }
+
+    /// Percent-encodes the query (`%20`, never `+`: the services read `+` literally) and appends
+    /// the SAS when that is the credential.
+    fn set_query(&self, url: &mut reqwest::Url, pairs: &[(&str, String)]) {
+        let mut parts: Vec<String> = pairs
+            .iter()
+            .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
+            .collect();
+        if let Credentials::Sas(sas) = &self.account.credentials {
+            parts.push(sas.clone());
+        }
+        url.set_query((!parts.is_empty()).then(|| parts.join("&")).as_deref());
+    }
+
+    async fn send_with_retry(
+        &self,
+        what: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ReadError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let (error, retry_after) = match build().send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let retry_after = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    (status_error(what, response).await, retry_after)
+                }
+                Err(source) => (
+                    ReadError::Transport {
+                        what: what.to_owned(),
+                        source,
+                    },
+                    None,
+                ),
+            };
+            if !error.is_transient() || attempt >= ATTEMPTS {
+                return Err(error);
+            }
+            let wait = retry_after.unwrap_or(backoff).min(MAX_BACKOFF);
+            tracing::warn!(
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "{error}; retrying"
+            );
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            attempt += 1;
+        }
+    }
+}
+
+/// Reads the service's error code and message (JSON `odata.error` for tables, XML for blobs and
+/// auth failures) into a `ReadError::Status`.
+async fn status_error(what: &str, response: reqwest::Response) -> ReadError {
+    let status = response.status().as_u16();
+    let header_code = response
+        .headers()
+        .get("x-ms-error-code")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.text().await.unwrap_or_default();
+    let (code, message) = match serde_json::from_str::<Value>(&body) {
+        Ok(json) => {
+            let error = &json["odata.error"];
+            (
+                error["code"].as_str().map(str::to_owned),
+                error["message"]["value"].as_str().map(str::to_owned),
+            )
+        }
+        Err(_) => (xml_element(&body, "Code"), xml_element(&body, "Message")),
+    };
+    ReadError::Status {
+        what: what.to_owned(),
+        status,
+        code: code.or(header_code).unwrap_or_else(|| "Unknown".into()),
+        message: message
+            .unwrap_or_else(|| body.chars().take(200).collect())
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+fn xml_element(body: &str, name: &str) -> Option<String> {
+    let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = body[start..].find(&format!("</{name}>"))? + start;
+    Some(body[start..end].to_owned())
+}
+
+fn percent_encode(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for byte in input.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'$' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_encoding_uses_percent_twenty() {
+        assert_eq!(
+            percent_encode("RowKey ge 'execution:'"),
+            "RowKey%20ge%20%27execution%3A%27"
+        );
+        assert_eq!(percent_encode("$filter"), "$filter");
+        assert_eq!(percent_encode("a+b=c/"), "a%2Bb%3Dc%2F");
+    }
+
+    #[test]
+    fn xml_errors_are_read() {
+        let body = "<?xml version=\"1.0\"?><Error><Code>AuthorizationFailure</Code><Message>Server failed to authenticate</Message></Error>";
+        assert_eq!(
+            xml_element(body, "Code").as_deref(),
+            Some("AuthorizationFailure")
+        );
+        assert_eq!(xml_element(body, "Missing"), None);
+    }
+}

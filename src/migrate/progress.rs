@@ -1,0 +1,82 @@
+//! Progress: an indicatif bar (rows/s, ETA) on a terminal, plain periodic lines otherwise (CI
+//! logs, pipes). Both on stderr; stdout carries the summary.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Debug)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    done: u64,
+    started: Instant,
+    last_line: Option<Instant>,
+    interval: Duration,
+}
+
+impl Progress {
+    /// `interval`: how often plain lines are printed (zero: after every page).
+    pub fn new(total: u64, interval: Duration) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} executions  {per_sec}  ETA {eta}  {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Progress {
+            bar,
+            total,
+            done: 0,
+            started: Instant::now(),
+            last_line: None,
+            interval,
+        }
+    }
+
+    pub fn advance(&mut self, executions: u64) {
+        self.done += executions;
+        if let Some(bar) = &self.bar {
+            bar.inc(executions);
+            return;
+        }
+        let due = self
+            .last_line
+            .is_none_or(|at| at.elapsed() >= self.interval);
+        if due {
+            self.last_line = Some(Instant::now());
+            eprintln!("{}", self.line());
+        }
+    }
+
+    fn line(&self) -> String {
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = self.done as f64 / elapsed;
+        let left = self.total.saturating_sub(self.done) as f64;
+        let eta = if rate > 0.0 {
+            format!("{:.0}s", left / rate)
+        } else {
+            "?".into()
+        };
+        let percent = if self.total > 0 {
+            self.done as f64 * 100.0 / self.total as f64
+        } else {
+            100.0
+        };
+        format!(
+            "progress: {}/{} executions ({percent:.1}%), {rate:.1} rows/s, ETA {eta}",
+            self.done, self.total
+        )
+    }
+
+    pub fn finish(&mut self) {
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => eprintln!("{}", self.line()),
+        }
+    }
+}
