@@ -13,6 +13,8 @@ pub struct Progress {
     done: u64,
     started: Instant,
     last_line: Option<Instant>,
+    /// `done` as of the last plain line, so `finish` does not repeat it.
+    last_printed: Option<u64>,
     interval: Duration,
 }
 
@@ -34,6 +36,7 @@ impl Progress {
             done: 0,
             started: Instant::now(),
             last_line: None,
+            last_printed: None,
             interval,
         }
     }
@@ -49,6 +52,7 @@ impl Progress {
             .is_none_or(|at| at.elapsed() >= self.interval);
         if due {
             self.last_line = Some(Instant::now());
+            self.last_printed = Some(self.done);
             eprintln!("{}", self.line());
         }
     }
@@ -76,6 +80,7 @@ impl Progress {
     pub fn finish(&mut self) {
         match &self.bar {
             Some(bar) => bar.finish_and_clear(),
+            None if self.last_printed == Some(self.done) => {}
             None => eprintln!("{}", self.line()),
         }
     }

@@ -80,7 +80,10 @@ impl Summary {
             "memberships unchanged",
             self.memberships_unchanged.to_string(),
         );
-        line("metrics days rebuilt", self.metrics_days.len().to_string());
+        line(
+            "metrics days pending backfill",
+            self.metrics_days.len().to_string(),
+        );
         for reason in &self.failed {
             out.push_str(&format!("failed: {reason}\n"));
         }

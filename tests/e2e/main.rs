@@ -3,5 +3,7 @@
 mod cli;
 mod handler;
 mod helpers;
+mod legacy;
+mod migrate;
 mod package;
 mod serve;

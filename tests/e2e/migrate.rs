@@ -1,0 +1,602 @@
+//! `migrate` end to end: legacy rows written by the real Azure SDKs into Azurite, the binary
+//! migrating them into the embedded store, read back from the SQLite file.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+use super::helpers::{temp_dir, BIN};
+use super::legacy::Azurite;
+
+const ORG_A: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
+const ORG_B: &str = "org-7c9e6679-7425-40de-944b-e07fc1f90ae7";
+const FIXTURE_EXECUTIONS: usize = 5; // migratable named executions in the fixture (plus fillers)
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn migrate(azurite: &Azurite, data: &Path, extra: &[&str]) -> Run {
+    let output = Command::new(BIN)
+        .args(["migrate", "--from", &azurite.connection_string, "--data"])
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run migrate");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `key: value` from a summary.
+fn count(stdout: &str, key: &str) -> u64 {
+    let prefix = format!("  {key}: ");
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key:?} in:\n{stdout}"))
+        .trim()
+        .parse()
+        .expect("number")
+}
+
+fn days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// Every stored document except the migration's own checkpoint (in `leases`): (container, pk, id)
+/// → (body, etag, ts, lsn); plus the change-log head of those containers.
+type Snapshot = (
+    BTreeMap<(String, String, String), (Value, String, i64, i64)>,
+    i64,
+);
+
+fn snapshot(data: &Path) -> Snapshot {
+    let db = rusqlite::Connection::open(data.join("bifrost.db")).expect("open db");
+    let mut statement = db
+        .prepare("SELECT container, pk, id, body, etag, ts, lsn FROM documents WHERE container != 'leases'")
+        .expect("prepare");
+    let rows = statement
+        .query_map([], |r| {
+            let body: String = r.get(3)?;
+            Ok((
+                (r.get(0)?, r.get(1)?, r.get(2)?),
+                (
+                    serde_json::from_str(&body).unwrap_or(Value::Null),
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ),
+            ))
+        })
+        .expect("query")
+        .collect::<Result<BTreeMap<_, _>, _>>()
+        .expect("rows");
+    let head: i64 = db
+        .query_row(
+            "SELECT COALESCE(MAX(lsn), 0) FROM change_log WHERE container != 'leases'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("head");
+    (rows, head)
+}
+
+fn doc<'a>(snap: &'a Snapshot, container: &str, pk: &str, id: &str) -> &'a Value {
+    &snap
+        .0
+        .get(&(container.to_owned(), pk.to_owned(), id.to_owned()))
+        .unwrap_or_else(|| panic!("{container}/{pk}/{id} not migrated"))
+        .0
+}
+
+/// A body without `ttl`, checked separately: it must be what is left of 14 days.
+fn without_ttl(body: &Value, started_at: &str) -> Value {
+    let mut body = body.clone();
+    let ttl = body
+        .as_object_mut()
+        .and_then(|o| o.remove("ttl"))
+        .and_then(|t| t.as_i64())
+        .expect("ttl");
+    let started = chrono::DateTime::parse_from_rfc3339(started_at).expect("started");
+    let age = (chrono::Utc::now() - started.to_utc()).num_seconds();
+    let expected = 1_209_600 - age;
+    assert!(
+        (expected - 2..=expected + 120).contains(&ttl),
+        "ttl {ttl} is not 14 days minus the age {age}"
+    );
+    body
+}
+
+fn execute_sql(data: &Path, sql: &str) {
+    let db = rusqlite::Connection::open(data.join("bifrost.db")).expect("open db");
+    let changed = db.execute(sql, []).expect("tamper");
+    assert_eq!(changed, 1, "{sql}");
+}
+
+#[test]
+fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tampering() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let (day, old) = (days_ago(1), days_ago(20));
+    azurite.seed(&[
+        "fixture",
+        "--day",
+        &day,
+        "--expired-day",
+        &old,
+        "--filler",
+        "30",
+    ]);
+    let data = temp_dir();
+
+    // Dry run: reads and maps everything, writes no document.
+    let dry = migrate(&azurite, data.path(), &["--dry-run"]);
+    assert_eq!(
+        count(&dry.stdout, "would be migrated"),
+        35,
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        snapshot(data.path()).0.is_empty(),
+        "dry run wrote documents"
+    );
+
+    let first = migrate(&azurite, data.path(), &[]);
+    // One bad row: reported with its keys and reason, the run completes, the exit code says so.
+    assert_eq!(first.code, Some(1), "{}\n{}", first.stdout, first.stderr);
+    assert_eq!(
+        count(&first.stdout, "migrated"),
+        30 + FIXTURE_EXECUTIONS as u64
+    );
+    assert_eq!(count(&first.stdout, "skipped expired"), 1);
+    assert_eq!(count(&first.stdout, "failed"), 1);
+    assert!(
+        first
+            .stdout
+            .contains("failed: Entities row (\"GLOBAL\", \"execution:")
+            && first
+                .stdout
+                .contains("00000000bad0\"): unknown execution status \"Exploded\""),
+        "{}",
+        first.stdout
+    );
+    assert!(first
+        .stderr
+        .contains("1 source row(s) could not be migrated"));
+    assert!(
+        first.stderr.contains("progress: 37/37 executions"),
+        "{}",
+        first.stderr
+    );
+
+    let snap = snapshot(data.path());
+    // Org-scoped, inline JSON result, form, naive timestamps → canonical UTC.
+    let started = format!("{day}T19:05:07.369578Z");
+    assert_eq!(
+        without_ttl(
+            doc(
+                &snap,
+                "executions",
+                ORG_A,
+                "00000000-0000-0000-0000-00000000b1f0"
+            ),
+            &started
+        ),
+        json!({
+            "id": "00000000-0000-0000-0000-00000000b1f0", "type": "execution", "scope": ORG_A,
+            "executionId": "00000000-0000-0000-0000-00000000b1f0", "workflowName": "user_onboarding",
+            "formId": "form-123", "executedBy": "d75b260a64504067bfc5b2905e3b8182",
+            "executedByName": "jack", "status": "Success", "inputData": {"first_name": "Ada", "n": 0},
+            "durationMs": 1234, "startedAt": started,
+            "completedAt": format!("{day}T19:05:07.462281Z"), "errorMessage": null,
+            "resultInBlob": false
+        })
+    );
+    let execution_id = "00000000-0000-0000-0000-00000000b1f0";
+    let logs: Vec<(u64, String, String, String)> = (1..=3)
+        .map(|sequence| {
+            let log = without_ttl(
+                doc(
+                    &snap,
+                    "execution_data",
+                    execution_id,
+                    &format!("log-{execution_id}-{sequence:08}"),
+                ),
+                &started,
+            );
+            assert_eq!(log["source"], "workflow");
+            assert_eq!(log["legacyLogId"].as_str().map(str::len), Some(36));
+            (
+                log["sequence"].as_u64().expect("sequence"),
+                log["level"].as_str().unwrap_or_default().to_owned(),
+                log["message"].as_str().unwrap_or_default().to_owned(),
+                log["timestamp"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        logs,
+        vec![
+            (
+                1,
+                "INFO".into(),
+                "step one of 2".into(),
+                format!("{day}T19:05:07.400000Z")
+            ),
+            (
+                2,
+                "DEBUG".into(),
+                "debug detail".into(),
+                format!("{day}T19:05:07.400001Z")
+            ),
+            (
+                3,
+                "WARNING".into(),
+                "step two of 2".into(),
+                format!("{day}T19:05:07.400002Z")
+            ),
+        ]
+    );
+    assert_eq!(
+        without_ttl(
+            doc(&snap, "execution_data", execution_id, "result"),
+            &started
+        ),
+        json!({"id": "result", "executionId": execution_id,
+               "timestamp": format!("{day}T19:05:07.462281Z"),
+               "result": {"success": true, "message": "done"}, "resultType": "json", "resultSize": 36})
+    );
+    assert_eq!(
+        doc(
+            &snap,
+            "execution_data",
+            execution_id,
+            "variables-snapshot-v1"
+        )["variables"],
+        json!({"counter": 2, "user": {"email": "a@b.c"}})
+    );
+    // GLOBAL, HTML result read from its blob.
+    let html = doc(
+        &snap,
+        "execution_data",
+        "00000000-0000-0000-0000-00000000b1f2",
+        "result",
+    );
+    assert_eq!(html["resultType"], "html");
+    assert_eq!(
+        html["resultSize"],
+        "<table>".len() + "<tr><td>row</td></tr>".len() * 200 + "</table>".len()
+    );
+    assert!(html["result"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("<table><tr>")));
+    assert_eq!(
+        doc(
+            &snap,
+            "executions",
+            "GLOBAL",
+            "00000000-0000-0000-0000-00000000b1f2"
+        )["resultInBlob"],
+        true
+    );
+    // Failed: unparsable InputData becomes {}, microsecond-less time, inline text result.
+    let failed = doc(
+        &snap,
+        "executions",
+        "GLOBAL",
+        "00000000-0000-0000-0000-00000000b1f1",
+    );
+    assert_eq!(failed["inputData"], json!({}));
+    assert_eq!(failed["errorMessage"], "Boom: KeyError 'x'");
+    assert_eq!(failed["completedAt"], format!("{day}T19:05:08.000000Z"));
+    let text = doc(
+        &snap,
+        "execution_data",
+        "00000000-0000-0000-0000-00000000b1f1",
+        "result",
+    );
+    assert_eq!(
+        (&text["result"], &text["resultType"]),
+        (&json!("plain text result"), &json!("text"))
+    );
+    // Sparse Running row: absent properties are null.
+    let running = doc(
+        &snap,
+        "executions",
+        ORG_B,
+        "00000000-0000-0000-0000-00000000b1f3",
+    );
+    assert_eq!(
+        (
+            &running["status"],
+            &running["completedAt"],
+            &running["durationMs"]
+        ),
+        (&json!("Running"), &Value::Null, &Value::Null)
+    );
+    assert!(running.get("formId").is_none());
+    // Over 2 MB: referenced, not copied.
+    let big = doc(
+        &snap,
+        "execution_data",
+        "00000000-0000-0000-0000-00000000b1f4",
+        "result",
+    );
+    assert_eq!(big["result"], Value::Null);
+    assert_eq!(
+        big["blobRef"],
+        "execution-data/00000000-0000-0000-0000-00000000b1f4/result.json"
+    );
+    assert!(big["resultSize"]
+        .as_u64()
+        .is_some_and(|s| s > 2 * 1024 * 1024));
+    // Memberships from userperm rows (orgperm rows are the reverse index: ignored).
+    let ada = doc(&snap, "entities", "GLOBAL", "user-ada@example.com");
+    assert_eq!(ada["orgScopes"], json!([ORG_A, ORG_B]));
+    assert_eq!(
+        doc(&snap, "entities", "GLOBAL", "user-bob@example.com")["orgScopes"],
+        json!([ORG_B])
+    );
+    // Expired, bad and non-execution rows are not migrated.
+    let executions = snap.0.keys().filter(|(c, _, _)| c == "executions").count();
+    assert_eq!(executions, 35);
+    assert!(!snap
+        .0
+        .keys()
+        .any(|(_, _, id)| id.ends_with("e0e0") || id.ends_with("bad0")));
+
+    // Rerun: no document is written (same ETags, same change-feed head); only the checkpoint is.
+    let rerun = migrate(&azurite, data.path(), &[]);
+    assert_eq!(count(&rerun.stdout, "unchanged"), 35, "{}", rerun.stdout);
+    assert_eq!(count(&rerun.stdout, "documents written"), 0);
+    let after = snapshot(data.path());
+    let changed: Vec<_> = after
+        .0
+        .iter()
+        .filter(|(key, value)| snap.0.get(*key) != Some(value))
+        .map(|(key, _)| key)
+        .collect();
+    assert!(changed.is_empty(), "a rerun rewrote {changed:?}");
+    assert_eq!(
+        (after.0.len(), after.1),
+        (snap.0.len(), snap.1),
+        "a rerun changed the store"
+    );
+
+    let verified = migrate(&azurite, data.path(), &["--verify"]);
+    assert_eq!(
+        verified.code,
+        Some(0),
+        "{}\n{}",
+        verified.stdout,
+        verified.stderr
+    );
+    assert_eq!(count(&verified.stdout, "matching in target"), 35);
+
+    // Tamper with the target: a changed status and a deleted log line.
+    execute_sql(
+        data.path(),
+        "UPDATE documents SET body = json_set(body, '$.status', 'Success') \
+         WHERE container = 'executions' AND id = '00000000-0000-0000-0000-00000000b1f1'",
+    );
+    execute_sql(
+        data.path(),
+        "DELETE FROM documents WHERE container = 'execution_data' \
+         AND id = 'log-00000000-0000-0000-0000-00000000b1f2-00000002'",
+    );
+    let caught = migrate(&azurite, data.path(), &["--verify"]);
+    assert_eq!(caught.code, Some(1), "{}", caught.stdout);
+    assert_eq!(count(&caught.stdout, "matching in target"), 33);
+    assert!(
+        caught.stdout.lines().any(|l| l
+            .starts_with("mismatch: GLOBAL 00000000-0000-0000-0000-00000000b1f1")
+            && l.contains("status: source \"Failed\" ≠ target \"Success\"")),
+        "{}",
+        caught.stdout
+    );
+    assert!(
+        caught
+            .stdout
+            .contains("log-00000000-0000-0000-0000-00000000b1f2-00000002: missing in target"),
+        "{}",
+        caught.stdout
+    );
+    // Tamper with the source: verify sees the target no longer matches it.
+    azurite.seed(&[
+        "tamper-source",
+        "--partition",
+        "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01",
+        "--row-key",
+        &format!(
+            "execution:{}_00000000-0000-0000-0000-00000000b1f0",
+            reverse_ts(&format!("{day}T19:05:07.369578Z"))
+        ),
+        "--property",
+        "WorkflowName",
+        "--value",
+        "renamed",
+    ]);
+    let source_changed = migrate(&azurite, data.path(), &["--verify"]);
+    assert!(
+        source_changed
+            .stdout
+            .contains("workflowName: source \"renamed\" ≠ target \"user_onboarding\""),
+        "{}",
+        source_changed.stdout
+    );
+
+    // A migration repairs all of it, and verify passes again.
+    let repair = migrate(&azurite, data.path(), &[]);
+    assert_eq!(count(&repair.stdout, "updated"), 3, "{}", repair.stdout);
+    let verified = migrate(&azurite, data.path(), &["--verify"]);
+    assert_eq!(verified.code, Some(0), "{}", verified.stdout);
+
+    // --keep-expired brings the old execution too, never expiring.
+    let keep = migrate(&azurite, data.path(), &["--keep-expired"]);
+    assert_eq!(count(&keep.stdout, "migrated"), 1, "{}", keep.stdout);
+    let snap = snapshot(data.path());
+    assert_eq!(
+        doc(
+            &snap,
+            "executions",
+            "GLOBAL",
+            "00000000-0000-0000-0000-00000000e0e0"
+        )["ttl"],
+        -1
+    );
+}
+
+fn reverse_ts(started: &str) -> i64 {
+    let started = chrono::DateTime::parse_from_rfc3339(started).expect("time");
+    9_999_999_999_999 - started.timestamp_millis()
+}
+
+/// Documents without per-run properties (`ttl` counts down; system properties differ by write).
+fn end_state(data: &Path) -> BTreeMap<(String, String, String), Value> {
+    snapshot(data)
+        .0
+        .into_iter()
+        .map(|(key, (mut body, ..))| {
+            if let Some(object) = body.as_object_mut() {
+                object.remove("ttl");
+            }
+            (key, body)
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_killed_halfway_resumes_to_the_same_end_state() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let (day, old) = (days_ago(2), days_ago(30));
+    azurite.seed(&[
+        "fixture",
+        "--day",
+        &day,
+        "--expired-day",
+        &old,
+        "--filler",
+        "300",
+        "--filler-logs",
+        "3",
+    ]);
+    let total = 300 + FIXTURE_EXECUTIONS;
+
+    let reference = temp_dir();
+    migrate(&azurite, reference.path(), &["--page-size", "50"]);
+    let expected = end_state(reference.path());
+    assert_eq!(
+        expected
+            .keys()
+            .filter(|(c, _, _)| c == "executions")
+            .count(),
+        total
+    );
+
+    let data = temp_dir();
+    let mut child = Command::new(BIN)
+        .args(["migrate", "--from", &azurite.connection_string, "--data"])
+        .arg(data.path())
+        .args([
+            "--page-size",
+            "10",
+            "--parallelism",
+            "2",
+            "--progress-interval",
+            "0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn migrate");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut pages = 0;
+    for line in BufReader::new(stderr).lines() {
+        if line.expect("line").starts_with("progress: ") {
+            pages += 1;
+            if pages == 3 {
+                break;
+            }
+        }
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    let partial = end_state(data.path());
+    let migrated = partial.keys().filter(|(c, _, _)| c == "executions").count();
+    assert!(
+        (1..total).contains(&migrated),
+        "the kill should land mid-run, but {migrated} of {total} executions were migrated"
+    );
+
+    let resumed = migrate(&azurite, data.path(), &["--resume", "--page-size", "10"]);
+    let read = count(&resumed.stdout, "executions read") as usize;
+    assert!(
+        read < total + 2 && read + 20 >= total + 2 - migrated,
+        "resume should start at the checkpoint (read {read}, {migrated} were done)\n{}",
+        resumed.stdout
+    );
+    assert_eq!(end_state(data.path()), expected);
+    let verified = migrate(&azurite, data.path(), &["--verify"]);
+    assert_eq!(verified.code, Some(0), "{}", verified.stdout);
+
+    // Resuming a finished run has nothing left to do.
+    let again = migrate(&azurite, data.path(), &["--resume"]);
+    assert_eq!(
+        count(&again.stdout, "executions read"),
+        0,
+        "{}",
+        again.stdout
+    );
+}
+
+#[test]
+fn bad_arguments_are_clear_errors() {
+    let data = temp_dir();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("migrate")
+            .args(args)
+            .arg("--data")
+            .arg(data.path())
+            .output()
+            .expect("run")
+    };
+    let out = run(&["--from", "AccountName=x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("--from: connection string lacks AccountKey or SharedAccessSignature"));
+    let out = run(&["--from", "UseDevelopmentStorage=true", "--scope", "acme"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid scope \"acme\""));
+    let out = run(&[
+        "--from",
+        "UseDevelopmentStorage=true",
+        "--since",
+        "yesterday",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    // Nothing listens: a connection error after retries, not a hang or a panic.
+    let port = super::helpers::free_port();
+    let out = run(&[
+        "--from",
+        &format!("AccountName=devstoreaccount1;AccountKey={};TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1", super::legacy::DEV_KEY),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("querying table Entities"));
+}
