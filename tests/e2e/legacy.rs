@@ -1,6 +1,7 @@
 //! The legacy source, for real: Azurite (npm, installed into `target/tmp/legacy-tools`) and the
 //! Python Azure SDKs (a venv there too) writing rows with `tests/legacy/seed.py`. Both are
 //! installed once and cached; a machine that cannot reach the registries skips with a message.
+//! Self-contained (no `super::`): `benches/migrate.rs` includes this file too.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::helpers::free_port;
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
 
 const AZURITE: &str = "azurite@3.35.0";
 const PYTHON_PACKAGES: [&str; 2] = ["azure-data-tables==12.7.0", "azure-storage-blob==12.31.1"];
@@ -17,7 +23,7 @@ pub const DEV_KEY: &str =
 
 static INSTALL: Mutex<()> = Mutex::new(());
 
-pub fn tools_dir() -> PathBuf {
+fn tools_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("legacy-tools")
 }
 
@@ -103,7 +109,7 @@ pub fn tools() -> Option<(PathBuf, PathBuf)> {
 
 /// A private Azurite (blob + table, in memory) on free ports, killed on drop.
 pub struct Azurite {
-    child: Child,
+    pub child: Child,
     python: PathBuf,
     pub connection_string: String,
 }

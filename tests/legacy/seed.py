@@ -177,7 +177,7 @@ def bulk(tables, blobs, args):
     logs = tables.get_table_client("ExecutionLogs")
     scopes = [ORG_A, "GLOBAL", ORG_B]
     executions = []
-    for i in range(args.executions):
+    for i in range(args.offset, args.offset + args.executions):
         started = f"{args.day}T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.{i % 1000000:06d}"
         executions.append(execution_entity(
             scopes[i % 3], str(uuid.UUID(int=i + 1)), started, WorkflowName=f"wf_{i % 7}",
@@ -219,6 +219,7 @@ def main():
     b.add_argument("--logs", type=int, required=True)
     b.add_argument("--day", required=True)
     b.add_argument("--workers", type=int, default=8)
+    b.add_argument("--offset", type=int, default=0, help="first execution number (to add more)")
     t = sub.add_parser("tamper-source")
     t.add_argument("--partition", required=True)
     t.add_argument("--row-key", required=True)
