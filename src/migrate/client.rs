@@ -85,11 +85,13 @@ impl StorageClient {
         &self.account.name
     }
 
-    /// One page of `table` rows matching the OData `filter` (at most `top`, capped at 1000).
+    /// One page of `table` rows matching the OData `filter` (at most `top`, capped at 1000),
+    /// with only the `select`ed properties when given.
     pub async fn query_page(
         &self,
         table: &str,
         filter: &str,
+        select: Option<&str>,
         top: usize,
         from: Option<&Continuation>,
     ) -> Result<EntityPage, ReadError> {
@@ -105,6 +107,9 @@ impl StorageClient {
             ("$filter", filter.to_owned()),
             ("$top", top.clamp(1, MAX_PAGE).to_string()),
         ];
+        if let Some(select) = select {
+            query.push(("$select", select.to_owned()));
+        }
         if let Some(from) = from {
             query.push(("NextPartitionKey", from.next_partition_key.clone()));
             if let Some(row_key) = &from.next_row_key {
@@ -177,7 +182,7 @@ impl StorageClient {
         let mut next: Option<Continuation> = None;
         loop {
             let page = self
-                .query_page(table, filter, MAX_PAGE, next.as_ref())
+                .query_page(table, filter, None, MAX_PAGE, next.as_ref())
                 .await?;
             rows.extend(page.entities);
             match page.next {

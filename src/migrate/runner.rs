@@ -113,10 +113,15 @@ fn execution_filter(scope: Option<&Scope>, resume: Option<String>) -> String {
 async fn count_rows(client: &StorageClient, filter: &str) -> anyhow::Result<u64> {
     let mut count = 0;
     let mut next: Option<Continuation> = None;
-    let filter_with_select = filter.to_owned();
     loop {
         let page = client
-            .query_page("Entities", &filter_with_select, MAX_PAGE, next.as_ref())
+            .query_page(
+                "Entities",
+                filter,
+                Some("PartitionKey,RowKey"),
+                MAX_PAGE,
+                next.as_ref(),
+            )
             .await?;
         count += page.entities.len() as u64;
         match page.next {
@@ -190,11 +195,18 @@ pub async fn migrate(
             .map(|t| t.canonical())
             .unwrap_or_else(|| "any".into())
     );
-    let mut checkpoint = match options.resume {
-        true => Checkpoint::load(store.as_ref(), &checkpoint_id).await?,
-        false => None,
-    }
-    .unwrap_or_else(|| Checkpoint::new(checkpoint_id.clone(), source, clock.now()));
+    let stored = Checkpoint::load(store.as_ref(), &checkpoint_id).await?;
+    let mut checkpoint = match stored {
+        Some(stored) if options.resume => stored,
+        // A fresh run restarts the positions but keeps the metrics days still owed.
+        stored => {
+            let mut fresh = Checkpoint::new(checkpoint_id.clone(), source, clock.now());
+            if let Some(stored) = stored {
+                fresh.pending_metrics_days = stored.pending_metrics_days;
+            }
+            fresh
+        }
+    };
     if options.resume {
         tracing::info!(checkpoint = %checkpoint_id, partitions = checkpoint.partitions.len(), "resuming");
     }
@@ -214,7 +226,7 @@ pub async fn migrate(
         let mut next: Option<Continuation> = None;
         loop {
             let page = client
-                .query_page("Entities", &filter, options.page_size, next.as_ref())
+                .query_page("Entities", &filter, None, options.page_size, next.as_ref())
                 .await?;
             let keys: Vec<(String, String)> = page.entities.iter().map(row_key_pair).collect();
             let committed = run_page(
@@ -477,7 +489,7 @@ pub async fn verify(
     let mut next: Option<Continuation> = None;
     loop {
         let page = client
-            .query_page("Entities", &filter, options.page_size, next.as_ref())
+            .query_page("Entities", &filter, None, options.page_size, next.as_ref())
             .await?;
         let planned = bounded(page.entities, options.parallelism, |row| {
             let ctx = ctx.clone();
