@@ -49,6 +49,10 @@ pub struct MigrateArgs {
     /// Directory of the embedded target store (used when --to is not given).
     #[arg(long, env = DATA_ENV, default_value = "data")]
     pub data: PathBuf,
+    /// Where blobs of results/variables over 2 MB are copied: dir:PATH (default with the embedded
+    /// store: dir:<data>/blobs, where serve reads them; with --to: not copied, they stay referenced).
+    #[arg(long)]
+    pub blobs: Option<crate::blobs::BlobLocation>,
     /// Read, map and compare, but write nothing (the summary says what would be written).
     #[arg(long)]
     pub dry_run: bool,

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use super::client::Entity;
 use crate::model::{
-    ExecutionDoc, ExecutionDocType, ExecutionStatus, LogDoc, MembershipDoc, ResultDoc, Scope,
-    Timestamp, VariablesDoc, EXECUTION_TTL_SECONDS, MAX_DOCUMENT_BYTES,
+    ExecutionDataDoc, ExecutionDoc, ExecutionDocType, ExecutionStatus, LogDoc, MembershipDoc,
+    ResultDoc, Scope, Timestamp, VariablesDoc, EXECUTION_TTL_SECONDS, MAX_DOCUMENT_BYTES,
 };
 
 /// The legacy blob container of results and variables.
@@ -206,7 +206,7 @@ pub fn log_docs(
                 sequence,
                 ttl,
             };
-            let mut value = to_object(&doc);
+            let mut value = to_object(&ExecutionDataDoc::Log(doc));
             if let Some(source) = text(row, "Source") {
                 value.insert("source".into(), Value::String(source));
             }
@@ -269,13 +269,13 @@ pub fn result_doc(
             blob_ref: None,
             ttl,
         };
-        let inline = Value::Object(to_object(&doc));
+        let inline = Value::Object(to_object(&ExecutionDataDoc::Result(doc)));
         if inline.to_string().len() <= MAX_DOCUMENT_BYTES {
             return inline;
         }
     }
     // Too large for a document (or not UTF-8): reference the blob instead of copying it.
-    Value::Object(to_object(&ResultDoc {
+    Value::Object(to_object(&ExecutionDataDoc::Result(ResultDoc {
         id: ResultDoc::ID.to_owned(),
         execution_id: execution_id.to_owned(),
         timestamp: at,
@@ -284,7 +284,7 @@ pub fn result_doc(
         result_size: size,
         blob_ref,
         ttl,
-    }))
+    })))
 }
 
 /// The legacy API's `resultType`: `json` for objects/arrays, `html` for markup, else `text`.
@@ -309,14 +309,14 @@ pub fn variables_doc(execution_id: &str, at: Timestamp, bytes: &[u8], ttl: Optio
     let text = String::from_utf8_lossy(bytes);
     let variables =
         serde_json::from_str::<Value>(&text).unwrap_or_else(|_| Value::String(text.into_owned()));
-    let mut doc = to_object(&VariablesDoc {
+    let mut doc = to_object(&ExecutionDataDoc::Variables(VariablesDoc {
         id: VariablesDoc::id_for(1),
         execution_id: execution_id.to_owned(),
         timestamp: at,
         version: 1,
         variables,
         ttl,
-    });
+    }));
     if Value::Object(doc.clone()).to_string().len() > MAX_DOCUMENT_BYTES {
         doc.insert("variables".into(), Value::Null);
         doc.insert(
@@ -575,6 +575,7 @@ mod tests {
             .collect();
         assert_eq!(seq, vec![(1, "first"), (2, "second"), (3, "third")]);
         assert_eq!(docs[0]["id"], "log-e1-00000001");
+        assert_eq!(docs[0]["type"], "log");
         assert_eq!(docs[0]["timestamp"], "2025-11-20T15:04:06.001000Z");
         assert_eq!(docs[0]["level"], "INFO");
         assert_eq!(docs[0]["legacyLogId"], "a");
@@ -593,6 +594,7 @@ mod tests {
         assert_eq!(doc["result"], json!({"ok": true}));
         assert_eq!(doc["resultType"], "json");
         assert_eq!(doc["resultSize"], 12);
+        assert_eq!(doc["type"], "result");
         let html = result_doc("e1", at, ResultSource::Inline("<b>hi</b>"), None);
         assert_eq!(
             (html["result"].as_str(), html["resultType"].as_str()),
@@ -632,6 +634,7 @@ mod tests {
         let doc = variables_doc("e1", at, b"{\n  \"counter\": 2\n}", None);
         assert_eq!(doc["variables"], json!({"counter": 2}));
         assert_eq!(doc["id"], "variables-snapshot-v1");
+        assert_eq!(doc["type"], "variables");
         let big = format!("\"{}\"", "y".repeat(MAX_DOCUMENT_BYTES));
         let doc = variables_doc("e1", at, big.as_bytes(), None);
         assert_eq!(doc["variables"], Value::Null);

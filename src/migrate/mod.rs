@@ -37,6 +37,13 @@ pub async fn run_command(args: MigrateArgs) -> anyhow::Result<()> {
     let store = crate::store::open(&url, clock.clone())
         .await
         .with_context(|| format!("opening store {url}"))?;
+    // Serve mode reads results over 2 MB from its blob directory, so copy them there when the
+    // target is the embedded store (or --blobs says where); elsewhere the legacy blob stays.
+    let blobs = match (&args.blobs, &args.to) {
+        (Some(location), _) => Some(location.open()),
+        (None, None) => Some(crate::blobs::BlobLocation::under(&args.data).open()),
+        (None, Some(_)) => None,
+    };
     let options = MigrateOptions {
         dry_run: args.dry_run,
         since: args.since,
@@ -48,7 +55,7 @@ pub async fn run_command(args: MigrateArgs) -> anyhow::Result<()> {
         progress_interval: Duration::from_secs_f64(args.progress_interval),
     };
     if args.verify {
-        let report = verify(&client, store, clock.as_ref(), &options).await?;
+        let report = verify(&client, store, blobs, clock.as_ref(), &options).await?;
         print!("{}", report.render());
         anyhow::ensure!(
             report.mismatches.is_empty(),
@@ -57,7 +64,7 @@ pub async fn run_command(args: MigrateArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let summary = migrate(&client, store, clock.as_ref(), &options).await?;
+    let summary = migrate(&client, store, blobs, clock.as_ref(), &options).await?;
     print!("{}", summary.render(options.dry_run));
     if let Some(stopped) = summary.stopped {
         anyhow::bail!("migration stopped early: {stopped}");

@@ -10,6 +10,7 @@ use super::client::{Entity, ReadError, StorageClient};
 use super::mapping::{
     self, comparable, LegacyExecution, ResultSource, BLOB_CONTAINER, RESULT_BLOBS, VARIABLES_BLOB,
 };
+use crate::blobs::{BlobError, BlobStore};
 use crate::model::{Scope, Timestamp};
 use crate::store::{Container, Query, Store, StoreError};
 
@@ -18,6 +19,9 @@ use crate::store::{Container, Query, Store, StoreError};
 pub struct PlanContext {
     pub client: StorageClient,
     pub store: Arc<dyn Store>,
+    /// Where documents' `blobRef`s are copied (serve mode's blob directory); `None` leaves the
+    /// legacy blobs where they are (in Azure the app reads the same storage account).
+    pub blobs: Option<Arc<dyn BlobStore>>,
     pub now: Timestamp,
     pub keep_expired: bool,
     pub since: Option<Timestamp>,
@@ -36,6 +40,8 @@ pub struct ExecutionPlan {
     pub scope: Scope,
     /// Documents to upsert, data documents first and the execution last.
     pub writes: Vec<(Container, Value)>,
+    /// Blobs to copy before the documents that reference them: (blobRef, bytes).
+    pub blob_copies: Vec<(String, Vec<u8>)>,
     pub state: TargetState,
     /// Human-readable differences between source and target (empty when they match).
     pub differences: Vec<String>,
@@ -66,6 +72,8 @@ enum FetchError {
     Source(#[from] ReadError),
     #[error("reading the target store: {0}")]
     Target(#[from] StoreError),
+    #[error("reading the target blobs: {0}")]
+    Blobs(#[from] BlobError),
 }
 
 pub async fn plan_execution(ctx: &PlanContext, row: &Entity) -> Planned {
@@ -111,6 +119,8 @@ async fn plan_mapped(
         Err(e) => return Ok(Planned::BadRow(format!("execution {id}: {e}"))),
     };
     let log_documents = data.len();
+    // Blob bytes by the blobRef a document would carry, for the copy to serve mode's blobs.
+    let mut blob_bytes: Vec<(String, Vec<u8>)> = Vec::new();
     if let Some(result) = read_result(
         ctx,
         &id,
@@ -118,6 +128,7 @@ async fn plan_mapped(
         execution.result_in_blob,
         at,
         ttl,
+        &mut blob_bytes,
     )
     .await?
     {
@@ -129,6 +140,7 @@ async fn plan_mapped(
         .await?
     {
         data.push(mapping::variables_doc(&id, at, &bytes, ttl));
+        blob_bytes.push((format!("{BLOB_CONTAINER}/{id}/{VARIABLES_BLOB}"), bytes));
     }
     let execution_value = serde_json::to_value(&execution).unwrap_or_default();
     let checksum = mapping::checksum(&execution_value, &data);
@@ -144,6 +156,22 @@ async fn plan_mapped(
 
     let mut writes = Vec::new();
     let mut differences = Vec::new();
+    let mut blob_copies = Vec::new();
+    if let Some(blobs) = &ctx.blobs {
+        let referenced = data.iter().filter_map(|d| d["blobRef"].as_str());
+        for blob_ref in referenced {
+            let Some((_, bytes)) = blob_bytes.iter().find(|(r, _)| r == blob_ref) else {
+                continue;
+            };
+            let difference = match blobs.get(blob_ref).await? {
+                Some(current) if &current == bytes => continue,
+                Some(_) => "differs from the source",
+                None => "missing in target",
+            };
+            differences.push(format!("blob {blob_ref}: {difference}"));
+            blob_copies.push((blob_ref.to_owned(), bytes.clone()));
+        }
+    }
     for doc in &data {
         let doc_id = doc["id"].as_str().unwrap_or_default();
         match existing_data.get(doc_id) {
@@ -183,7 +211,7 @@ async fn plan_mapped(
             }
             TargetState::Changed
         }
-        Some(_) if writes.is_empty() => TargetState::Unchanged,
+        Some(_) if writes.is_empty() && blob_copies.is_empty() => TargetState::Unchanged,
         Some(_) => TargetState::Changed,
     };
     if state != TargetState::Unchanged {
@@ -196,6 +224,7 @@ async fn plan_mapped(
         execution_id: id,
         scope: execution.scope,
         writes,
+        blob_copies,
         state,
         differences,
         checksum,
@@ -212,6 +241,7 @@ async fn read_result(
     in_blob: bool,
     at: Timestamp,
     ttl: Option<i64>,
+    blob_bytes: &mut Vec<(String, Vec<u8>)>,
 ) -> Result<Option<Value>, ReadError> {
     if !in_blob {
         return Ok(inline.map(|raw| mapping::result_doc(id, at, ResultSource::Inline(raw), ttl)));
@@ -222,7 +252,7 @@ async fn read_result(
             .get_blob(BLOB_CONTAINER, &format!("{id}/{name}"))
             .await?
         {
-            return Ok(Some(mapping::result_doc(
+            let doc = mapping::result_doc(
                 id,
                 at,
                 ResultSource::Blob {
@@ -230,7 +260,9 @@ async fn read_result(
                     bytes: &bytes,
                 },
                 ttl,
-            )));
+            );
+            blob_bytes.push((format!("{BLOB_CONTAINER}/{id}/{name}"), bytes));
+            return Ok(Some(doc));
         }
     }
     // ResultInBlob without a blob: the legacy API shows no result either. An inline value, if
@@ -304,6 +336,29 @@ fn field_differences(source: &Value, target: &Value) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+}
+
+/// Copies the plan's blobs, then upserts its documents (the execution last).
+pub async fn apply_plan(
+    store: &dyn Store,
+    blobs: Option<&dyn BlobStore>,
+    plan: &ExecutionPlan,
+) -> Result<(), ApplyError> {
+    if let Some(blobs) = blobs {
+        for (blob_ref, bytes) in &plan.blob_copies {
+            blobs.put(blob_ref, bytes).await?;
+        }
+    }
+    apply(store, &plan.writes).await?;
+    Ok(())
 }
 
 /// Upserts with a few retries on transient store errors.

@@ -15,6 +15,7 @@ use super::client::{Continuation, Entity, StorageClient, MAX_PAGE};
 use super::mapping::{self, comparable};
 use super::plan::{self, PlanContext, Planned, TargetState};
 use super::progress::Progress;
+use crate::blobs::BlobStore;
 use crate::clock::Clock;
 use crate::model::{MembershipDoc, Scope, Timestamp};
 use crate::store::{Container, Store};
@@ -42,6 +43,7 @@ pub struct Summary {
     pub skipped_expired: u64,
     pub skipped_before_since: u64,
     pub documents_written: u64,
+    pub blobs_copied: u64,
     pub log_documents: u64,
     pub memberships_written: u64,
     pub memberships_unchanged: u64,
@@ -70,6 +72,10 @@ impl Summary {
         line(
             &format!("documents {verb}written"),
             self.documents_written.to_string(),
+        );
+        line(
+            &format!("blobs {verb}copied"),
+            self.blobs_copied.to_string(),
         );
         line("log documents in source", self.log_documents.to_string());
         line(
@@ -174,6 +180,7 @@ fn row_key_pair(row: &Entity) -> (String, String) {
 pub async fn migrate(
     client: &StorageClient,
     store: Arc<dyn Store>,
+    blobs: Option<Arc<dyn BlobStore>>,
     clock: &dyn Clock,
     options: &MigrateOptions,
 ) -> anyhow::Result<Summary> {
@@ -213,6 +220,7 @@ pub async fn migrate(
     let ctx = PlanContext {
         client: client.clone(),
         store: store.clone(),
+        blobs,
         now: clock.now(),
         keep_expired: options.keep_expired,
         since: options.since,
@@ -347,8 +355,9 @@ async fn run_page(
     }
     let written = bounded(plans, options.parallelism, |plan| {
         let store = ctx.store.clone();
+        let blobs = ctx.blobs.clone();
         async move {
-            let result = plan::apply(store.as_ref(), &plan.writes).await;
+            let result = plan::apply_plan(store.as_ref(), blobs.as_deref(), &plan).await;
             (plan, result)
         }
     })
@@ -376,6 +385,7 @@ async fn run_page(
 fn count_plan(summary: &mut Summary, plan: &plan::ExecutionPlan) {
     summary.log_documents += plan.log_documents as u64;
     summary.documents_written += plan.writes.len() as u64;
+    summary.blobs_copied += plan.blob_copies.len() as u64;
     match plan.state {
         TargetState::New => summary.migrated += 1,
         TargetState::Changed => summary.updated += 1,
@@ -474,12 +484,14 @@ impl VerifyReport {
 pub async fn verify(
     client: &StorageClient,
     store: Arc<dyn Store>,
+    blobs: Option<Arc<dyn BlobStore>>,
     clock: &dyn Clock,
     options: &MigrateOptions,
 ) -> anyhow::Result<VerifyReport> {
     let ctx = PlanContext {
         client: client.clone(),
         store: store.clone(),
+        blobs,
         now: clock.now(),
         keep_expired: options.keep_expired,
         since: options.since,

@@ -217,6 +217,7 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
                 ),
                 &started,
             );
+            assert_eq!(log["type"], "log");
             assert_eq!(log["source"], "workflow");
             assert_eq!(log["legacyLogId"].as_str().map(str::len), Some(36));
             (
@@ -255,7 +256,7 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
             doc(&snap, "execution_data", execution_id, "result"),
             &started
         ),
-        json!({"id": "result", "executionId": execution_id,
+        json!({"id": "result", "type": "result", "executionId": execution_id,
                "timestamp": format!("{day}T19:05:07.462281Z"),
                "result": {"success": true, "message": "done"}, "resultType": "json", "resultSize": 36})
     );
@@ -397,9 +398,18 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
         "DELETE FROM documents WHERE container = 'execution_data' \
          AND id = 'log-00000000-0000-0000-0000-00000000b1f2-00000002'",
     );
+    let big_blob = "execution-data/00000000-0000-0000-0000-00000000b1f4/result.json";
+    std::fs::remove_file(data.path().join("blobs").join(big_blob)).expect("delete copied blob");
     let caught = migrate(&azurite, data.path(), &["--verify"]);
     assert_eq!(caught.code, Some(1), "{}", caught.stdout);
-    assert_eq!(count(&caught.stdout, "matching in target"), 33);
+    assert_eq!(count(&caught.stdout, "matching in target"), 32);
+    assert!(
+        caught
+            .stdout
+            .contains(&format!("blob {big_blob}: missing in target")),
+        "{}",
+        caught.stdout
+    );
     assert!(
         caught.stdout.lines().any(|l| l
             .starts_with("mismatch: GLOBAL 00000000-0000-0000-0000-00000000b1f1")
@@ -440,7 +450,8 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
 
     // A migration repairs all of it, and verify passes again.
     let repair = migrate(&azurite, data.path(), &[]);
-    assert_eq!(count(&repair.stdout, "updated"), 3, "{}", repair.stdout);
+    assert_eq!(count(&repair.stdout, "updated"), 4, "{}", repair.stdout);
+    assert_eq!(count(&repair.stdout, "blobs copied"), 1);
     let verified = migrate(&azurite, data.path(), &["--verify"]);
     assert_eq!(verified.code, Some(0), "{}", verified.stdout);
 
@@ -599,4 +610,94 @@ fn bad_arguments_are_clear_errors() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("querying table Entities"));
+}
+
+fn ada() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(
+        json!({"identityProvider": "aad", "userId": "5eed0ada", "userDetails": "ada@example.com",
+               "userRoles": ["anonymous", "authenticated"]})
+        .to_string(),
+    )
+}
+
+#[test]
+fn serve_shows_the_migrated_executions_right_after() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let (day, old) = (days_ago(1), days_ago(20));
+    let seeded: Value =
+        serde_json::from_str(&azurite.seed(&["fixture", "--day", &day, "--expired-day", &old]))
+            .expect("seed output");
+    let data = temp_dir();
+    let run = migrate(&azurite, data.path(), &[]);
+    assert_eq!(
+        count(&run.stdout, "migrated"),
+        FIXTURE_EXECUTIONS as u64,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(count(&run.stdout, "blobs copied"), 1);
+    // The result over 2 MB is copied where serve reads blobs (same size as seeded).
+    let copied = data
+        .path()
+        .join("blobs/execution-data/00000000-0000-0000-0000-00000000b1f4/result.json");
+    let size = std::fs::metadata(&copied).expect("blob copied").len();
+    assert_eq!(Some(size), seeded["big_result_bytes"].as_u64());
+    assert!(size > 2 * 1024 * 1024);
+
+    let app = super::helpers::spawn_serve(data.path(), &[]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let get = |path: String| {
+            let base = app.base.clone();
+            async move {
+                let response = super::helpers::client()
+                    .get(format!("{base}{path}"))
+                    .header("X-MS-CLIENT-PRINCIPAL", ada())
+                    .header("X-Organization-Id", "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01")
+                    .send()
+                    .await
+                    .expect("request");
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.expect("json"))
+            }
+        };
+        // Ada is a member of org A by her migrated userperm rows: she sees its two executions.
+        let (status, list) = get("/api/executions".into()).await;
+        assert_eq!(status, 200, "{list}");
+        let mut ids: Vec<&str> = list["executions"]
+            .as_array()
+            .expect("executions")
+            .iter()
+            .filter_map(|e| e["executionId"].as_str())
+            .collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            [
+                "00000000-0000-0000-0000-00000000b1f0",
+                "00000000-0000-0000-0000-00000000b1f4"
+            ]
+        );
+        let (status, logs) =
+            get("/api/executions/00000000-0000-0000-0000-00000000b1f0/logs".into()).await;
+        assert_eq!(status, 200, "{logs}");
+        let messages: Vec<&str> = logs
+            .as_array()
+            .expect("logs")
+            .iter()
+            .filter_map(|l| l["message"].as_str())
+            .collect();
+        assert!(messages.contains(&"step one of 2"), "{logs}");
+        let (status, result) =
+            get("/api/executions/00000000-0000-0000-0000-00000000b1f4/result".into()).await;
+        assert_eq!(status, 200, "{result}");
+        assert_eq!(result["resultType"], "json");
+        assert_eq!(
+            result["result"]["rows"].as_array().map(Vec::len),
+            Some(2200)
+        );
+    });
 }
