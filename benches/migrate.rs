@@ -12,6 +12,8 @@
 #[allow(dead_code)]
 #[path = "../tests/e2e/legacy.rs"]
 mod legacy;
+#[path = "support/report.rs"]
+mod report;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -156,19 +158,6 @@ fn main() {
          `BENCH_MIGRATE_SIZES=50000` runs it.\n",
         rows.join("\n")
     );
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/REPORT.md");
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".to_owned());
-    let marker = "## Migrate:";
-    let updated = match existing.find(marker) {
-        Some(start) => {
-            let end = existing[start + 1..]
-                .find("\n## ")
-                .map(|i| start + 1 + i + 1)
-                .unwrap_or(existing.len());
-            format!("{}{}{}", &existing[..start], section, &existing[end..])
-        }
-        None => format!("{}\n{section}", existing.trim_end()),
-    };
-    std::fs::write(path, updated).expect("write bench/REPORT.md");
+    let path = report::replace_section("## Migrate:", &section);
     println!("wrote {path}");
 }

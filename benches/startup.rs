@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench --bench startup`
 
+#[path = "support/report.rs"]
+mod report;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -77,19 +80,6 @@ fn main() {
         ms(p90),
         ms(max)
     );
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/REPORT.md");
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".to_owned());
-    let start = existing.find("## Startup:");
-    let updated = match start {
-        Some(start) => {
-            let end = existing[start + 1..]
-                .find("\n## ")
-                .map(|i| start + 1 + i + 1)
-                .unwrap_or(existing.len());
-            format!("{}{}{}", &existing[..start], section, &existing[end..])
-        }
-        None => format!("{existing}{section}"),
-    };
-    std::fs::write(path, updated).expect("write bench/REPORT.md");
+    let path = report::replace_section("## Startup:", &section);
     println!("wrote {path}");
 }

@@ -95,14 +95,7 @@ impl StorageClient {
         top: usize,
         from: Option<&Continuation>,
     ) -> Result<EntityPage, ReadError> {
-        let mut url = self
-            .account
-            .table_endpoint
-            .join(&format!("{table}()"))
-            .map_err(|e| ReadError::Decode {
-                what: format!("table {table}"),
-                reason: format!("bad table URL: {e}"),
-            })?;
+        let mut url = resource_url(&self.account.table_endpoint, &format!("{table}()"))?;
         let mut query = vec![
             ("$filter", filter.to_owned()),
             ("$top", top.clamp(1, MAX_PAGE).to_string()),
@@ -120,12 +113,8 @@ impl StorageClient {
         let what = format!("querying table {table}");
         let response = self
             .send_with_retry(&what, || {
-                let date = signing::http_date(chrono::Utc::now());
-                let mut request = self
-                    .http
-                    .get(url.clone())
-                    .header("x-ms-date", &date)
-                    .header("x-ms-version", TABLE_API_VERSION)
+                let (mut request, date) = self.dated_get(&url, TABLE_API_VERSION);
+                request = request
                     .header("Accept", "application/json;odata=minimalmetadata")
                     .header("DataServiceVersion", "3.0;NetFx")
                     .header("MaxDataServiceVersion", "3.0;NetFx");
@@ -198,24 +187,12 @@ impl StorageClient {
         container: &str,
         name: &str,
     ) -> Result<Option<Vec<u8>>, ReadError> {
-        let mut url = self
-            .account
-            .blob_endpoint
-            .join(&format!("{container}/{name}"))
-            .map_err(|e| ReadError::Decode {
-                what: format!("blob {container}/{name}"),
-                reason: format!("bad blob URL: {e}"),
-            })?;
+        let mut url = resource_url(&self.account.blob_endpoint, &format!("{container}/{name}"))?;
         self.set_query(&mut url, &[]);
         let what = format!("reading blob {container}/{name}");
         let result = self
             .send_with_retry(&what, || {
-                let date = signing::http_date(chrono::Utc::now());
-                let mut request = self
-                    .http
-                    .get(url.clone())
-                    .header("x-ms-date", &date)
-                    .header("x-ms-version", BLOB_API_VERSION);
+                let (mut request, date) = self.dated_get(&url, BLOB_API_VERSION);
                 if let Credentials::SharedKey { account, key } = &self.account.credentials {
                     let headers = [
                         ("x-ms-date", date.as_str()),
@@ -239,6 +216,17 @@ impl StorageClient {
             .await
             .map_err(|source| ReadError::Transport { what, source })?;
         Ok(Some(bytes.to_vec()))
+    }
+
+    /// A GET with `x-ms-date` (now) and `x-ms-version`; returns the date for signing.
+    fn dated_get(&self, url: &reqwest::Url, version: &str) -> (reqwest::RequestBuilder, String) {
+        let date = signing::http_date(chrono::Utc::now());
+        let request = self
+            .http
+            .get(url.clone())
+            .header("x-ms-date", &date)
+            .header("x-ms-version", version);
+        (request, date)
     }
 
     /// Percent-encodes the query (`%20`, never `+`: the services read `+` literally) and appends
@@ -295,6 +283,14 @@ impl StorageClient {
             attempt += 1;
         }
     }
+}
+
+/// `endpoint` + a table or blob path (names come from code and legacy ids, never a full URL).
+fn resource_url(endpoint: &reqwest::Url, path: &str) -> Result<reqwest::Url, ReadError> {
+    endpoint.join(path).map_err(|e| ReadError::Decode {
+        what: path.to_owned(),
+        reason: format!("not a valid resource path: {e}"),
+    })
 }
 
 /// Reads the service's error code and message (JSON `odata.error` for tables, XML for blobs and

@@ -170,6 +170,36 @@ where
         .collect()
 }
 
+fn plan_context(
+    client: &StorageClient,
+    store: &Arc<dyn Store>,
+    blobs: Option<Arc<dyn BlobStore>>,
+    clock: &dyn Clock,
+    options: &MigrateOptions,
+) -> PlanContext {
+    PlanContext {
+        client: client.clone(),
+        store: store.clone(),
+        blobs,
+        now: clock.now(),
+        keep_expired: options.keep_expired,
+        since: options.since,
+    }
+}
+
+/// Plans a page of execution rows, `parallelism` at a time, in row order.
+async fn plan_rows(
+    ctx: &PlanContext,
+    rows: Vec<Entity>,
+    parallelism: usize,
+) -> Vec<Result<Planned, String>> {
+    bounded(rows, parallelism, |row| {
+        let ctx = ctx.clone();
+        async move { plan::plan_execution(&ctx, &row).await }
+    })
+    .await
+}
+
 fn row_key_pair(row: &Entity) -> (String, String) {
     (
         mapping::text(row, "PartitionKey").unwrap_or_default(),
@@ -217,14 +247,7 @@ pub async fn migrate(
     if options.resume {
         tracing::info!(checkpoint = %checkpoint_id, partitions = checkpoint.partitions.len(), "resuming");
     }
-    let ctx = PlanContext {
-        client: client.clone(),
-        store: store.clone(),
-        blobs,
-        now: clock.now(),
-        keep_expired: options.keep_expired,
-        since: options.since,
-    };
+    let ctx = plan_context(client, &store, blobs, clock, options);
     let mut summary = Summary::default();
 
     if !checkpoint.executions_done() {
@@ -310,11 +333,7 @@ async fn run_page(
     summary: &mut Summary,
 ) -> anyhow::Result<usize> {
     let count = rows.len();
-    let planned = bounded(rows, options.parallelism, |row| {
-        let ctx = ctx.clone();
-        async move { plan::plan_execution(&ctx, &row).await }
-    })
-    .await;
+    let planned = plan_rows(ctx, rows, options.parallelism).await;
     // Rows before the first unavailable one are committed; the rest are retried on resume.
     let mut committed = count;
     let mut plans = Vec::new();
@@ -393,12 +412,10 @@ fn count_plan(summary: &mut Summary, plan: &plan::ExecutionPlan) {
     }
 }
 
-async fn migrate_memberships(
+/// The legacy `userperm` rows as membership documents, and the rows that cannot be mapped.
+async fn read_memberships(
     client: &StorageClient,
-    store: &dyn Store,
-    dry_run: bool,
-    summary: &mut Summary,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Vec<MembershipDoc>, Vec<String>)> {
     let rows = client
         .query_all(
             "Relationships",
@@ -406,9 +423,17 @@ async fn migrate_memberships(
         )
         .await?;
     let (docs, errors) = mapping::memberships(&rows);
-    summary
-        .failed
-        .extend(errors.iter().map(ToString::to_string));
+    Ok((docs, errors.iter().map(ToString::to_string).collect()))
+}
+
+async fn migrate_memberships(
+    client: &StorageClient,
+    store: &dyn Store,
+    dry_run: bool,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let (docs, errors) = read_memberships(client).await?;
+    summary.failed.extend(errors);
     for mut doc in docs {
         let scope = Scope::Global.to_string();
         let existing = store.read(Container::Entities, &scope, &doc.id).await?;
@@ -488,14 +513,7 @@ pub async fn verify(
     clock: &dyn Clock,
     options: &MigrateOptions,
 ) -> anyhow::Result<VerifyReport> {
-    let ctx = PlanContext {
-        client: client.clone(),
-        store: store.clone(),
-        blobs,
-        now: clock.now(),
-        keep_expired: options.keep_expired,
-        since: options.since,
-    };
+    let ctx = plan_context(client, &store, blobs, clock, options);
     let filter = execution_filter(options.scope.as_ref(), None);
     let mut report = VerifyReport::default();
     let mut next: Option<Continuation> = None;
@@ -503,11 +521,7 @@ pub async fn verify(
         let page = client
             .query_page("Entities", &filter, None, options.page_size, next.as_ref())
             .await?;
-        let planned = bounded(page.entities, options.parallelism, |row| {
-            let ctx = ctx.clone();
-            async move { plan::plan_execution(&ctx, &row).await }
-        })
-        .await;
+        let planned = plan_rows(&ctx, page.entities, options.parallelism).await;
         for result in planned {
             match result {
                 Ok(Planned::Plan(plan)) => {
@@ -548,16 +562,8 @@ async fn verify_memberships(
     store: &dyn Store,
     report: &mut VerifyReport,
 ) -> anyhow::Result<()> {
-    let rows = client
-        .query_all(
-            "Relationships",
-            "PartitionKey eq 'GLOBAL' and RowKey ge 'userperm:' and RowKey lt 'userperm;'",
-        )
-        .await?;
-    let (docs, errors) = mapping::memberships(&rows);
-    report
-        .unmigratable
-        .extend(errors.iter().map(ToString::to_string));
+    let (docs, errors) = read_memberships(client).await?;
+    report.unmigratable.extend(errors);
     for doc in docs {
         let existing = store
             .read(Container::Entities, Scope::GLOBAL, &doc.id)

@@ -54,6 +54,24 @@ fn days_ago(days: i64) -> String {
         .to_string()
 }
 
+/// Seeds the fixture with executions `days` ago (the expired one 30 days ago) and `filler`
+/// more executions of `logs` log rows each; returns the day (`YYYY-MM-DD`).
+fn seed_fixture(azurite: &Azurite, days: i64, filler: usize, logs: usize) -> String {
+    let day = days_ago(days);
+    azurite.seed(&[
+        "fixture",
+        "--day",
+        &day,
+        "--expired-day",
+        &days_ago(30),
+        "--filler",
+        &filler.to_string(),
+        "--filler-logs",
+        &logs.to_string(),
+    ]);
+    day
+}
+
 /// Every stored document except the migration's own checkpoint (in `leases`): (container, pk, id)
 /// → (body, etag, ts, lsn); plus the change-log head of those containers.
 type Snapshot = (
@@ -129,16 +147,7 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
     let Some(azurite) = Azurite::start() else {
         return;
     };
-    let (day, old) = (days_ago(1), days_ago(20));
-    azurite.seed(&[
-        "fixture",
-        "--day",
-        &day,
-        "--expired-day",
-        &old,
-        "--filler",
-        "30",
-    ]);
+    let day = seed_fixture(&azurite, 1, 30, 2);
     let data = temp_dir();
 
     // Dry run: reads and maps everything, writes no document.
@@ -494,18 +503,7 @@ fn a_run_killed_halfway_resumes_to_the_same_end_state() {
     let Some(azurite) = Azurite::start() else {
         return;
     };
-    let (day, old) = (days_ago(2), days_ago(30));
-    azurite.seed(&[
-        "fixture",
-        "--day",
-        &day,
-        "--expired-day",
-        &old,
-        "--filler",
-        "300",
-        "--filler-logs",
-        "3",
-    ]);
+    seed_fixture(&azurite, 2, 300, 3);
     let total = 300 + FIXTURE_EXECUTIONS;
 
     let reference = temp_dir();
