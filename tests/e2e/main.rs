@@ -3,5 +3,6 @@
 mod cli;
 mod handler;
 mod helpers;
+mod infra;
 mod package;
 mod serve;
