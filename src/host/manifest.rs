@@ -56,6 +56,7 @@ pub fn manifest(functions: &[FunctionSpec]) -> Value {
         .collect();
     json!({
         "executable": EXECUTABLE,
+        "packageZip": crate::package::ZIP_NAME,
         "database": COSMOS_DATABASE,
         "leaseContainer": LEASE_CONTAINER,
         "containers": containers,

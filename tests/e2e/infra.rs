@@ -244,6 +244,7 @@ fn infra_check_reports_each_name_changed_alone() {
     let base = work.path().join("base");
     copy_tree(&repo().join("infra"), &base.join("infra"));
     copy_tree(&repo().join("functions"), &base.join("functions"));
+    std::fs::copy(repo().join("azure.yaml"), base.join("azure.yaml")).unwrap();
     let manifest_text = serde_json::to_string_pretty(&manifest).unwrap();
     let base_manifest = work.path().join("manifest.json");
     std::fs::write(&base_manifest, &manifest_text).unwrap();

@@ -4,5 +4,6 @@ mod cli;
 mod handler;
 mod helpers;
 mod infra;
+mod observability;
 mod package;
 mod serve;

@@ -43,6 +43,7 @@ class BicepFile:
         self.variables = {k: v.get("value") for k, v in (tree.get("variables") or {}).items()}
         self.resources = tree.get("resources") or {}
         self.parameters = tree.get("parameters") or {}
+        self.outputs = tree.get("outputs") or {}
 
     def value(self, raw):
         seen = 0
@@ -263,6 +264,27 @@ def check_root(root, manifest):
         for name, p in sorted(main.parameters.items()):
             if p.get("default") is None and name not in given:
                 problems.append(f"main.bicepparam: required parameter {name!r} of main.bicep has no value")
+
+    # --- azure.yaml: azd provisions infra/ and its hook deploys the package the code builds -------
+    azure_yaml = root / "azure.yaml"
+    if not azure_yaml.exists():
+        problems.append("azure.yaml: missing (azd up needs it)")
+    else:
+        text = azure_yaml.read_text()
+        if not re.search(r"^\s+path:\s*infra\s*$", text, re.M) or not re.search(r"^\s+module:\s*main\s*$", text, re.M):
+            problems.append("azure.yaml: infra path/module do not point at infra/main.bicep")
+        for script in re.findall(r"^\s+run:\s*(\S+)\s*$", text, re.M):
+            path = root / script
+            if not path.exists():
+                problems.append(f"azure.yaml: hook {script!r} does not exist")
+                continue
+            body = path.read_text()
+            if f"dist/{manifest['packageZip']}" not in body or "package --out dist" not in body:
+                problems.append(f"{script}: does not deploy dist/{manifest['packageZip']} built by `package --out dist`")
+            outputs = set(main.outputs) if main is not None else set()
+            for var in sorted(set(re.findall(r"\$\{?(AZURE_[A-Z_]+)", body))):
+                if var not in outputs:
+                    problems.append(f"{script}: uses {var}, which infra/main.bicep does not output")
     return problems
 
 
