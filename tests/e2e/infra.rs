@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::helpers::{run, temp_dir};
+use crate::helpers::{files_under, run, temp_dir};
 
 const PYCEP: &str = "pycep-parser==0.7.1";
 const RENAMED: &str = "_renamed";
@@ -111,20 +111,6 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files.sort();
-    files
 }
 
 /// A deployment name the code owns, and how to spot it in a file.
@@ -340,4 +326,56 @@ fn infra_check_reports_each_name_changed_alone() {
         mutations.len(),
         files_per_name.len()
     );
+}
+
+#[test]
+fn infra_check_reports_azd_and_parameter_files_out_of_step() {
+    let Some(python) = pycep_python() else { return };
+    let manifest = manifest();
+    let work = temp_dir();
+    let manifest_path = work.path().join("manifest.json");
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let zip = manifest["packageZip"].as_str().unwrap();
+    // (file, from, to, what the report must mention)
+    let cases = [
+        (
+            "infra/main.bicep",
+            "output AZURE_FUNCTION_APP_NAME",
+            "output AZURE_APP_NAME",
+            "AZURE_FUNCTION_APP_NAME",
+        ),
+        (
+            "infra/scripts/deploy.sh",
+            &format!("dist/{zip}") as &str,
+            "dist/app.zip",
+            zip,
+        ),
+        ("azure.yaml", "path: infra", "path: deploy", "azure.yaml"),
+        (
+            "infra/main.bicepparam",
+            "param namePrefix =",
+            "param prefix =",
+            "namePrefix",
+        ),
+    ];
+    let mut pairs = Vec::new();
+    for (i, (file, from, to, _)) in cases.iter().enumerate() {
+        let root = work.path().join(format!("case{i}"));
+        copy_tree(&repo().join("infra"), &root.join("infra"));
+        copy_tree(&repo().join("functions"), &root.join("functions"));
+        std::fs::copy(repo().join("azure.yaml"), root.join("azure.yaml")).unwrap();
+        let path = root.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} no longer holds {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        pairs.push((manifest_path.clone(), root));
+    }
+    let results = check(&python, &pairs);
+    for ((_, root), (file, from, _, needle)) in pairs.iter().zip(&cases) {
+        let problems = &results[&root.display().to_string()];
+        assert!(
+            problems.iter().any(|p| p.contains(needle)),
+            "changing {from:?} in {file} was not reported: {problems:?}"
+        );
+    }
 }
