@@ -329,7 +329,7 @@ fn infra_check_reports_each_name_changed_alone() {
 }
 
 #[test]
-fn infra_check_reports_azd_and_parameter_files_out_of_step() {
+fn infra_check_reports_azd_parameter_and_module_files_out_of_step() {
     let Some(python) = pycep_python() else { return };
     let manifest = manifest();
     let work = temp_dir();
@@ -356,6 +356,19 @@ fn infra_check_reports_azd_and_parameter_files_out_of_step() {
             "param namePrefix =",
             "param prefix =",
             "namePrefix",
+        ),
+        // Module wiring, which `bicep build` would reject (there is no Bicep CLI here).
+        (
+            "infra/main.bicep",
+            "cosmos.outputs.endpoint",
+            "cosmos.outputs.endpoints",
+            "'endpoints'",
+        ),
+        (
+            "infra/main.bicep",
+            "sku: signalRSku",
+            "skuName: signalRSku",
+            "skuName",
         ),
     ];
     let mut pairs = Vec::new();

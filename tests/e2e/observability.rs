@@ -159,3 +159,46 @@ async fn handler_logs_batches_by_level_and_health_reports_lag() {
     assert_eq!(last["changeFeed"]["LogStream"]["deadLetteredBatches"], 1);
     assert_eq!(last["changeFeed"]["LogStream"]["batches"], 2);
 }
+
+#[tokio::test]
+async fn serve_health_reports_batch_size_and_lag_of_its_pumps() {
+    let data = temp_dir();
+    let app = crate::helpers::spawn_serve(data.path(), &[]);
+    let written = crate::helpers::run(&[
+        "simulate",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--executions",
+        "2",
+        "--logs",
+        "5",
+        "--rate",
+        "0",
+    ]);
+    assert!(written.status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let feed = loop {
+        let h: Value = client()
+            .get(format!("{}/api/health", app.base))
+            .send()
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("health JSON");
+        let feed = h["changeFeed"]["LogStream"].clone();
+        if feed["pendingChanges"] == 0 && feed["documents"].as_u64() > Some(0) {
+            break feed;
+        }
+        assert!(Instant::now() < deadline, "pump did not catch up: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Written moments ago, so the lag is small (whole seconds: `_ts` has second resolution).
+    let lag = feed["lagSeconds"].as_i64().expect("lagSeconds");
+    assert!((0..=30).contains(&lag), "lag {lag}: {feed}");
+    let size = feed["lastBatchSize"].as_u64().expect("lastBatchSize");
+    assert!(
+        size >= 1 && size <= feed["documents"].as_u64().unwrap(),
+        "{feed}"
+    );
+}

@@ -44,6 +44,7 @@ class BicepFile:
         self.resources = tree.get("resources") or {}
         self.parameters = tree.get("parameters") or {}
         self.outputs = tree.get("outputs") or {}
+        self.modules = tree.get("modules") or {}
 
     def value(self, raw):
         seen = 0
@@ -91,6 +92,27 @@ def check_root(root, manifest):
             problems.append(f"{path.relative_to(root)}: cannot parse Bicep: {e}")
     if not bicep_files:
         problems.append("infra/ holds no Bicep files")
+
+    # --- Module wiring (what `bicep build` would catch first) ------------------------------------
+    by_path = {f.path.resolve(): f for f in bicep_files}
+    for f in bicep_files:
+        text = f.path.read_text()
+        for symbol, module in (f.modules or {}).items():
+            target = (f.path.parent / ((module.get("detail") or {}).get("path") or "")).resolve()
+            callee = by_path.get(target)
+            where = f"{f.path.relative_to(root)}: module {symbol!r}"
+            if callee is None:
+                problems.append(f"{where}: no Bicep file at {target}")
+                continue
+            passed = set(((module.get("config") or {}).get("params") or {}).keys())
+            for name in sorted(passed - set(callee.parameters)):
+                problems.append(f"{where}: passes {name!r}, which the module does not declare")
+            for name, p in sorted(callee.parameters.items()):
+                if p.get("default") is None and name not in passed:
+                    problems.append(f"{where}: does not pass the required parameter {name!r}")
+            for output in sorted(set(re.findall(r"\b%s\.outputs\.(\w+)" % re.escape(symbol), text))):
+                if output not in callee.outputs:
+                    problems.append(f"{where}: reads output {output!r}, which the module does not declare")
 
     # --- Cosmos DB: account, database, containers -------------------------------------------
     database = manifest["database"]
