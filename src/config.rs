@@ -55,6 +55,12 @@ pub const SETTINGS: &[Setting] = &[
         in_local_settings: true,
     },
     Setting {
+        name: crate::blobs::BLOBS_ENV,
+        description: "Where results over 2 MB are read from: `dir:PATH` (default `dir:$BIFROST_DATA/blobs`).",
+        example: "dir:data/blobs",
+        in_local_settings: true,
+    },
+    Setting {
         name: SIGNALR_ENV,
         description: "Where real-time messages go: `none` (default) or `journal:PATH` (JSON lines).",
         example: "none",
@@ -85,6 +91,7 @@ pub fn store_url(explicit: Option<&StoreUrl>, data_dir: &std::path::Path) -> Sto
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     pub store: StoreUrl,
+    pub blobs: crate::blobs::BlobLocation,
     pub realtime: SinkTarget,
 }
 
@@ -101,6 +108,7 @@ impl RuntimeConfig {
             .context("opening the real-time sink")?;
         Ok(AppContext {
             store,
+            blobs: self.blobs.open(),
             sink,
             clock: clock.clone(),
             status: Arc::new(RuntimeStatus::new(mode, clock.now())),

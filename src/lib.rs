@@ -1,6 +1,8 @@
 //! bifrost-workers: Bifrost's execution data workers. One library, driven either by the Azure
 //! Functions host (custom handler, `host`) or by its own runtime (`serve`).
 
+pub mod api;
+pub mod blobs;
 pub mod cli;
 pub mod clock;
 pub mod config;

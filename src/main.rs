@@ -42,6 +42,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(LogSink::Stdout);
             let config = RuntimeConfig {
                 store: args.store.url(),
+                blobs: args.store.blob_location(),
                 realtime: args.signalr,
             };
             handler::run(args.port, config).await
@@ -63,6 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let config = RuntimeConfig {
                 store: args.store.url(),
+                blobs: args.store.blob_location(),
                 realtime: args.signalr.unwrap_or(default_sink),
             };
             serve::run(ServeOptions {
