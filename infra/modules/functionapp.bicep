@@ -95,6 +95,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // state in an instance-local SQLite file.
     BIFROST_STORE: 'sqlite:/tmp/bifrost/bifrost.db'
     BIFROST_DATA: '/tmp/bifrost'
+    // Results over 2 MB: the `execution-data` container of the storage account once the code has
+    // an Azure Blob backend (modules/storage.bicep creates it); only the directory form exists yet.
+    BIFROST_BLOBS: 'dir:/tmp/bifrost/blobs'
     BIFROST_SIGNALR: 'none'
     // Logs go to stdout (Information in App Insights); the host maps stderr to Error.
     RUST_LOG: 'info'

@@ -1,5 +1,5 @@
-// Storage for the Functions host (timer locks, host keys) and the Flex Consumption deployment
-// package container. Shared keys are off: the app uses its managed identity (AzureWebJobsStorage__accountName).
+// Storage for the Functions host (timer locks, host keys), the Flex Consumption deployment
+// package container and large execution results. Shared keys are off: the app uses its managed identity (AzureWebJobsStorage__accountName).
 param baseName string
 param location string
 param tags object
@@ -30,6 +30,16 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
 resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Results over Cosmos' 2 MB document limit (`blobRef: execution-data/{executionId}/result.json`),
+// written by the workflow engine and streamed by the query API.
+resource executionDataContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: 'execution-data'
   properties: {
     publicAccess: 'None'
   }

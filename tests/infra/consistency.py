@@ -79,6 +79,18 @@ def satisfied(name, keys):
     return name in keys or any(k.startswith(name + "__") for k in keys)
 
 
+def json_differences(found, wanted, where="$"):
+    """(path, found, wanted) for each place two JSON values differ (missing members are None)."""
+    if isinstance(found, dict) and isinstance(wanted, dict):
+        out = []
+        for key in list(wanted) + [k for k in found if k not in wanted]:
+            out += json_differences(found.get(key), wanted.get(key), f"{where}.{key}")
+        return out
+    if isinstance(found, list) and isinstance(wanted, list) and len(found) == len(wanted):
+        return [d for i, (a, b) in enumerate(zip(found, wanted)) for d in json_differences(a, b, f"{where}[{i}]")]
+    return [] if found == wanted else [(where, found, wanted)]
+
+
 def check_root(root, manifest):
     problems = []
     infra = root / "infra"
@@ -229,8 +241,8 @@ def check_root(root, manifest):
             problems.append(
                 f"host.json: defaultExecutablePath {description.get('defaultExecutablePath')!r}, the package ships {manifest['executable']!r}"
             )
-        if host != manifest["hostJson"]:
-            problems.append("host.json: differs from what the code generates")
+        for where, found, wanted in json_differences(host, manifest["hostJson"]):
+            problems.append(f"host.json: has {found!r} at {where}, the code generates {wanted!r}")
 
     folders = {p.parent.name for p in functions_dir.glob("*/function.json")}
     expected = set(manifest["functions"])
@@ -243,8 +255,10 @@ def check_root(root, manifest):
         fj = load_json(functions_dir / name / "function.json")
         if fj is None:
             continue
-        if fj != manifest["functions"][name]:
-            problems.append(f"function {name!r}: functions/{name}/function.json differs from the code")
+        for where, found, wanted in json_differences(fj, manifest["functions"][name]):
+            problems.append(
+                f"function {name!r}: functions/{name}/function.json has {found!r} at {where}, the code generates {wanted!r}"
+            )
         for b in fj.get("bindings") or []:
             if "databaseName" in b and b["databaseName"] != database:
                 problems.append(f"function {name!r}: databaseName {b['databaseName']!r}, infra and code use {database!r}")
