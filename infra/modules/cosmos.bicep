@@ -1,8 +1,8 @@
 // Cosmos DB for NoSQL, serverless, with database `bifrost` and every container the code uses
 // (src/store/containers.rs): names, partition keys and default TTLs must match it, which the
-// consistency test checks. Key access stays available for tools, but nothing in the app settings
-// carries a key: the change-feed trigger connects with the app's managed identity and the
-// "Cosmos DB Built-in Data Contributor" role (modules/access.bicep).
+// consistency test checks. Keys are switched off: the change-feed trigger (and the app's own
+// store access) connect with the app's managed identity and the "Cosmos DB Built-in Data
+// Contributor" role, people with `az login` and the optional operator role (modules/access.bicep).
 param baseName string
 param location string
 param tags object
@@ -34,6 +34,9 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
       defaultConsistencyLevel: 'Session'
     }
     minimalTlsVersion: 'Tls12'
+    disableLocalAuth: true
+    // Containers and settings change through ARM (this template), never with account keys.
+    disableKeyBasedMetadataWriteAccess: true
   }
 }
 
