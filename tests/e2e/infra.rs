@@ -113,6 +113,13 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// What the check reads from a root: infra/, functions/ and azure.yaml.
+fn copy_deploy_files(to: &Path) {
+    copy_tree(&repo().join("infra"), &to.join("infra"));
+    copy_tree(&repo().join("functions"), &to.join("functions"));
+    std::fs::copy(repo().join("azure.yaml"), to.join("azure.yaml")).unwrap();
+}
+
 /// A deployment name the code owns, and how to spot it in a file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Name {
@@ -228,9 +235,7 @@ fn infra_check_reports_each_name_changed_alone() {
     let manifest = manifest();
     let work = temp_dir();
     let base = work.path().join("base");
-    copy_tree(&repo().join("infra"), &base.join("infra"));
-    copy_tree(&repo().join("functions"), &base.join("functions"));
-    std::fs::copy(repo().join("azure.yaml"), base.join("azure.yaml")).unwrap();
+    copy_deploy_files(&base);
     let manifest_text = serde_json::to_string_pretty(&manifest).unwrap();
     let base_manifest = work.path().join("manifest.json");
     std::fs::write(&base_manifest, &manifest_text).unwrap();
@@ -374,9 +379,7 @@ fn infra_check_reports_azd_parameter_and_module_files_out_of_step() {
     let mut pairs = Vec::new();
     for (i, (file, from, to, _)) in cases.iter().enumerate() {
         let root = work.path().join(format!("case{i}"));
-        copy_tree(&repo().join("infra"), &root.join("infra"));
-        copy_tree(&repo().join("functions"), &root.join("functions"));
-        std::fs::copy(repo().join("azure.yaml"), root.join("azure.yaml")).unwrap();
+        copy_deploy_files(&root);
         let path = root.join(file);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(from), "{file} no longer holds {from:?}");
@@ -389,6 +392,59 @@ fn infra_check_reports_azd_parameter_and_module_files_out_of_step() {
         assert!(
             problems.iter().any(|p| p.contains(needle)),
             "changing {from:?} in {file} was not reported: {problems:?}"
+        );
+    }
+}
+
+/// No function of this build has a SignalR binding yet; this proves the hub-name check on a
+/// function added to both the code's manifest and functions/ (as the SignalR functions will be).
+#[test]
+fn infra_check_reports_a_hub_name_changed_alone() {
+    let Some(python) = pycep_python() else { return };
+    // A name found nowhere else, so only the hub changes.
+    let hub = "bifrosthub";
+    let negotiate = serde_json::json!({ "bindings": [
+        { "type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "anonymous",
+          "route": "negotiate", "methods": ["post"] },
+        { "type": "http", "direction": "out", "name": "res" },
+        { "type": "signalRConnectionInfo", "direction": "in", "name": "connectionInfo", "hubName": hub },
+    ]});
+    let mut manifest = manifest();
+    manifest["functions"]["Negotiate"] = negotiate.clone();
+    manifest["signalRHubs"] = serde_json::json!([hub]);
+    let work = temp_dir();
+    let write_case = |name: &str, manifest: &Value, function: &Value| {
+        let root = work.path().join(name);
+        copy_deploy_files(&root);
+        std::fs::create_dir_all(root.join("functions/Negotiate")).unwrap();
+        std::fs::write(
+            root.join("functions/Negotiate/function.json"),
+            function.to_string(),
+        )
+        .unwrap();
+        let manifest_path = work.path().join(format!("{name}.json"));
+        std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+        (manifest_path, root)
+    };
+    let renamed = |v: &Value| -> Value {
+        let text = v
+            .to_string()
+            .replace(&format!("\"{hub}\""), &format!("\"{hub}{RENAMED}\""));
+        serde_json::from_str(&text).expect("still JSON")
+    };
+    let pairs = vec![
+        write_case("same", &manifest, &negotiate),
+        write_case("file", &manifest, &renamed(&negotiate)),
+        write_case("code", &renamed(&manifest), &negotiate),
+    ];
+    let results = check(&python, &pairs);
+    let problems = |i: usize| &results[&pairs[i].1.display().to_string()];
+    assert!(problems(0).is_empty(), "{:?}", problems(0));
+    for i in [1, 2] {
+        assert!(
+            problems(i).iter().any(|p| p.contains("hubName")),
+            "{:?}",
+            problems(i)
         );
     }
 }
