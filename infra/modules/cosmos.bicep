@@ -51,8 +51,8 @@ resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-11-15
 }
 
 // Execution metadata, one document per execution. Lists filter by status/workflow/user inside a
-// scope and page by startedAt (then id, the tiebreak of every query); metrics reconcile by
-// completedAt. The free-form inputData and error text are never filtered on: not indexed.
+// scope and page by startedAt (then id, the tiebreak of every query: a multi-key ORDER BY that
+// Cosmos rejects without its composite index); metrics reconcile by completedAt. The free-form inputData and error text are never filtered on: not indexed.
 resource executions 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
   parent: database
   name: 'executions'
@@ -112,9 +112,10 @@ resource executions 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
   }
 }
 
-// Logs, variables, state and results per execution: read by executionId, type and sequence or
-// version only, so only those paths are indexed (log messages and data are write-heavy and never
-// filtered on).
+// Logs, variables, state and results per execution: read by type with sequence (logs, after a
+// sequence, optionally without a level) or version (latest variables), each ordered with id as the
+// tiebreak, so only those paths are indexed (log messages and data are write-heavy and never
+// filtered on). Every multi-key ORDER BY needs its composite index, or Cosmos rejects the query.
 resource executionData 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
   parent: database
   name: 'execution_data'
@@ -147,6 +148,9 @@ resource executionData 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
           {
             path: '/timestamp/?'
           }
+          {
+            path: '/level/?'
+          }
         ]
         excludedPaths: [
           {
@@ -162,6 +166,16 @@ resource executionData 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
             {
               path: '/id'
               order: 'ascending'
+            }
+          ]
+          [
+            {
+              path: '/version'
+              order: 'descending'
+            }
+            {
+              path: '/id'
+              order: 'descending'
             }
           ]
         ]
