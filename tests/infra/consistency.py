@@ -1,10 +1,11 @@
-"""Checks that infra/ (Bicep), functions/ (function.json, host.json, local.settings.json.example)
-and the code's own names (the manifest printed by `bifrost-workers functions --manifest`) agree.
+"""Checks that infra/ (Bicep, main.bicepparam, the deploy hook), azure.yaml, functions/
+(function.json, host.json, local.settings.json.example) and the code's own names (the manifest
+printed by `bifrost-workers functions --manifest`) agree.
 
 Usage: consistency.py MANIFEST.json ROOT [MANIFEST.json ROOT ...]
-Each ROOT holds infra/ and functions/ and is checked against the manifest before it. Prints one
-JSON object {ROOT: [problem, ...]} and exits 0;
-the caller decides what an empty or non-empty list means (the test runs mutated copies too).
+Each ROOT holds infra/, functions/ and azure.yaml and is checked against the manifest before it.
+Prints one JSON object {ROOT: [problem, ...]} and exits 0: the caller decides what an empty or
+non-empty list means (the test also runs it on copies with one name changed, which must fail).
 Bicep is parsed with pycep-parser (no Bicep CLI needed); a file parsed once is not parsed again
 when another root holds the same bytes.
 """
