@@ -91,6 +91,8 @@ fn check(python: &Path, pairs: &[(PathBuf, PathBuf)]) -> BTreeMap<String, Vec<St
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut command = Command::new(python);
+    // Leave no __pycache__ in the source tree.
+    command.env("PYTHONDONTWRITEBYTECODE", "1");
     command.arg(repo().join("tests/infra/consistency.py"));
     for (manifest, root) in pairs {
         command.arg(manifest).arg(root);
