@@ -4,5 +4,7 @@ mod api;
 mod cli;
 mod handler;
 mod helpers;
+mod infra;
+mod observability;
 mod package;
 mod serve;
