@@ -126,3 +126,139 @@ mod tests {
         assert_eq!(midnight.len(), 14);
     }
 }
+
+/// The retention story end to end on the real store with a moving clock: executions counted by
+/// the change feed, the day sealed before they expire, the executions purged by TTL, and the
+/// day still served by the dashboard API afterwards.
+#[cfg(test)]
+mod retention_tests {
+    use std::sync::Arc;
+
+    use base64::Engine;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::api::metrics::{GetDailyMetrics, GetMetrics};
+    use crate::clock::{Clock, ManualClock};
+    use crate::functions::{AppContext, BatchHandler, HttpHandler, RuntimeStatus};
+    use crate::host::protocol::HttpRequest;
+    use crate::metrics::aggregate::MetricsAggregate;
+    use crate::realtime::NullSink;
+    use crate::store::{sqlite::SqliteStore, Container, FeedPosition};
+
+    const ORG: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
+
+    fn admin_request(query: &[(&str, &str)]) -> HttpRequest {
+        let principal = base64::engine::general_purpose::STANDARD
+            .encode(json!({"userId": "admin", "userRoles": ["PlatformAdmin"]}).to_string());
+        HttpRequest {
+            method: "GET".into(),
+            url: "http://localhost/api/metrics".into(),
+            query: query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            headers: [
+                ("x-ms-client-principal".to_owned(), vec![principal]),
+                (
+                    "x-organization-id".to_owned(),
+                    vec![ORG.trim_start_matches("org-").to_owned()],
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            params: Default::default(),
+            body: None,
+        }
+    }
+
+    async fn daily(ctx: &AppContext, date: &str) -> Value {
+        let response = GetDailyMetrics
+            .handle(ctx, admin_request(&[("days", "30")]))
+            .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let body: Value = serde_json::from_str(&response.body).unwrap();
+        body["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["date"] == date)
+            .cloned()
+            .unwrap_or_else(|| panic!("{date} not in {body}"))
+    }
+
+    #[tokio::test]
+    async fn sealed_history_outlives_the_executions() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(
+            Timestamp::parse("2026-11-01T12:00:00Z").unwrap(),
+        ));
+        let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), clock.clone()).unwrap());
+        let ctx = AppContext {
+            store: store.clone(),
+            blobs: Arc::new(crate::blobs::DirBlobs::new(dir.path().join("blobs"))),
+            sink: Arc::new(NullSink),
+            clock: clock.clone(),
+            status: Arc::new(RuntimeStatus::new("test", clock.now())),
+        };
+        for (i, status) in ["Success", "Success", "Failed", "Timeout"]
+            .iter()
+            .enumerate()
+        {
+            store
+                .upsert(
+                    Container::Executions,
+                    json!({
+                        "id": format!("e{i}"), "type": "execution", "scope": ORG,
+                        "executionId": format!("e{i}"), "workflowName": "w", "executedBy": "u",
+                        "status": status, "startedAt": "2026-11-01T11:00:00Z",
+                        "completedAt": "2026-11-01T11:30:00Z", "durationMs": 1000 * (i as i64 + 1),
+                    }),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        let feed = store
+            .read_change_feed(Container::Executions, &FeedPosition::Beginning, 100)
+            .await
+            .unwrap();
+        MetricsAggregate
+            .handle(&ctx, &feed.documents)
+            .await
+            .unwrap();
+        let day = daily(&ctx, "2026-11-01").await;
+        assert_eq!(day["totalExecutions"], 4);
+        assert_eq!(day["sealed"], false);
+
+        // Day 13 after: the rollup reconciles the day one last time and seals it.
+        clock.advance_secs(13 * 86_400);
+        let logs = run(store.as_ref(), clock.now()).await.unwrap();
+        assert!(
+            logs.iter().any(|l| l.contains("2026-11-01: sealed")),
+            "{logs:?}"
+        );
+        // Day 15: the executions have expired and are purged.
+        clock.advance_secs(2 * 86_400);
+        assert!(store.purge_expired().await.unwrap() >= 4);
+        assert!(store
+            .read(Container::Executions, ORG, "e0")
+            .await
+            .unwrap()
+            .is_none());
+        // Another rollup changes nothing: the sealed day is final.
+        run(store.as_ref(), clock.now()).await.unwrap();
+
+        let day = daily(&ctx, "2026-11-01").await;
+        assert_eq!(day["totalExecutions"], 4, "{day}");
+        assert_eq!(day["successCount"], 2);
+        assert_eq!(day["failedCount"], 1);
+        assert_eq!(day["timeoutCount"], 1);
+        assert_eq!(day["avgDurationMs"], 2500);
+        assert_eq!(day["sealed"], true);
+        let response = GetMetrics.handle(&ctx, admin_request(&[])).await;
+        let body: Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(body["executionStats"]["totalExecutions"], 4, "{body}");
+        assert_eq!(body["executionStats"]["successRate"], 66.7);
+    }
+}

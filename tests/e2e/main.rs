@@ -5,6 +5,7 @@ mod cli;
 mod handler;
 mod helpers;
 mod infra;
+mod metrics;
 mod observability;
 mod package;
 mod serve;
