@@ -4,13 +4,14 @@
 //!
 //! Run: `cargo bench --bench startup`
 
-#[path = "support/report.rs"]
-mod report;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "common/report.rs"]
+#[allow(dead_code)]
+mod report;
 
 const RUNS: usize = 30;
 
@@ -80,6 +81,5 @@ fn main() {
         ms(p90),
         ms(max)
     );
-    let path = report::replace_section("## Startup:", &section);
-    println!("wrote {path}");
+    report::write_section("## Startup:", &section);
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod deadletter;
 pub mod functions;
 pub mod host;
+pub mod metrics;
 pub mod migrate;
 pub mod model;
 pub mod package;

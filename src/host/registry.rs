@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::api::execution_data::{GetExecutionLogs, GetExecutionResult, GetExecutionVariables};
 use crate::api::executions::{GetExecution, ListExecutions, QueryExecutions};
+use crate::api::metrics::{GetDailyMetrics, GetMetrics};
 use crate::functions::{health::Health, log_stream::LogStream, Handler, HttpHandler};
+use crate::metrics::{aggregate::MetricsAggregate, rollup::DailyRollup};
 use crate::store::Container;
 
 /// App setting holding the Cosmos DB connection (string, or `__accountEndpoint` identity prefix).
@@ -97,6 +99,27 @@ pub fn registry() -> Vec<FunctionSpec> {
             handler: Handler::Batch(Arc::new(LogStream)),
         },
         FunctionSpec {
+            name: "MetricsAggregate",
+            trigger: Trigger::CosmosDb(CosmosTrigger {
+                binding: "documents",
+                container: Container::Executions,
+                // Metrics are not latency-critical: the default-ish 1 s poll halves idle RUs.
+                feed_poll_delay_ms: 1000,
+                max_items_per_invocation: 500,
+            }),
+            retry: Some(CHANGE_FEED_RETRY),
+            handler: Handler::Batch(Arc::new(MetricsAggregate)),
+        },
+        FunctionSpec {
+            name: "DailyRollup",
+            trigger: Trigger::Timer(TimerTrigger {
+                binding: "rollupTimer",
+                schedule: crate::metrics::rollup::SCHEDULE,
+            }),
+            retry: None,
+            handler: Handler::Timer(Arc::new(DailyRollup)),
+        },
+        FunctionSpec {
             name: "Health",
             trigger: Trigger::Http(HttpTrigger {
                 binding: "req",
@@ -131,6 +154,13 @@ pub fn registry() -> Vec<FunctionSpec> {
             "executions/{id}/result",
             &["get"],
             GetExecutionResult,
+        ),
+        http("GetMetrics", "metrics", &["get"], GetMetrics),
+        http(
+            "GetDailyMetrics",
+            "metrics/daily",
+            &["get"],
+            GetDailyMetrics,
         ),
     ]
 }
