@@ -2,7 +2,7 @@
 //! execution in parallel (bounded), write what differs, checkpoint per page; then memberships and
 //! the metrics backfill. `verify` walks the same source and only compares.
 
-use std::collections::BTreeSet;
+use anyhow::Context;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,7 +87,7 @@ impl Summary {
             self.memberships_unchanged.to_string(),
         );
         line(
-            "metrics days pending backfill",
+            &format!("metrics days {verb}rebuilt"),
             self.metrics_days.len().to_string(),
         );
         for reason in &self.failed {
@@ -298,28 +298,50 @@ pub async fn migrate(
         }
     }
 
-    for (scope, days) in std::mem::take(&mut checkpoint.pending_metrics_days) {
-        for day in days {
-            summary.metrics_days.push((scope.clone(), day));
-        }
-    }
-    // The daily-metrics rebuild (issue 6) is not in this build: the days stay recorded in the
-    // checkpoint until it is, and are listed in the summary.
-    if !summary.metrics_days.is_empty() {
-        for (scope, days) in summary.metrics_days.iter().fold(
-            std::collections::BTreeMap::<String, BTreeSet<String>>::new(),
-            |mut acc, (scope, day)| {
-                acc.entry(scope.clone()).or_default().insert(day.clone());
-                acc
-            },
-        ) {
-            checkpoint.pending_metrics_days.insert(scope, days);
-        }
-        if !options.dry_run {
-            checkpoint.save(store.as_ref()).await?;
-        }
-    }
+    backfill_metrics(
+        store.as_ref(),
+        clock,
+        &mut checkpoint,
+        options.dry_run,
+        &mut summary,
+    )
+    .await?;
     Ok(summary)
+}
+
+/// Rebuilds the daily metrics of every (scope, day) the run wrote executions for, with the same
+/// repair the hourly rollup runs. Each day leaves the checkpoint once rebuilt, so a failure
+/// leaves the rest owed to the next run.
+async fn backfill_metrics(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    checkpoint: &mut Checkpoint,
+    dry_run: bool,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let owed: Vec<(String, String)> = checkpoint
+        .pending_metrics_days
+        .iter()
+        .flat_map(|(scope, days)| days.iter().map(move |day| (scope.clone(), day.clone())))
+        .collect();
+    for (scope_text, day_text) in owed {
+        if !dry_run {
+            let scope = Scope::parse(&scope_text)?;
+            let day = chrono::NaiveDate::parse_from_str(&day_text, "%Y-%m-%d")?;
+            crate::metrics::rebuild_day(store, &scope, day, clock.now())
+                .await
+                .with_context(|| format!("rebuilding the metrics of {scope_text} on {day_text}"))?;
+            if let Some(days) = checkpoint.pending_metrics_days.get_mut(&scope_text) {
+                days.remove(&day_text);
+            }
+            checkpoint
+                .pending_metrics_days
+                .retain(|_, days| !days.is_empty());
+            checkpoint.save(store).await?;
+        }
+        summary.metrics_days.push((scope_text, day_text));
+    }
+    Ok(())
 }
 
 /// Plans a page, records its metrics days, writes it; returns how many leading rows are done

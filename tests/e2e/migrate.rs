@@ -368,10 +368,28 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
         .keys()
         .any(|(_, _, id)| id.ends_with("e0e0") || id.ends_with("bad0")));
 
+    // Metrics backfill: one daily document per scope for the migrated day, counting terminal
+    // executions (org B's Running one is not counted; the expired one was not migrated).
+    assert_eq!(count(&first.stdout, "metrics days rebuilt"), 3);
+    let metrics_id = format!("metrics-daily-{day}");
+    let daily = |scope: &str| {
+        let doc = doc(&snap, "entities", scope, &metrics_id);
+        (
+            doc["totalExecutions"].as_u64(),
+            doc["successCount"].as_u64(),
+            doc["failedCount"].as_u64(),
+            doc["completedWithErrorsCount"].as_u64(),
+        )
+    };
+    assert_eq!(daily(ORG_A), (Some(12), Some(11), Some(0), Some(1)));
+    assert_eq!(daily("GLOBAL"), (Some(12), Some(11), Some(1), Some(0)));
+    assert_eq!(daily(ORG_B), (Some(10), Some(10), Some(0), Some(0)));
+
     // Rerun: no document is written (same ETags, same change-feed head); only the checkpoint is.
     let rerun = migrate(&azurite, data.path(), &[]);
     assert_eq!(count(&rerun.stdout, "unchanged"), 35, "{}", rerun.stdout);
     assert_eq!(count(&rerun.stdout, "documents written"), 0);
+    assert_eq!(count(&rerun.stdout, "metrics days rebuilt"), 0);
     let after = snapshot(data.path());
     let changed: Vec<_> = after
         .0
@@ -484,14 +502,18 @@ fn reverse_ts(started: &str) -> i64 {
     9_999_999_999_999 - started.timestamp_millis()
 }
 
-/// Documents without per-run properties (`ttl` counts down; system properties differ by write).
+/// Documents without per-run properties (system properties differ by write).
 fn end_state(data: &Path) -> BTreeMap<(String, String, String), Value> {
     snapshot(data)
         .0
         .into_iter()
         .map(|(key, (mut body, ..))| {
             if let Some(object) = body.as_object_mut() {
-                object.remove("ttl");
+                // Per run by nature: the countdown, and the metrics ledger's bookkeeping (when and
+                // at which change-feed position it last applied a contribution).
+                for volatile in ["ttl", "updatedAt", "sourcePosition"] {
+                    object.remove(volatile);
+                }
             }
             (key, body)
         })
