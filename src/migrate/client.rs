@@ -359,6 +359,82 @@ mod tests {
         assert_eq!(percent_encode("a+b=c/"), "a%2Bb%3Dc%2F");
     }
 
+    /// A stand-in Table endpoint over a real socket: throttles the first request (503 with
+    /// `Retry-After: 0`), then serves two pages linked by continuation headers.
+    #[tokio::test]
+    async fn retries_throttling_and_follows_continuations() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        use axum::extract::{Query, State};
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::response::IntoResponse;
+
+        let calls = Arc::new(AtomicUsize::new(0));
+        async fn entities(
+            State(calls): State<Arc<AtomicUsize>>,
+            headers: HeaderMap,
+            Query(query): Query<std::collections::HashMap<String, String>>,
+        ) -> axum::response::Response {
+            let call = calls.fetch_add(1, Ordering::SeqCst);
+            assert!(headers["authorization"]
+                .to_str()
+                .unwrap()
+                .starts_with("SharedKeyLite devstoreaccount1:"));
+            assert_eq!(query["$filter"], "PartitionKey eq 'a b'");
+            if call == 0 {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [("retry-after", "0")],
+                    "{}",
+                )
+                    .into_response();
+            }
+            match query.get("NextPartitionKey").map(String::as_str) {
+                None => (
+                    [
+                        ("x-ms-continuation-NextPartitionKey", "1!8!YQ--"),
+                        ("x-ms-continuation-NextRowKey", "1!8!cjI-"),
+                    ],
+                    axum::Json(serde_json::json!({"value": [{"RowKey": "r1"}]})),
+                )
+                    .into_response(),
+                Some(pk) => {
+                    assert_eq!((pk, query["NextRowKey"].as_str()), ("1!8!YQ--", "1!8!cjI-"));
+                    axum::Json(serde_json::json!({"value": [{"RowKey": "r2"}]})).into_response()
+                }
+            }
+        }
+        let app = axum::Router::new()
+            .route("/devstoreaccount1/Entities()", axum::routing::get(entities))
+            .with_state(calls.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let account = StorageAccount::parse(&format!(
+            "AccountName=devstoreaccount1;AccountKey={};TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1",
+            crate::migrate::connection::DEV_KEY
+        ))
+        .unwrap();
+        let client = StorageClient::new(account).unwrap();
+        let rows = client
+            .query_all("Entities", "PartitionKey eq 'a b'")
+            .await
+            .unwrap();
+        let keys: Vec<_> = rows.iter().map(|r| r["RowKey"].as_str().unwrap()).collect();
+        assert_eq!(keys, ["r1", "r2"]);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // A missing blob is None, not an error.
+        assert_eq!(
+            client
+                .get_blob("execution-data", "e1/x.json")
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
     #[test]
     fn xml_errors_are_read() {
         let body = "<?xml version=\"1.0\"?><Error><Code>AuthorizationFailure</Code><Message>Server failed to authenticate</Message></Error>";

@@ -4,6 +4,7 @@ so the migrator reads exactly what production holds: sparse entities (the SDK dr
 
     seed.py --conn CONN fixture --day YYYY-MM-DD --expired-day YYYY-MM-DD [--filler N --filler-logs M]
     seed.py --conn CONN bulk --executions N --logs M --day YYYY-MM-DD [--workers W]
+    seed.py --conn CONN sas                (prints a SAS connection string for the same account)
     seed.py --conn CONN tamper-source --partition PK --row-key RK --property NAME --value VALUE
 
 Shapes: reference/bifrost-legacy.md section 1 (ExecutionRepository.create_execution and
@@ -205,6 +206,25 @@ def tamper_source(tables, _blobs, args):
                         mode=UpdateMode.MERGE)
 
 
+def sas(_tables, _blobs, args):
+    """Prints a connection string that authenticates with a read/list account SAS valid for
+    both the Blob and the Table service (ss=bt), instead of the account key."""
+    from datetime import timedelta
+
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    parts = dict(p.split("=", 1) for p in args.conn.split(";") if p)
+    token = generate_account_sas(
+        parts["AccountName"], parts["AccountKey"],
+        resource_types=ResourceTypes(service=True, container=True, object=True),
+        permission=AccountSasPermissions(read=True, list=True),
+        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
+        services="bt",  # the blob SDK builds the account SAS; "t" adds the Table service
+    )
+    print(f"BlobEndpoint={parts['BlobEndpoint']};TableEndpoint={parts['TableEndpoint']};"
+          f"SharedAccessSignature={token}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--conn", required=True)
@@ -220,6 +240,7 @@ def main():
     b.add_argument("--day", required=True)
     b.add_argument("--workers", type=int, default=8)
     b.add_argument("--offset", type=int, default=0, help="first execution number (to add more)")
+    sub.add_parser("sas")
     t = sub.add_parser("tamper-source")
     t.add_argument("--partition", required=True)
     t.add_argument("--row-key", required=True)
@@ -227,7 +248,7 @@ def main():
     t.add_argument("--value", required=True)
     args = parser.parse_args()
     tables, blobs = clients(args.conn)
-    {"fixture": fixture, "bulk": bulk, "tamper-source": tamper_source}[args.command](tables, blobs, args)
+    {"fixture": fixture, "bulk": bulk, "sas": sas, "tamper-source": tamper_source}[args.command](tables, blobs, args)
 
 
 if __name__ == "__main__":
