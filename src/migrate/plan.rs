@@ -25,6 +25,9 @@ pub struct PlanContext {
     pub now: Timestamp,
     pub keep_expired: bool,
     pub since: Option<Timestamp>,
+    /// Set by the first plan that finds the source or target unavailable: the page's other
+    /// rows stop at once instead of each waiting out its own retries.
+    pub unavailable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,13 +92,22 @@ pub async fn plan_execution(ctx: &PlanContext, row: &Entity) -> Planned {
         None if ctx.keep_expired => Some(-1),
         None => return Planned::Expired,
     };
+    if ctx.unavailable.load(std::sync::atomic::Ordering::Relaxed) {
+        return Planned::Unavailable(
+            "an earlier row found the source or target unavailable".into(),
+        );
+    }
     match plan_mapped(ctx, legacy, ttl).await {
         Ok(planned) => planned,
-        Err(e) => Planned::Unavailable(format!(
-            "{} ({}): {e}",
-            mapping::text(row, "RowKey").unwrap_or_default(),
-            mapping::text(row, "PartitionKey").unwrap_or_default()
-        )),
+        Err(e) => {
+            ctx.unavailable
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            Planned::Unavailable(format!(
+                "{} ({}): {e}",
+                mapping::text(row, "RowKey").unwrap_or_default(),
+                mapping::text(row, "PartitionKey").unwrap_or_default()
+            ))
+        }
     }
 }
 

@@ -184,6 +184,7 @@ fn plan_context(
         now: clock.now(),
         keep_expired: options.keep_expired,
         since: options.since,
+        unavailable: Arc::default(),
     }
 }
 
@@ -256,9 +257,18 @@ pub async fn migrate(
         let mut progress = Progress::new(total, options.progress_interval);
         let mut next: Option<Continuation> = None;
         loop {
-            let page = client
+            let page = match client
                 .query_page("Entities", &filter, None, options.page_size, next.as_ref())
-                .await?;
+                .await
+            {
+                Ok(page) => page,
+                // Everything before this page is written and checkpointed: say so, and how to go on.
+                Err(e) => {
+                    summary.stopped = Some(format!("{e} (run again with --resume)"));
+                    progress.finish();
+                    return Ok(summary);
+                }
+            };
             let keys: Vec<(String, String)> = page.entities.iter().map(row_key_pair).collect();
             let committed = run_page(
                 &ctx,

@@ -728,3 +728,66 @@ fn with_a_sas_connection_string_serve_shows_the_migrated_executions_right_after(
         );
     });
 }
+
+#[test]
+fn a_source_that_goes_away_stops_the_run_cleanly_and_resume_finishes_it() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let day = seed_fixture(&azurite, 2, 300, 3);
+    let reference = temp_dir();
+    migrate(&azurite, reference.path(), &["--page-size", "50"]);
+
+    let data = temp_dir();
+    let mut child = Command::new(BIN)
+        .args(["migrate", "--from", &azurite.connection_string, "--data"])
+        .arg(data.path())
+        .args([
+            "--page-size",
+            "10",
+            "--parallelism",
+            "2",
+            "--progress-interval",
+            "0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn migrate");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut pages = 0;
+    while pages < 2 {
+        if stderr
+            .next()
+            .expect("a line")
+            .expect("line")
+            .starts_with("progress: ")
+        {
+            pages += 1;
+        }
+    }
+    // The storage account disappears mid-run (all its data with it: Azurite is in memory).
+    drop(azurite);
+    let rest: Vec<String> = stderr.map_while(Result::ok).collect();
+    let output = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{rest:?}");
+    assert!(stdout.contains("stopped early: "), "{stdout}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("migration stopped early") && l.contains("--resume")),
+        "{rest:?}"
+    );
+
+    // The same account comes back (same rows, reseeded): --resume finishes the job.
+    let azurite = Azurite::start().expect("azurite again");
+    assert_eq!(seed_fixture(&azurite, 2, 300, 3), day);
+    let resumed = migrate_from(&azurite.connection_string, data.path(), &["--resume"]);
+    assert!(
+        count(&resumed.stdout, "executions read") < 307,
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(end_state(data.path()), end_state(reference.path()));
+}
