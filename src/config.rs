@@ -21,6 +21,8 @@ pub struct Setting {
 pub const STORE_ENV: &str = "BIFROST_STORE";
 pub const DATA_ENV: &str = "BIFROST_DATA";
 pub const SIGNALR_ENV: &str = "BIFROST_SIGNALR";
+/// The Azure app setting name the SignalR bindings and tooling use.
+pub const SIGNALR_CONNECTION_ENV: &str = "AzureSignalRConnectionString";
 pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 
 pub const SETTINGS: &[Setting] = &[
@@ -56,8 +58,14 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: SIGNALR_ENV,
-        description: "Where real-time messages go: `none` (default) or `journal:PATH` (JSON lines).",
+        description: "Where real-time messages go: a SignalR connection string, `hub` (serve mode's built-in hub, its default), `none`, `console` or `journal:PATH` (JSON lines). Overrides `AzureSignalRConnectionString`.",
         example: "none",
+        in_local_settings: true,
+    },
+    Setting {
+        name: SIGNALR_CONNECTION_ENV,
+        description: "Azure SignalR Service (serverless) connection string `Endpoint=https://<name>.service.signalr.net;AccessKey=<key>;Version=1.0;`: real-time messages and `/api/negotiate` use it.",
+        example: "Endpoint=https://<name>.service.signalr.net;AccessKey=<key>;Version=1.0;",
         in_local_settings: true,
     },
     Setting {
@@ -79,6 +87,18 @@ pub fn store_url(explicit: Option<&StoreUrl>, data_dir: &std::path::Path) -> Sto
     explicit
         .cloned()
         .unwrap_or_else(|| StoreUrl::Sqlite(data_dir.join("bifrost.db")))
+}
+
+/// Which real-time target applies: `--signalr`/`BIFROST_SIGNALR`, else the SignalR connection
+/// string setting, else the mode's default.
+pub fn realtime_target(
+    explicit: Option<SinkTarget>,
+    connection_string: Option<crate::realtime::ConnectionString>,
+    default: SinkTarget,
+) -> SinkTarget {
+    explicit
+        .or(connection_string.map(SinkTarget::SignalR))
+        .unwrap_or(default)
 }
 
 /// The validated settings of a long-running mode (`handler` or `serve`).

@@ -1,6 +1,7 @@
 //! bifrost-workers: Bifrost's execution data workers. One library, driven either by the Azure
 //! Functions host (custom handler, `host`) or by its own runtime (`serve`).
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,8 +1,10 @@
 //! The functions themselves: pure logic over a `Store` and a `MessageSink`, with no knowledge of
 //! whether the Functions host or `serve` invoked them.
 
+pub mod execution_updates;
 pub mod health;
 pub mod log_stream;
+pub mod subscribe;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::functions::execution_updates::ExecutionUpdates;
+use crate::functions::subscribe::{Negotiate, SubscribeExecution, SubscribeHistory};
 use crate::functions::{health::Health, log_stream::LogStream, Handler};
 use crate::store::Container;
 
@@ -93,6 +95,47 @@ pub fn registry() -> Vec<FunctionSpec> {
             }),
             retry: Some(CHANGE_FEED_RETRY),
             handler: Handler::Batch(Arc::new(LogStream)),
+        },
+        FunctionSpec {
+            name: "ExecutionUpdates",
+            trigger: Trigger::CosmosDb(CosmosTrigger {
+                binding: "documents",
+                container: Container::Executions,
+                feed_poll_delay_ms: 100,
+                max_items_per_invocation: 500,
+            }),
+            retry: Some(CHANGE_FEED_RETRY),
+            handler: Handler::Batch(Arc::new(ExecutionUpdates)),
+        },
+        FunctionSpec {
+            name: "Negotiate",
+            trigger: Trigger::Http(HttpTrigger {
+                binding: "req",
+                route: "negotiate",
+                methods: &["post"],
+            }),
+            retry: None,
+            handler: Handler::Http(Arc::new(Negotiate)),
+        },
+        FunctionSpec {
+            name: "SubscribeExecution",
+            trigger: Trigger::Http(HttpTrigger {
+                binding: "req",
+                route: "executions/{id}/subscribe",
+                methods: &["post"],
+            }),
+            retry: None,
+            handler: Handler::Http(Arc::new(SubscribeExecution)),
+        },
+        FunctionSpec {
+            name: "SubscribeHistory",
+            trigger: Trigger::Http(HttpTrigger {
+                binding: "req",
+                route: "history/subscribe",
+                methods: &["post"],
+            }),
+            retry: None,
+            handler: Handler::Http(Arc::new(SubscribeHistory)),
         },
         FunctionSpec {
             name: "Health",

@@ -108,9 +108,7 @@ impl FromStr for ConnectionString {
             // `Port` replaces any port in the endpoint, as the service's parser does.
             let host_part = &endpoint[after_scheme..];
             let host = match host_part.rsplit_once(':') {
-                Some((host, maybe_port)) if maybe_port.chars().all(|c| c.is_ascii_digit()) => {
-                    host
-                }
+                Some((host, maybe_port)) if maybe_port.chars().all(|c| c.is_ascii_digit()) => host,
                 _ => host_part,
             };
             endpoint = format!("{}{host}:{number}", &endpoint[..after_scheme]);

@@ -41,7 +41,8 @@ pub enum JwtError {
 
 fn mac(key: &str) -> HmacSha256 {
     // HMAC accepts keys of any length, so this cannot fail.
-    HmacSha256::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+    HmacSha256::new_from_slice(key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
 }
 
 pub fn sign(claims: &Claims, access_key: &str) -> String {
@@ -150,7 +151,12 @@ mod tests {
             Err(JwtError::WrongAudience)
         );
         assert_eq!(
-            verify(&token, KEY, &["http://h/client/?hub=b"], 1000 + TOKEN_LIFETIME_SECONDS),
+            verify(
+                &token,
+                KEY,
+                &["http://h/client/?hub=b"],
+                1000 + TOKEN_LIFETIME_SECONDS
+            ),
             Err(JwtError::Expired)
         );
         assert_eq!(verify("a.b", KEY, &[], 0), Err(JwtError::Malformed));

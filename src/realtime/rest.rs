@@ -68,7 +68,11 @@ impl RestSender {
 
     /// `{endpoint}/api/hubs/{hub}/{segments…}`, without the query (this is also the token audience).
     fn url(&self, segments: &[&str]) -> String {
-        let mut url = format!("{}/api/hubs/{}", self.connection.endpoint, escape_segment(&self.hub));
+        let mut url = format!(
+            "{}/api/hubs/{}",
+            self.connection.endpoint,
+            escape_segment(&self.hub)
+        );
         for segment in segments {
             url.push('/');
             // `:send` is an action, not data: it stays unescaped.
@@ -108,7 +112,10 @@ impl RestSender {
                         return Ok(status);
                     }
                     let text = response.text().await.unwrap_or_default();
-                    let message = format!("{method} {url}: {status} {}", text.chars().take(300).collect::<String>());
+                    let message = format!(
+                        "{method} {url}: {status} {}",
+                        text.chars().take(300).collect::<String>()
+                    );
                     if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
                         return Err(SinkError::Send(message));
                     }
@@ -173,13 +180,18 @@ impl MessageSink for RestSender {
             self.connection.endpoint,
             escape_segment(&self.hub)
         );
-        let access_token = jwt::token_for(&url, user_id, &self.connection.access_key, epoch_seconds());
+        let access_token =
+            jwt::token_for(&url, user_id, &self.connection.access_key, epoch_seconds());
         Ok(ClientConnection { url, access_token })
     }
 
     async fn add_to_group(&self, group: &str, connection_id: &str) -> Result<(), SinkError> {
         let status = self
-            .call(Method::PUT, &["groups", group, "connections", connection_id], None)
+            .call(
+                Method::PUT,
+                &["groups", group, "connections", connection_id],
+                None,
+            )
             .await?;
         if status == StatusCode::NOT_FOUND {
             return Err(SinkError::UnknownConnection(connection_id.to_owned()));
@@ -218,18 +230,19 @@ mod tests {
             connection.url,
             "https://res.service.signalr.net/client/?hub=bifrost"
         );
-        let claims = jwt::verify(&connection.access_token, "k", &[&connection.url], epoch_seconds())
-            .unwrap();
+        let claims = jwt::verify(
+            &connection.access_token,
+            "k",
+            &[&connection.url],
+            epoch_seconds(),
+        )
+        .unwrap();
         assert_eq!(claims.nameid.as_deref(), Some("u"));
     }
 
     #[test]
     fn grouping_keeps_order_within_a_group() {
-        let messages = vec![
-            message("a", "1"),
-            message("b", "2"),
-            message("a", "3"),
-        ];
+        let messages = vec![message("a", "1"), message("b", "2"), message("a", "3")];
         let groups = by_group(&messages);
         assert_eq!(groups.len(), 2);
         let a: Vec<&str> = groups[0].1.iter().map(|m| m.target.as_str()).collect();

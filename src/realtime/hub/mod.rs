@@ -119,12 +119,20 @@ impl Hub {
         let bearer = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
         let Some(token) = bearer.or(query_token) else {
             return Err(error(StatusCode::UNAUTHORIZED, "missing access token"));
         };
-        jwt::verify(token, &self.connection.access_key, audiences, epoch_seconds())
-            .map_err(|e| error(StatusCode::UNAUTHORIZED, e.to_string()))
+        jwt::verify(
+            token,
+            &self.connection.access_key,
+            audiences,
+            epoch_seconds(),
+        )
+        .map_err(|e| error(StatusCode::UNAUTHORIZED, e.to_string()))
     }
 
     fn client_audience(&self, hub: &str) -> String {
@@ -198,17 +206,13 @@ async fn websocket(
     ) {
         return response;
     }
-    let (connection_id, queue) =
-        match hub
-            .state
-            .connect(&name, id, hub.limits.queue_capacity)
-        {
-            Ok(claimed) => claimed,
-            Err(e @ state::ClaimError::Unknown) => return error(StatusCode::NOT_FOUND, e.to_string()),
-            Err(e @ state::ClaimError::AlreadyConnected) => {
-                return error(StatusCode::CONFLICT, e.to_string())
-            }
-        };
+    let (connection_id, queue) = match hub.state.connect(&name, id, hub.limits.queue_capacity) {
+        Ok(claimed) => claimed,
+        Err(e @ state::ClaimError::Unknown) => return error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ state::ClaimError::AlreadyConnected) => {
+            return error(StatusCode::CONFLICT, e.to_string())
+        }
+    };
     let hub = hub.clone();
     upgrade.on_upgrade(move |socket| async move {
         let span = tracing::info_span!("signalr_connection", connection_id = %connection_id);

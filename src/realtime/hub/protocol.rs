@@ -59,7 +59,9 @@ pub fn handshake_response(error: Option<&str>) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientMessage {
     /// A hub-method call; serverless hubs refuse them.
-    Invocation { target: String },
+    Invocation {
+        target: String,
+    },
     Ping,
     Close,
     /// Completions, stream items, acks...: ignored.
@@ -225,7 +227,10 @@ mod tests {
     #[test]
     fn records_split_and_keep_incomplete_tails() {
         let mut buffer = "{\"type\":6}\u{1e}{\"type\":1}\u{1e}{\"ty".to_owned();
-        assert_eq!(take_records(&mut buffer), vec!["{\"type\":6}", "{\"type\":1}"]);
+        assert_eq!(
+            take_records(&mut buffer),
+            vec!["{\"type\":6}", "{\"type\":1}"]
+        );
         assert_eq!(buffer, "{\"ty");
         buffer.push_str("pe\":7}\u{1e}");
         assert_eq!(take_records(&mut buffer), vec!["{\"type\":7}"]);
@@ -251,8 +256,14 @@ mod tests {
                 target: "Join".into()
             })
         );
-        assert_eq!(parse_client_message(r#"{"type":6}"#), Ok(ClientMessage::Ping));
-        assert_eq!(parse_client_message(r#"{"type":7}"#), Ok(ClientMessage::Close));
+        assert_eq!(
+            parse_client_message(r#"{"type":6}"#),
+            Ok(ClientMessage::Ping)
+        );
+        assert_eq!(
+            parse_client_message(r#"{"type":7}"#),
+            Ok(ClientMessage::Close)
+        );
         assert!(parse_client_message(r#"{"kind":6}"#).is_err());
     }
 

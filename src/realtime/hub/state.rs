@@ -190,7 +190,11 @@ impl HubState {
     /// Aborts a connection's task and forgets it.
     pub fn close(&self, hub: &str, connection_id: &str) -> bool {
         let mut inner = self.lock();
-        if !inner.connections.get(connection_id).is_some_and(|c| c.hub == hub) {
+        if !inner
+            .connections
+            .get(connection_id)
+            .is_some_and(|c| c.hub == hub)
+        {
             return false;
         }
         if let Some(abort) = remove(&mut inner, connection_id) {
@@ -222,9 +226,18 @@ impl HubState {
     }
 
     /// `None` when the connection is unknown.
-    pub fn send_to_connection(&self, hub: &str, connection_id: &str, record: &Record) -> Option<Delivery> {
+    pub fn send_to_connection(
+        &self,
+        hub: &str,
+        connection_id: &str,
+        record: &Record,
+    ) -> Option<Delivery> {
         let mut inner = self.lock();
-        if !inner.connections.get(connection_id).is_some_and(|c| c.hub == hub) {
+        if !inner
+            .connections
+            .get(connection_id)
+            .is_some_and(|c| c.hub == hub)
+        {
             return None;
         }
         Some(deliver(&mut inner, vec![connection_id.to_owned()], record))
@@ -271,7 +284,12 @@ fn remove(inner: &mut Inner, connection_id: &str) -> Option<AbortHandle> {
 mod tests {
     use super::*;
 
-    fn connected(state: &HubState, token: &str, id: &str, capacity: usize) -> mpsc::Receiver<Record> {
+    fn connected(
+        state: &HubState,
+        token: &str,
+        id: &str,
+        capacity: usize,
+    ) -> mpsc::Receiver<Record> {
         state.negotiated("h", token, id, Duration::from_secs(60));
         state.connect("h", token, capacity).unwrap().1
     }
@@ -280,14 +298,23 @@ mod tests {
     fn tokens_are_single_use_and_hub_bound() {
         let state = HubState::default();
         state.negotiated("h", "t", "c", Duration::from_secs(60));
-        assert_eq!(state.connect("other", "t", 4).unwrap_err(), ClaimError::Unknown);
+        assert_eq!(
+            state.connect("other", "t", 4).unwrap_err(),
+            ClaimError::Unknown
+        );
         state.negotiated("h", "t", "c", Duration::from_secs(60));
         assert!(state.connect("h", "t", 4).is_ok());
         assert_eq!(state.connect("h", "t", 4).unwrap_err(), ClaimError::Unknown);
         state.negotiated("h", "t2", "c", Duration::from_secs(60));
-        assert_eq!(state.connect("h", "t2", 4).unwrap_err(), ClaimError::AlreadyConnected);
+        assert_eq!(
+            state.connect("h", "t2", 4).unwrap_err(),
+            ClaimError::AlreadyConnected
+        );
         state.negotiated("h", "old", "c2", Duration::ZERO);
-        assert_eq!(state.connect("h", "old", 4).unwrap_err(), ClaimError::Unknown);
+        assert_eq!(
+            state.connect("h", "old", 4).unwrap_err(),
+            ClaimError::Unknown
+        );
     }
 
     #[test]
