@@ -8,7 +8,6 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -18,40 +17,15 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_serve, temp_dir, BIN};
 
+#[path = "../signalr/install.rs"]
+mod install;
+use install::signalr_client;
+
 const ORG_A: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 const ORG_B: &str = "org-7d1e2c3b-2222-4c2e-9a57-3d2b8f1f0a02";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Installs the pinned client with `npm ci` into `target/signalr-client` once (cached by the
-/// lock file's contents); returns the module directory.
-fn signalr_client() -> PathBuf {
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = repo().join("target").join("signalr-client");
-    let lock = std::fs::read(repo().join("tests/signalr/package-lock.json")).expect("lock file");
-    let module = dir.join("node_modules/@microsoft/signalr");
-    let installed_lock = std::fs::read(dir.join("package-lock.json")).unwrap_or_default();
-    if module.join("package.json").is_file() && installed_lock == lock {
-        return module;
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(repo().join("tests/signalr/package.json"), dir.join("package.json")).unwrap();
-    std::fs::write(dir.join("package-lock.json"), &lock).unwrap();
-    let output = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("npm is needed for the SignalR tests (Node 20+): {e}"));
-    assert!(
-        output.status.success(),
-        "npm ci in {} failed:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    module
 }
 
 fn principal(user_id: &str, roles: &[&str]) -> String {
@@ -87,7 +61,12 @@ fn spawn_simulate(data: &Path, executions: u32, logs: u32, rate: &str) -> (Child
     let mut child = Command::new(BIN)
         .args(["simulate", "--data"])
         .arg(data)
-        .args(["--executions", &executions.to_string(), "--logs", &logs.to_string()])
+        .args([
+            "--executions",
+            &executions.to_string(),
+            "--logs",
+            &logs.to_string(),
+        ])
         .args(["--rate", rate, "--scope", ORG_A, "--wait-for-stdin"])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
@@ -137,7 +116,11 @@ impl NodeClient {
                 }
             }
         });
-        NodeClient { child, stdin, events }
+        NodeClient {
+            child,
+            stdin,
+            events,
+        }
     }
 
     /// The next event, failing the test on a client error or a timeout.
@@ -221,45 +204,86 @@ async fn live_logs_reach_subscribed_clients_exactly_once_in_order() {
     // Let the final status changes through, and give any duplicate time to show up.
     std::thread::sleep(Duration::from_millis(1500));
     let summaries = client.summaries(4);
-    eprintln!("{EXECUTIONS}×{LOGS} logs delivered in {:?}", started.elapsed());
+    eprintln!(
+        "{EXECUTIONS}×{LOGS} logs delivered in {:?}",
+        started.elapsed()
+    );
 
     let expected: Vec<u64> = (1..=u64::from(LOGS)).collect();
     let all = &summaries["all"];
     for id in &ids {
-        assert_eq!(sequences(&all["logs"][id]), expected, "client 'all', execution {id}");
-        let updates = all["updates"][id].as_array().expect("executionUpdate messages");
+        assert_eq!(
+            sequences(&all["logs"][id]),
+            expected,
+            "client 'all', execution {id}"
+        );
+        let updates = all["updates"][id]
+            .as_array()
+            .expect("executionUpdate messages");
         let last = updates.last().and_then(Value::as_str).unwrap();
-        assert!(["Success", "Failed"].contains(&last), "{id}: last update {last}");
-        let history = all["history"][id].as_array().expect("executionHistoryUpdate messages");
-        assert!(history.iter().any(|s| s == last), "{id}: history {history:?}");
+        assert!(
+            ["Success", "Failed"].contains(&last),
+            "{id}: last update {last}"
+        );
+        let history = all["history"][id]
+            .as_array()
+            .expect("executionHistoryUpdate messages");
+        assert!(
+            history.iter().any(|s| s == last),
+            "{id}: history {history:?}"
+        );
     }
     assert_eq!(all["logs"].as_object().unwrap().len(), ids.len());
 
     let one = &summaries["one"];
     let seen: Vec<&String> = one["logs"].as_object().unwrap().keys().collect();
-    assert_eq!(seen, vec![&ids[0]], "client 'one' got logs of other executions");
+    assert_eq!(
+        seen,
+        vec![&ids[0]],
+        "client 'one' got logs of other executions"
+    );
     assert_eq!(sequences(&one["logs"][&ids[0]]), expected);
     assert!(one["history"].as_object().unwrap().is_empty());
 
     let other = &summaries["other"];
     assert_eq!(other["subscribeStatus"][&ids[0]], 404, "{other}");
-    assert_eq!(other["counts"], json!({}), "another scope's client received: {other}");
+    assert_eq!(
+        other["counts"],
+        json!({}),
+        "another scope's client received: {other}"
+    );
 
     let resume = &summaries["resume"];
     let id = &ids[1];
     let live = sequences(&resume["logs"][id]);
-    let dropped_at = resume["disconnectedAt"].as_u64().expect("the client disconnected");
+    let dropped_at = resume["disconnectedAt"]
+        .as_u64()
+        .expect("the client disconnected");
     let before: Vec<u64> = (1..=dropped_at).collect();
-    assert_eq!(&live[..dropped_at as usize], &before[..], "live logs before the drop");
+    assert_eq!(
+        &live[..dropped_at as usize],
+        &before[..],
+        "live logs before the drop"
+    );
     let after_live = &live[dropped_at as usize..];
     assert!(
         after_live.windows(2).all(|w| w[0] < w[1]),
         "live logs after the reconnect are out of order: {after_live:?}"
     );
     let fetched = sequences(&resume["resumed"][id]);
-    assert!(fetched.first().is_some_and(|first| *first == dropped_at + 1), "resume fetched {:?}", &fetched[..fetched.len().min(5)]);
+    assert!(
+        fetched
+            .first()
+            .is_some_and(|first| *first == dropped_at + 1),
+        "resume fetched {:?}",
+        &fetched[..fetched.len().min(5)]
+    );
     let union: BTreeSet<u64> = live.iter().chain(&fetched).copied().collect();
-    assert_eq!(union.into_iter().collect::<Vec<_>>(), expected, "resumed list has gaps");
+    assert_eq!(
+        union.into_iter().collect::<Vec<_>>(),
+        expected,
+        "resumed list has gaps"
+    );
     assert!(
         (after_live.first().copied().unwrap_or(u64::from(LOGS) + 1)) > dropped_at + 1,
         "the client missed nothing while away; the test proves no resume"
@@ -411,4 +435,148 @@ connection.start().then(async () => {{
     assert_eq!(logs["logs"], json!([1, 2, 3, 4, 5]));
     drop(browser);
     assert!(simulate.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn negotiate_subscribe_and_hub_refuse_bad_requests_with_json_errors() {
+    let http = crate::helpers::client();
+    let data = temp_dir();
+    let unconfigured = spawn_serve(data.path(), &["--signalr", "none"]);
+    let response = http
+        .post(format!("{}/api/negotiate", unconfigured.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("not configured"),
+        "{body}"
+    );
+    drop(unconfigured);
+
+    let data = temp_dir();
+    seed_members(data.path(), &[("alice", ORG_A)]).await;
+    let app = spawn_serve(data.path(), &[]);
+    let base = &app.base;
+    let alice = principal("alice", &["authenticated"]);
+
+    let response = http
+        .post(format!("{base}/api/negotiate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert!(response.json::<Value>().await.unwrap()["error"].is_string());
+
+    let negotiated: Value = http
+        .post(format!("{base}/api/negotiate"))
+        .header("x-ms-client-principal", &alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(negotiated["url"], format!("{base}/client/?hub=bifrost"));
+    let token = negotiated["accessToken"].as_str().unwrap();
+
+    // The hub checks the service's JWT rules: signature, audience, presence.
+    let client_negotiate = format!("{base}/client/negotiate?hub=bifrost&negotiateVersion=1");
+    let unsigned = http.post(&client_negotiate).send().await.unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let forged = bifrost_workers::realtime::jwt::token_for(
+        &format!("{base}/client/?hub=bifrost"),
+        None,
+        "not-the-key",
+        chrono::Utc::now().timestamp(),
+    );
+    let response = http
+        .post(&client_negotiate)
+        .bearer_auth(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let response = http
+        .post(&client_negotiate)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let connection: Value = response.json().await.unwrap();
+    assert!(connection["connectionToken"].is_string(), "{connection}");
+    // A client token is not a REST token: wrong audience.
+    let response = http
+        .post(format!("{base}/api/hubs/bifrost/groups/g/:send"))
+        .bearer_auth(token)
+        .json(&json!({"target": "x", "arguments": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "the audience is invalid"
+    );
+
+    // Subscribe: bad body 400, unknown execution 404, unknown connection 404, all JSON.
+    let subscribe = |path: String, body: &'static str| {
+        http.post(format!("{base}{path}"))
+            .header("x-ms-client-principal", &alice)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let response = subscribe("/api/history/subscribe".into(), "{}")
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let response = subscribe(
+        "/api/executions/nope/subscribe".into(),
+        r#"{"connectionId":"c"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let response = subscribe(
+        "/api/history/subscribe".into(),
+        r#"{"connectionId":"gone"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no SignalR connection"),
+        "{body}"
+    );
+
+    // CORS preflight from another origin: the Origin is echoed with credentials allowed.
+    let response = http
+        .request(reqwest::Method::OPTIONS, format!("{base}/api/negotiate"))
+        .header("origin", "http://elsewhere.test")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "x-requested-with,x-signalr-user-agent",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    let headers = response.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "http://elsewhere.test"
+    );
+    assert_eq!(headers["access-control-allow-credentials"], "true");
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "x-requested-with,x-signalr-user-agent"
+    );
 }
