@@ -53,11 +53,20 @@ pub struct StoreArgs {
     /// Store URL: sqlite:PATH (default: sqlite:<data>/bifrost.db).
     #[arg(long, env = STORE_ENV)]
     pub store: Option<StoreUrl>,
+    /// Blob storage for results over 2 MB: dir:PATH (default: dir:<data>/blobs).
+    #[arg(long, env = crate::blobs::BLOBS_ENV)]
+    pub blobs: Option<crate::blobs::BlobLocation>,
 }
 
 impl StoreArgs {
     pub fn url(&self) -> StoreUrl {
         crate::config::store_url(self.store.as_ref(), &self.data)
+    }
+
+    pub fn blob_location(&self) -> crate::blobs::BlobLocation {
+        self.blobs
+            .clone()
+            .unwrap_or_else(|| crate::blobs::BlobLocation::under(&self.data))
     }
 }
 

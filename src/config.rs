@@ -57,6 +57,12 @@ pub const SETTINGS: &[Setting] = &[
         in_local_settings: true,
     },
     Setting {
+        name: crate::blobs::BLOBS_ENV,
+        description: "Where results over 2 MB are read from: `dir:PATH` (default `dir:$BIFROST_DATA/blobs`).",
+        example: "dir:data/blobs",
+        in_local_settings: true,
+    },
+    Setting {
         name: SIGNALR_ENV,
         description: "Where real-time messages go: a SignalR connection string, `hub` (serve mode's built-in hub, its default), `none`, `console` or `journal:PATH` (JSON lines). Overrides `AzureSignalRConnectionString`.",
         example: "none",
@@ -105,6 +111,7 @@ pub fn realtime_target(
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     pub store: StoreUrl,
+    pub blobs: crate::blobs::BlobLocation,
     pub realtime: SinkTarget,
 }
 
@@ -121,6 +128,7 @@ impl RuntimeConfig {
             .context("opening the real-time sink")?;
         Ok(AppContext {
             store,
+            blobs: self.blobs.open(),
             sink,
             clock: clock.clone(),
             status: Arc::new(RuntimeStatus::new(mode, clock.now())),

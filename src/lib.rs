@@ -2,6 +2,7 @@
 //! Functions host (custom handler, `host`) or by its own runtime (`serve`).
 
 pub mod api;
+pub mod blobs;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -42,6 +42,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(LogSink::Stdout);
             let config = RuntimeConfig {
                 store: args.store.url(),
+                blobs: args.store.blob_location(),
                 realtime: realtime_target(
                     args.signalr,
                     args.signalr_service.connection_string,
@@ -67,6 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let config = RuntimeConfig {
                 store: args.store.url(),
+                blobs: args.store.blob_location(),
                 realtime: realtime_target(
                     args.signalr,
                     args.signalr_service.connection_string,

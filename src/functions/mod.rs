@@ -23,6 +23,7 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct AppContext {
     pub store: Arc<dyn Store>,
+    pub blobs: Arc<dyn crate::blobs::BlobStore>,
     pub sink: Arc<dyn MessageSink>,
     pub clock: Arc<dyn Clock>,
     pub status: Arc<RuntimeStatus>,

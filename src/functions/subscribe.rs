@@ -11,10 +11,10 @@ use super::execution_updates::history_group;
 use super::log_stream::execution_group;
 use super::{AppContext, HttpHandler};
 use crate::api::auth::{authenticate, Caller};
+use crate::api::executions::find_execution;
+use crate::api::params;
 use crate::host::protocol::{HttpRequest, HttpResponse};
-use crate::model::ExecutionDoc;
 use crate::realtime::SinkError;
-use crate::store::Container;
 
 /// SignalR connection ids are short tokens; anything longer is not one.
 const MAX_CONNECTION_ID_CHARS: usize = 256;
@@ -110,27 +110,6 @@ async fn subscribe(ctx: &AppContext, group: String, connection_id: &str) -> Http
     }
 }
 
-/// The execution with this id in the caller's scope; any other is "not found" (never
-/// "forbidden", so ids cannot be probed).
-async fn visible_execution(
-    ctx: &AppContext,
-    caller: &Caller,
-    id: &str,
-) -> Result<ExecutionDoc, HttpResponse> {
-    let not_found = || HttpResponse::error(404, format!("execution {id} not found"));
-    let stored = ctx
-        .store
-        .read(Container::Executions, &caller.scope.to_string(), id)
-        .await
-        .map_err(|e| HttpResponse::error(503, format!("reading the execution: {e}")))?
-        .ok_or_else(not_found)?;
-    let doc: ExecutionDoc = serde_json::from_value(stored.body).map_err(|_| not_found())?;
-    if !caller.can_see(&doc.scope) {
-        return Err(not_found());
-    }
-    Ok(doc)
-}
-
 #[async_trait]
 impl HttpHandler for SubscribeExecution {
     async fn handle(&self, ctx: &AppContext, request: HttpRequest) -> HttpResponse {
@@ -138,14 +117,14 @@ impl HttpHandler for SubscribeExecution {
             Ok(found) => found,
             Err(response) => return response,
         };
-        let id = request
-            .params
-            .get("id")
-            .map(String::as_str)
-            .unwrap_or_default();
-        let execution = match visible_execution(ctx, &caller, id).await {
+        // Another scope's execution is "not found", never "forbidden" (ids cannot be probed).
+        let execution = match params::execution_id(request.params.get("id").map(String::as_str)) {
+            Ok(id) => find_execution(ctx, &caller, id).await,
+            Err(e) => Err(e),
+        };
+        let execution = match execution {
             Ok(execution) => execution,
-            Err(response) => return response,
+            Err(e) => return e.into(),
         };
         subscribe(ctx, execution_group(&execution.id), &connection_id).await
     }

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::execution_data::{GetExecutionLogs, GetExecutionResult, GetExecutionVariables};
+use crate::api::executions::{GetExecution, ListExecutions, QueryExecutions};
 use crate::functions::execution_updates::ExecutionUpdates;
 use crate::functions::subscribe::{Negotiate, SubscribeExecution, SubscribeHistory};
-use crate::functions::{health::Health, log_stream::LogStream, Handler};
+use crate::functions::{health::Health, log_stream::LogStream, Handler, HttpHandler};
 use crate::store::Container;
 
 /// App setting holding the Cosmos DB connection (string, or `__accountEndpoint` identity prefix).
@@ -151,7 +153,52 @@ pub fn registry() -> Vec<FunctionSpec> {
             retry: None,
             handler: Handler::Http(Arc::new(Health)),
         },
+        http("ListExecutions", "executions", &["get"], ListExecutions),
+        http(
+            "QueryExecutions",
+            "executions/query",
+            &["post"],
+            QueryExecutions,
+        ),
+        http("GetExecution", "executions/{id}", &["get"], GetExecution),
+        http(
+            "GetExecutionLogs",
+            "executions/{id}/logs",
+            &["get"],
+            GetExecutionLogs,
+        ),
+        http(
+            "GetExecutionVariables",
+            "executions/{id}/variables",
+            &["get"],
+            GetExecutionVariables,
+        ),
+        http(
+            "GetExecutionResult",
+            "executions/{id}/result",
+            &["get"],
+            GetExecutionResult,
+        ),
     ]
+}
+
+/// An HTTP function with the request bound as `req` (payload mode).
+fn http(
+    name: &'static str,
+    route: &'static str,
+    methods: &'static [&'static str],
+    handler: impl HttpHandler + 'static,
+) -> FunctionSpec {
+    FunctionSpec {
+        name,
+        trigger: Trigger::Http(HttpTrigger {
+            binding: "req",
+            route,
+            methods,
+        }),
+        retry: None,
+        handler: Handler::Http(Arc::new(handler)),
+    }
 }
 
 pub fn find<'a>(functions: &'a [FunctionSpec], name: &str) -> Option<&'a FunctionSpec> {

@@ -74,8 +74,6 @@ async fn fixtures_for_functions_this_build_lacks_get_a_json_404() {
     let (app, _) = spawn_handler(data.path());
     for (function, name) in [
         ("DailyRollup", "timer_dailyrollup.json"),
-        ("GetExecution", "http_get_execution.json"),
-        ("QueryExecutions", "http_post_query_executions.json"),
         ("negotiate", "http_negotiate.json"),
     ] {
         let (status, content_type, reply) = invoke(&app.base, function, fixture(name)).await;

@@ -1,5 +1,6 @@
 //! Black-box tests: the real binary, spawned as a process, over real sockets.
 
+mod api;
 mod cli;
 mod handler;
 mod helpers;
