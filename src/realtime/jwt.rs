@@ -93,7 +93,7 @@ pub fn verify(
         .decode(signature)
         .map_err(|_| JwtError::Malformed)?;
     let mut mac = mac(access_key);
-    mac.update(token[..header_len(token)].as_bytes());
+    mac.update(&token.as_bytes()[..header_len(token)]);
     mac.verify_slice(&signature)
         .map_err(|_| JwtError::BadSignature)?;
     let claims: Claims = URL_SAFE_NO_PAD

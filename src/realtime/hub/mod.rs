@@ -69,7 +69,17 @@ fn epoch_seconds() -> i64 {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+    Refusal(status, message.into()).into_response()
+}
+
+/// A refused request: its status and the message of `{"error": …}` (small, unlike a `Response`).
+#[derive(Debug)]
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
 }
 
 impl Hub {
@@ -115,7 +125,7 @@ impl Hub {
         headers: &HeaderMap,
         query_token: Option<&str>,
         audiences: &[&str],
-    ) -> Result<jwt::Claims, Response> {
+    ) -> Result<jwt::Claims, Refusal> {
         let bearer = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -124,7 +134,10 @@ impl Hub {
                     .or_else(|| v.strip_prefix("bearer "))
             });
         let Some(token) = bearer.or(query_token) else {
-            return Err(error(StatusCode::UNAUTHORIZED, "missing access token"));
+            return Err(Refusal(
+                StatusCode::UNAUTHORIZED,
+                "missing access token".into(),
+            ));
         };
         jwt::verify(
             token,
@@ -132,7 +145,7 @@ impl Hub {
             audiences,
             epoch_seconds(),
         )
-        .map_err(|e| error(StatusCode::UNAUTHORIZED, e.to_string()))
+        .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, e.to_string()))
     }
 
     fn client_audience(&self, hub: &str) -> String {
@@ -159,7 +172,7 @@ async fn negotiate(
     };
     let name = name.to_ascii_lowercase();
     if let Err(response) = hub.authorize(&headers, None, &[&hub.client_audience(&name)]) {
-        return response;
+        return response.into_response();
     }
     let connection_id = uuid::Uuid::new_v4().simple().to_string();
     let version = query.negotiate_version.unwrap_or(0).min(1);
@@ -204,7 +217,7 @@ async fn websocket(
         query.access_token.as_deref(),
         &[&hub.client_audience(&name)],
     ) {
-        return response;
+        return response.into_response();
     }
     let (connection_id, queue) = match hub.state.connect(&name, id, hub.limits.queue_capacity) {
         Ok(claimed) => claimed,
@@ -251,20 +264,21 @@ async fn rest(
         None => audience.clone(),
     };
     if let Err(response) = hub.authorize(&headers, None, &[&audience, &with_query]) {
-        return response;
+        return response.into_response();
     }
     let (name, call) = match parse_rest_path(method.as_str(), after) {
         Ok(parsed) => parsed,
         Err(e) => return error(StatusCode::NOT_FOUND, e.to_string()),
     };
-    let record = |body: &Bytes| -> Result<Record, Response> {
+    let record = |body: &Bytes| -> Result<Record, Refusal> {
         if body.len() > MAX_REST_BODY_BYTES {
-            return Err(error(
+            return Err(Refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body over {MAX_REST_BODY_BYTES} bytes"),
             ));
         }
-        let message = PayloadMessage::parse(body).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+        let message =
+            PayloadMessage::parse(body).map_err(|e| Refusal(StatusCode::BAD_REQUEST, e))?;
         Ok(Arc::from(protocol::invocation_record(
             &message.target,
             &serde_json::Value::Array(message.arguments),
@@ -283,14 +297,14 @@ async fn rest(
                 hub.state.send_to_all(&name, &record);
                 StatusCode::ACCEPTED.into_response()
             }
-            Err(response) => response,
+            Err(refusal) => refusal.into_response(),
         },
         RestCall::SendToGroup { group } => match record(&body) {
             Ok(record) => {
                 hub.state.send_to_group(&name, &group, &record);
                 StatusCode::ACCEPTED.into_response()
             }
-            Err(response) => response,
+            Err(refusal) => refusal.into_response(),
         },
         RestCall::SendToConnection { connection } => match record(&body) {
             Ok(record) => found(
@@ -299,7 +313,7 @@ async fn rest(
                     .is_some(),
                 StatusCode::ACCEPTED,
             ),
-            Err(response) => response,
+            Err(refusal) => refusal.into_response(),
         },
         RestCall::AddToGroup { group, connection } => found(
             hub.state.add_to_group(&name, &group, &connection),

@@ -190,10 +190,10 @@ impl HubState {
     /// Aborts a connection's task and forgets it.
     pub fn close(&self, hub: &str, connection_id: &str) -> bool {
         let mut inner = self.lock();
-        if !inner
+        if inner
             .connections
             .get(connection_id)
-            .is_some_and(|c| c.hub == hub)
+            .is_none_or(|c| c.hub != hub)
         {
             return false;
         }
@@ -233,10 +233,10 @@ impl HubState {
         record: &Record,
     ) -> Option<Delivery> {
         let mut inner = self.lock();
-        if !inner
+        if inner
             .connections
             .get(connection_id)
-            .is_some_and(|c| c.hub == hub)
+            .is_none_or(|c| c.hub != hub)
         {
             return None;
         }
