@@ -7,6 +7,8 @@
 mod connection;
 pub mod protocol;
 pub mod state;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
