@@ -137,9 +137,17 @@ impl RestSender {
     async fn send_group(&self, group: &str, messages: &[&HubMessage]) -> Result<(), SinkError> {
         for message in messages {
             let body = json!({ "target": message.target, "arguments": message.arguments });
-            // 404 never happens for group sends (an empty group is fine); anything else failed.
-            self.call(Method::POST, &["groups", group, ":send"], Some(&body))
+            // An empty group is a 202 too; a 404 means a wrong endpoint or hub: a failure, or
+            // the batch would be checkpointed with its messages lost.
+            let status = self
+                .call(Method::POST, &["groups", group, ":send"], Some(&body))
                 .await?;
+            if !status.is_success() {
+                return Err(SinkError::Send(format!(
+                    "POST {}: {status}",
+                    self.url(&["groups", group, ":send"])
+                )));
+            }
         }
         Ok(())
     }

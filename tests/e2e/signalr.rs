@@ -580,3 +580,46 @@ async fn negotiate_subscribe_and_hub_refuse_bad_requests_with_json_errors() {
         "x-requested-with,x-signalr-user-agent"
     );
 }
+
+/// A SignalR service that refuses the sends fails the batch: the pump retries it (and would
+/// dead-letter it after the last retry) instead of checkpointing past lost messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_signalr_service_makes_the_batch_retry() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let data = temp_dir();
+    let signalr = format!("Endpoint={endpoint};AccessKey=k;Version=1.0;");
+    let app = spawn_serve(data.path(), &["--signalr", &signalr]);
+    let (mut simulate, _) = spawn_simulate(data.path(), 1, 3, "0");
+    go(&mut simulate);
+    assert!(simulate.wait().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let health: Value = crate::helpers::client()
+            .get(format!("{}/api/health", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pump = &health["changeFeed"]["LogStream"];
+        if pump["failedAttempts"].as_u64().unwrap_or(0) >= 1 {
+            assert_eq!(pump["batches"], 0, "{pump}");
+            assert!(
+                pump["lastError"]
+                    .as_str()
+                    .unwrap()
+                    .contains("gave up after 3 attempts"),
+                "{pump}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed attempt reported: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -171,3 +171,36 @@ async fn unknown_or_reused_connection_tokens_are_refused() {
         .unwrap()
         .contains("no negotiated connection"));
 }
+
+#[tokio::test]
+async fn the_sender_fails_loudly_on_a_wrong_key_or_an_unreachable_service() {
+    let (hub, _) = start(HubLimits::default()).await;
+    let message = HubMessage {
+        group: "g".into(),
+        target: "t".into(),
+        arguments: vec![],
+    };
+    let mut wrong_key = hub.connection_string().clone();
+    wrong_key.access_key = "not-the-key".into();
+    let error = RestSender::new(wrong_key, HUB)
+        .unwrap()
+        .send(std::slice::from_ref(&message))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("401"), "{error}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let unreachable = format!("Endpoint={endpoint};AccessKey=k;Version=1.0;")
+        .parse()
+        .unwrap();
+    let error = RestSender::new(unreachable, HUB)
+        .unwrap()
+        .send(&[message])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("gave up after 3 attempts"), "{error}");
+}
