@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 
 #[path = "../tests/signalr/install.rs"]
 mod install;
+#[path = "support/report.rs"]
+mod report;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bifrost-workers");
 const EXECUTIONS: u32 = 10;
@@ -225,23 +227,5 @@ fn main() {
         None => format!("\nNo measured rate held p99 < {TARGET_P99_MS:.0} ms.\n"),
     });
     println!("{section}");
-    write_section(&section);
-}
-
-/// Replaces this benchmark's section of bench/REPORT.md (up to the next `## `), or appends it.
-fn write_section(section: &str) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/REPORT.md");
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".to_owned());
-    let updated = match existing.find(SECTION) {
-        Some(start) => {
-            let end = existing[start + 1..]
-                .find("\n## ")
-                .map(|i| start + 1 + i + 1)
-                .unwrap_or(existing.len());
-            format!("{}{}{}", &existing[..start], section, &existing[end..])
-        }
-        None => format!("{}\n{section}", existing.trim_end()),
-    };
-    std::fs::write(path, updated).expect("write bench/REPORT.md");
-    println!("wrote {path}");
+    report::write_section(SECTION, &section);
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::log_stream::execution_group;
-use super::{AppContext, BatchHandler, FunctionError};
+use super::{publish, AppContext, BatchHandler, FunctionError};
 use crate::model::{ExecutionDoc, Scope};
 use crate::realtime::HubMessage;
 
@@ -93,23 +93,13 @@ impl BatchHandler for ExecutionUpdates {
         ctx: &AppContext,
         documents: &[Value],
     ) -> Result<Vec<String>, FunctionError> {
-        let (messages, skipped) = messages_for_batch(documents);
-        for reason in &skipped {
-            // Not fatal: the document stays in the store and the query API still serves it.
-            tracing::warn!(%reason, "ExecutionUpdates skipped an unreadable execution document");
-        }
-        ctx.sink.send(&messages).await?;
-        let mut logs = vec![format!(
-            "ExecutionUpdates: {} documents, {} messages",
+        publish(
+            ctx,
+            "ExecutionUpdates",
             documents.len(),
-            messages.len()
-        )];
-        logs.extend(
-            skipped
-                .into_iter()
-                .map(|r| format!("ExecutionUpdates skipped {r}")),
-        );
-        Ok(logs)
+            messages_for_batch(documents),
+        )
+        .await
     }
 }
 

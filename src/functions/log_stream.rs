@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{AppContext, BatchHandler, FunctionError};
+use super::{publish, AppContext, BatchHandler, FunctionError};
 use crate::model::{ExecutionDataDoc, LogDoc, ResultDoc, StateDoc, VariablesDoc};
 use crate::realtime::HubMessage;
 
@@ -166,23 +166,13 @@ impl BatchHandler for LogStream {
         ctx: &AppContext,
         documents: &[Value],
     ) -> Result<Vec<String>, FunctionError> {
-        let (messages, skipped) = messages_for_batch(documents);
-        for reason in &skipped {
-            // Not fatal: the document stays in the store and the query API still serves it.
-            tracing::warn!(%reason, "LogStream skipped an unreadable execution_data document");
-        }
-        ctx.sink.send(&messages).await?;
-        let mut logs = vec![format!(
-            "LogStream: {} documents, {} messages",
+        publish(
+            ctx,
+            "LogStream",
             documents.len(),
-            messages.len()
-        )];
-        logs.extend(
-            skipped
-                .into_iter()
-                .map(|r| format!("LogStream skipped {r}")),
-        );
-        Ok(logs)
+            messages_for_batch(documents),
+        )
+        .await
     }
 }
 

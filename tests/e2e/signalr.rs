@@ -529,24 +529,22 @@ async fn negotiate_subscribe_and_hub_refuse_bad_requests_with_json_errors() {
             .body(body)
             .send()
     };
-    let response = subscribe("/api/history/subscribe".into(), "{}")
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 400);
-    let response = subscribe(
-        "/api/executions/nope/subscribe".into(),
-        r#"{"connectionId":"c"}"#,
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status().as_u16(), 404);
-    let response = subscribe(
-        "/api/history/subscribe".into(),
-        r#"{"connectionId":"gone"}"#,
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status().as_u16(), 404);
+    let cases = [
+        ("/api/history/subscribe", "{}", 400),
+        (
+            "/api/executions/nope/subscribe",
+            r#"{"connectionId":"c"}"#,
+            404,
+        ),
+        ("/api/history/subscribe", r#"{"connectionId":"gone"}"#, 404),
+    ];
+    let mut response = None;
+    for (path, body, status) in cases {
+        let answer = subscribe(path.into(), body).await.unwrap();
+        assert_eq!(answer.status().as_u16(), status, "{path} {body}");
+        response = Some(answer);
+    }
+    let response = response.unwrap();
     let body: Value = response.json().await.unwrap();
     assert!(
         body["error"]
