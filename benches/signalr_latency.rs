@@ -166,38 +166,48 @@ fn main() {
         .expect("listening line");
     let base = first.trim().trim_start_matches("listening on ").to_owned();
 
-    let mut results = Vec::new();
-    for rate in [100, 1000] {
+    let mut results: Vec<Measurement> = Vec::new();
+    let mut run = |rate: u32| {
         let m = measure(&base, data.path(), &module, rate);
         println!(
-            "{:>6} logs/s (achieved {:.0}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, received {}/{}",
-            m.rate, m.achieved_rate, m.p50, m.p99, m.max, m.received, m.logs
-        );
-        results.push(m);
-    }
-    let mut best: Option<u32> = results
-        .iter()
-        .filter(|m| m.holds_target())
-        .map(|m| m.rate)
-        .max();
-    let mut rate = 2000;
-    while rate <= MAX_RATE {
-        let m = measure(&base, data.path(), &module, rate);
-        println!(
-            "{:>6} logs/s (achieved {:.0}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, received {}/{}",
+            "{:>6} logs/s (written {:.0}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, received {}/{}",
             m.rate, m.achieved_rate, m.p50, m.p99, m.max, m.received, m.logs
         );
         let holds = m.holds_target();
-        // Above what the writer can produce the rate is no longer the one asked for.
-        let writer_limited = m.achieved_rate < f64::from(rate) * 0.9;
-        if holds {
-            best = Some(rate);
-        }
         results.push(m);
-        if !holds || writer_limited {
+        holds
+    };
+    let mut held = None;
+    for rate in [100, 1000] {
+        if run(rate) {
+            held = Some(rate);
+        }
+    }
+    // Double until the target breaks, then bisect twice between the last rate that held and
+    // the first that did not.
+    let mut broke = None;
+    let mut rate = 2000;
+    while rate <= MAX_RATE {
+        if !run(rate) {
+            broke = Some(rate);
             break;
         }
+        held = Some(rate);
         rate *= 2;
+    }
+    if let (Some(mut low), Some(mut high)) = (held, broke) {
+        for _ in 0..2 {
+            let mid = (low + high) / 2 / 100 * 100;
+            if mid <= low {
+                break;
+            }
+            if run(mid) {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        (held, broke) = (Some(low), Some(high));
     }
     let _ = serve.kill();
     let _ = serve.wait();
@@ -215,16 +225,16 @@ fn main() {
             m.rate, m.achieved_rate, m.received, m.logs, m.p50, m.p99, m.max
         ));
     }
-    section.push_str(&match best {
-        Some(rate) => format!(
-            "\nHighest rate measured with every log delivered and p99 < {TARGET_P99_MS:.0} ms: **{rate} logs/s**{}.\n",
-            if results.last().is_some_and(|m| m.rate == rate) {
-                " (still holding at the highest rate tried: the writer or the rate cap, not the pipeline, set the limit)"
-            } else {
-                ""
-            }
+    section.push_str(&match (held, broke) {
+        (Some(held), Some(broke)) => format!(
+            "\nHighest asked rate with every log delivered and p99 < {TARGET_P99_MS:.0} ms: **{held} logs/s** \
+             ({broke} logs/s did not hold). Where the written rate falls short of the asked one, the single \
+             `simulate` writer (one SQLite transaction per document, same 2 cores) set the pace.\n"
         ),
-        None => format!("\nNo measured rate held p99 < {TARGET_P99_MS:.0} ms.\n"),
+        (Some(held), None) => format!(
+            "\nEvery rate up to {held} logs/s held p99 < {TARGET_P99_MS:.0} ms (the highest tried).\n"
+        ),
+        (None, _) => format!("\nNo measured rate held p99 < {TARGET_P99_MS:.0} ms.\n"),
     });
     println!("{section}");
     report::write_section(SECTION, &section);
