@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{client, fixture, spawn_handler, spawn_handler_with, temp_dir};
 
-async fn invoke(base: &str, function: &str, body: Vec<u8>) -> (u16, String, Value) {
+pub async fn invoke(base: &str, function: &str, body: Vec<u8>) -> (u16, String, Value) {
     let response = client()
         .post(format!("{base}/{function}"))
         .header("Content-Type", "application/json; charset=utf-8")
@@ -72,10 +72,7 @@ async fn cosmos_fixtures_are_processed() {
 async fn fixtures_for_functions_this_build_lacks_get_a_json_404() {
     let data = temp_dir();
     let (app, _) = spawn_handler(data.path());
-    for (function, name) in [
-        ("DailyRollup", "timer_dailyrollup.json"),
-        ("negotiate", "http_negotiate.json"),
-    ] {
+    for (function, name) in [("DailyRollup", "timer_dailyrollup.json")] {
         let (status, content_type, reply) = invoke(&app.base, function, fixture(name)).await;
         assert_eq!(status, 404, "{function}");
         assert!(content_type.starts_with("application/json"));

@@ -621,3 +621,44 @@ async fn a_failing_signalr_service_makes_the_batch_retry() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Handler mode (Azure): the host's replayed negotiate payload answers with the SignalR
+/// Service's client URL and a token signed with the AccessKey; without the setting, 503.
+#[tokio::test(flavor = "multi_thread")]
+async fn handler_negotiate_uses_the_azure_connection_string() {
+    let mut payload: Value =
+        serde_json::from_slice(&crate::helpers::fixture("http_negotiate.json")).unwrap();
+    payload["Data"]["req"]["Headers"]["x-ms-client-principal"] =
+        json!([principal("admin-1", &["authenticated", "PlatformAdmin"])]);
+    let body = serde_json::to_vec(&payload).unwrap();
+
+    let data = temp_dir();
+    let (app, _) = crate::helpers::spawn_handler(data.path());
+    let (status, _, reply) = crate::handler::invoke(&app.base, "Negotiate", body.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["Outputs"]["res"]["statusCode"], 503, "{reply}");
+    drop(app);
+
+    let key = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
+    let connection =
+        format!("Endpoint=https://mysignalr.service.signalr.net;AccessKey={key};Version=1.0;");
+    let (app, _) = crate::helpers::spawn_handler_with(
+        data.path(),
+        &[("AzureSignalRConnectionString", &connection)],
+    );
+    let (status, _, reply) = crate::handler::invoke(&app.base, "Negotiate", body).await;
+    assert_eq!(status, 200);
+    let res = &reply["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 200, "{reply}");
+    let negotiated: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();
+    let url = "https://mysignalr.service.signalr.net/client/?hub=bifrost";
+    assert_eq!(negotiated["url"], url);
+    let claims = bifrost_workers::realtime::jwt::verify(
+        negotiated["accessToken"].as_str().unwrap(),
+        key,
+        &[url],
+        chrono::Utc::now().timestamp(),
+    )
+    .expect("token signed with the AccessKey for the client URL");
+    assert_eq!(claims.nameid.as_deref(), Some("admin-1"));
+}
