@@ -199,6 +199,34 @@ mod tests {
     }
 
     #[test]
+    fn live_log_latency_settings_are_deliberate() {
+        let functions = registry();
+        let log_stream =
+            function_json(crate::host::registry::find(&functions, "LogStream").unwrap());
+        let trigger = &log_stream["bindings"][0];
+        // The host's 5 s default alone would break the 100 ms write→screen target.
+        assert!(
+            trigger["feedPollDelay"].as_u64().unwrap() <= 50,
+            "{trigger}"
+        );
+        assert!(trigger["maxItemsPerInvocation"].as_u64().unwrap() <= 500);
+        for spec in &functions {
+            let json = function_json(spec);
+            let binding = &json["bindings"][0];
+            if binding["type"] == "cosmosDBTrigger" {
+                let renew = binding["leaseRenewInterval"].as_u64().unwrap();
+                let expire = binding["leaseExpirationInterval"].as_u64().unwrap();
+                assert!(
+                    renew * 2 < expire,
+                    "{}: renew well inside expiration",
+                    spec.name
+                );
+                assert!(binding["leaseAcquireInterval"].as_u64().unwrap() < expire);
+            }
+        }
+    }
+
+    #[test]
     fn timespans_are_dotnet_format() {
         assert_eq!(timespan(std::time::Duration::from_secs(16)), "00:00:16");
         assert_eq!(timespan(std::time::Duration::from_secs(3725)), "01:02:05");
