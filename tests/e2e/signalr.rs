@@ -183,7 +183,7 @@ async fn live_logs_reach_subscribed_clients_exactly_once_in_order() {
             {"name": "other", "principal": principal("bob", &["authenticated"]), "executions": [],
              "history": true, "forbidden": [ids[0]]},
             {"name": "resume", "principal": admin, "org": org_a_id, "executions": [],
-             "resume": {"execution": ids[1], "dropAfter": 150}},
+             "resume": {"execution": ids[1], "dropAfter": 100}},
         ],
     });
     let started = Instant::now();

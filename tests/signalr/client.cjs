@@ -115,7 +115,7 @@ class Client {
     this.connection = null;
     await old.stop();
     // Logs keep flowing while this client is away.
-    await sleep(400);
+    await sleep(1000);
     this.connection = await connect(this.spec, (t, a) => this.record(t, a));
     const status = await subscribe(this.spec, this.connection, id);
     this.subscribeStatus[`resubscribe:${id}`] = status.status;
