@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 #[path = "../tests/signalr/install.rs"]
 mod install;
-#[path = "support/report.rs"]
+#[path = "common/report.rs"]
 mod report;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bifrost-workers");
@@ -56,14 +56,6 @@ fn lines_of(reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<Strin
         }
     });
     rx
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
 }
 
 fn admin_principal() -> String {
@@ -139,13 +131,17 @@ fn measure(base: &str, data: &std::path::Path, module: &std::path::Path, rate: u
         .collect();
     latencies.sort_by(f64::total_cmp);
     let logs = (logs_per_execution * EXECUTIONS) as usize;
+    let quantile = |q| match latencies.is_empty() {
+        true => f64::NAN,
+        false => report::quantile(&latencies, q),
+    };
     Measurement {
         rate,
         achieved_rate: logs as f64 / writing.as_secs_f64(),
         logs,
         received: latencies.len(),
-        p50: percentile(&latencies, 0.50),
-        p99: percentile(&latencies, 0.99),
+        p50: quantile(0.50),
+        p99: quantile(0.99),
         max: latencies.last().copied().unwrap_or(f64::NAN),
     }
 }

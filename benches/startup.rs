@@ -9,7 +9,8 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "support/report.rs"]
+#[path = "common/report.rs"]
+#[allow(dead_code)]
 mod report;
 
 const RUNS: usize = 30;

@@ -29,7 +29,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Workflow-engine stand-in: write executions with logs, variables and results to the store.
     Simulate(SimulateArgs),
-    /// Generate host.json, local.settings.json.example and <Name>/function.json from the registry.
+    /// Generate host.json, local.settings.json.example and <Name>/function.json from the registry (or print the deployment manifest).
     Functions(FunctionsArgs),
     /// Assemble the deployable app root (OUT/app) and OUT/bifrost-workers.zip for config-zip deployment.
     Package(PackageArgs),
@@ -155,4 +155,7 @@ pub struct FunctionsArgs {
     /// Compare this directory with what would be generated; non-zero exit on any difference.
     #[arg(long, group = "action")]
     pub check: Option<PathBuf>,
+    /// Print the deployment names the code uses (containers, settings, connections, generated files) as JSON.
+    #[arg(long, group = "action")]
+    pub manifest: bool,
 }

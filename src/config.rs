@@ -66,7 +66,8 @@ pub const SETTINGS: &[Setting] = &[
         name: SIGNALR_ENV,
         description: "Where real-time messages go: a SignalR connection string, `hub` (serve mode's built-in hub, its default), `none`, `console` or `journal:PATH` (JSON lines). Overrides `AzureSignalRConnectionString`.",
         example: "none",
-        in_local_settings: true,
+        // An override for local runs and tests: deployments set the connection string instead.
+        in_local_settings: false,
     },
     Setting {
         name: SIGNALR_CONNECTION_ENV,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod deadletter;
 pub mod functions;
 pub mod host;
+pub mod metrics;
 pub mod model;
 pub mod package;
 pub mod realtime;

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod execution_data;
 pub mod executions;
+pub mod metrics;
 pub mod params;
 pub mod rows;
 

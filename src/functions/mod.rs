@@ -124,6 +124,9 @@ pub struct PumpStatus {
     pub failed_attempts: u64,
     pub last_error: Option<String>,
     pub last_batch_at: Option<Timestamp>,
+    pub last_batch_size: Option<u64>,
+    /// Seconds between the newest document's write (`_ts`) and the processing of its batch.
+    pub lag_seconds: Option<i64>,
 }
 
 impl RuntimeStatus {

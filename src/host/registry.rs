@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use crate::api::execution_data::{GetExecutionLogs, GetExecutionResult, GetExecutionVariables};
 use crate::api::executions::{GetExecution, ListExecutions, QueryExecutions};
+use crate::api::metrics::{GetDailyMetrics, GetMetrics};
 use crate::functions::execution_updates::ExecutionUpdates;
 use crate::functions::subscribe::{Negotiate, SubscribeExecution, SubscribeHistory};
 use crate::functions::{health::Health, log_stream::LogStream, Handler, HttpHandler};
+use crate::metrics::{aggregate::MetricsAggregate, rollup::DailyRollup};
 use crate::store::Container;
 
 /// App setting holding the Cosmos DB connection (string, or `__accountEndpoint` identity prefix).
@@ -114,34 +116,25 @@ pub fn registry() -> Vec<FunctionSpec> {
             handler: Handler::Batch(Arc::new(ExecutionUpdates)),
         },
         FunctionSpec {
-            name: "Negotiate",
-            trigger: Trigger::Http(HttpTrigger {
-                binding: "req",
-                route: "negotiate",
-                methods: &["post"],
+            name: "MetricsAggregate",
+            trigger: Trigger::CosmosDb(CosmosTrigger {
+                binding: "documents",
+                container: Container::Executions,
+                // Metrics are not latency-critical: the default-ish 1 s poll halves idle RUs.
+                feed_poll_delay_ms: 1000,
+                max_items_per_invocation: 500,
             }),
-            retry: None,
-            handler: Handler::Http(Arc::new(Negotiate)),
+            retry: Some(CHANGE_FEED_RETRY),
+            handler: Handler::Batch(Arc::new(MetricsAggregate)),
         },
         FunctionSpec {
-            name: "SubscribeExecution",
-            trigger: Trigger::Http(HttpTrigger {
-                binding: "req",
-                route: "executions/{id}/subscribe",
-                methods: &["post"],
+            name: "DailyRollup",
+            trigger: Trigger::Timer(TimerTrigger {
+                binding: "rollupTimer",
+                schedule: crate::metrics::rollup::SCHEDULE,
             }),
             retry: None,
-            handler: Handler::Http(Arc::new(SubscribeExecution)),
-        },
-        FunctionSpec {
-            name: "SubscribeHistory",
-            trigger: Trigger::Http(HttpTrigger {
-                binding: "req",
-                route: "history/subscribe",
-                methods: &["post"],
-            }),
-            retry: None,
-            handler: Handler::Http(Arc::new(SubscribeHistory)),
+            handler: Handler::Timer(Arc::new(DailyRollup)),
         },
         FunctionSpec {
             name: "Health",
@@ -154,6 +147,19 @@ pub fn registry() -> Vec<FunctionSpec> {
             handler: Handler::Http(Arc::new(Health)),
         },
         http("ListExecutions", "executions", &["get"], ListExecutions),
+        http("Negotiate", "negotiate", &["post"], Negotiate),
+        http(
+            "SubscribeExecution",
+            "executions/{id}/subscribe",
+            &["post"],
+            SubscribeExecution,
+        ),
+        http(
+            "SubscribeHistory",
+            "history/subscribe",
+            &["post"],
+            SubscribeHistory,
+        ),
         http(
             "QueryExecutions",
             "executions/query",
@@ -178,6 +184,13 @@ pub fn registry() -> Vec<FunctionSpec> {
             "executions/{id}/result",
             &["get"],
             GetExecutionResult,
+        ),
+        http("GetMetrics", "metrics", &["get"], GetMetrics),
+        http(
+            "GetDailyMetrics",
+            "metrics/daily",
+            &["get"],
+            GetDailyMetrics,
         ),
     ]
 }

@@ -21,6 +21,8 @@ const SEND_CONCURRENCY: usize = 16;
 const MAX_ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The group the health probe asks about; nobody is ever added to it.
+const PROBE_GROUP: &str = "bifrost-health-probe";
 
 /// Path segments are escaped like the service SDK's `Uri.EscapeDataString` (`execution:1` →
 /// `execution%3A1`).
@@ -180,6 +182,19 @@ impl MessageSink for RestSender {
             .try_collect::<Vec<()>>()
             .await
             .map(|_| ())
+    }
+
+    /// "Any connection in this group?" on a group nobody joins: 404 (or 200) proves the service
+    /// answers and accepts our key (a wrong key is 401), and sends nothing to anyone.
+    async fn probe(&self) -> Result<(), SinkError> {
+        let status = self
+            .call(Method::HEAD, &["groups", PROBE_GROUP], None)
+            .await?;
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(SinkError::Send(format!("probe answered {status}")))
+        }
     }
 
     fn client_connection(&self, user_id: Option<&str>) -> Result<ClientConnection, SinkError> {

@@ -1063,3 +1063,126 @@ pub async fn concurrent_writers_and_optimistic_concurrency(store: Dyn) {
     let counter_in_feed = feed.iter().find(|d| d["id"] == "counter").unwrap();
     assert_eq!(counter_in_feed["value"], 80);
 }
+
+/// A transactional batch in one partition: all operations or none, ETag preconditions checked
+/// inside it, other partitions refused, size limits enforced.
+pub async fn transactional_batch_is_all_or_nothing(store: Dyn) {
+    use super::{BatchOperation as Op, BatchOutcome, MAX_BATCH_OPERATIONS};
+    let c = Container::Entities;
+    let first = store
+        .create(c, json!({"id": "summary", "scope": ORG, "n": 1}))
+        .await
+        .unwrap();
+    let outcomes = store
+        .batch(
+            c,
+            ORG,
+            vec![
+                Op::Replace {
+                    doc: json!({"id": "summary", "scope": ORG, "n": 2}),
+                    if_match: Some(first.etag.clone()),
+                },
+                Op::Create(json!({"id": "marker-1", "scope": ORG})),
+                Op::Upsert {
+                    doc: json!({"id": "marker-2", "scope": ORG}),
+                    if_match: None,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 3);
+    let BatchOutcome::Written(summary) = &outcomes[0] else {
+        panic!("replace must return the written document");
+    };
+    assert_ne!(summary.etag, first.etag);
+    assert_eq!(summary.body["n"], 2);
+
+    // A stale ETag in the middle fails the whole batch: the create before it is rolled back.
+    let stale = store
+        .batch(
+            c,
+            ORG,
+            vec![
+                Op::Create(json!({"id": "marker-3", "scope": ORG})),
+                Op::Replace {
+                    doc: json!({"id": "summary", "scope": ORG, "n": 3}),
+                    if_match: Some(first.etag.clone()),
+                },
+            ],
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::PreconditionFailed { .. })),
+        "{stale:?}"
+    );
+    assert!(store.read(c, ORG, "marker-3").await.unwrap().is_none());
+    let current = store.read(c, ORG, "summary").await.unwrap().unwrap();
+    assert_eq!(current.body["n"], 2);
+
+    // A create that conflicts fails the batch too; deletes report whether they found anything.
+    let conflict = store
+        .batch(
+            c,
+            ORG,
+            vec![
+                Op::Delete {
+                    id: "marker-2".into(),
+                    if_match: None,
+                },
+                Op::Create(json!({"id": "marker-1", "scope": ORG})),
+            ],
+        )
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict { .. })),
+        "{conflict:?}"
+    );
+    assert!(store.read(c, ORG, "marker-2").await.unwrap().is_some());
+    let deleted = store
+        .batch(
+            c,
+            ORG,
+            vec![
+                Op::Delete {
+                    id: "marker-2".into(),
+                    if_match: None,
+                },
+                Op::Delete {
+                    id: "never-existed".into(),
+                    if_match: None,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted,
+        vec![BatchOutcome::Deleted(true), BatchOutcome::Deleted(false)]
+    );
+
+    // Every document must be in the batch's partition; size is 1..=100.
+    let foreign = store
+        .batch(
+            c,
+            ORG,
+            vec![Op::Create(json!({"id": "x", "scope": "GLOBAL"}))],
+        )
+        .await;
+    assert!(
+        matches!(foreign, Err(StoreError::InvalidDocument { .. })),
+        "{foreign:?}"
+    );
+    assert!(store.read(c, "GLOBAL", "x").await.unwrap().is_none());
+    let too_many: Vec<Op> = (0..=MAX_BATCH_OPERATIONS)
+        .map(|i| Op::Create(json!({"id": format!("m{i}"), "scope": ORG})))
+        .collect();
+    assert!(matches!(
+        store.batch(c, ORG, too_many).await,
+        Err(StoreError::InvalidQuery(_))
+    ));
+    assert!(matches!(
+        store.batch(c, ORG, Vec::new()).await,
+        Err(StoreError::InvalidQuery(_))
+    ));
+}

@@ -134,6 +134,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         if_match: Option<&ETag>,
     ) -> Result<bool, StoreError>;
 
+    /// Several writes in one partition, all or nothing (a Cosmos transactional batch): the
+    /// first failing operation's error is returned and nothing is written. At most
+    /// `MAX_BATCH_OPERATIONS` operations.
+    async fn batch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        operations: Vec<BatchOperation>,
+    ) -> Result<Vec<BatchOutcome>, StoreError>;
+
     /// A parameterized query within one partition, one page at a time.
     async fn query(
         &self,
@@ -163,6 +173,35 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn purge_expired(&self) -> Result<u64, StoreError> {
         Ok(0)
     }
+}
+
+/// Cosmos DB's limit on the operations of one transactional batch.
+pub const MAX_BATCH_OPERATIONS: usize = 100;
+
+/// One write of a `Store::batch`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOperation {
+    Create(Value),
+    Upsert { doc: Value, if_match: Option<ETag> },
+    Replace { doc: Value, if_match: Option<ETag> },
+    Delete { id: String, if_match: Option<ETag> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOutcome {
+    Written(StoredDocument),
+    /// Whether there was a document to delete.
+    Deleted(bool),
+}
+
+/// Refuses empty and oversized batches before any backend is asked.
+pub fn check_batch_size(operations: usize) -> Result<(), StoreError> {
+    if operations == 0 || operations > MAX_BATCH_OPERATIONS {
+        return Err(StoreError::InvalidQuery(format!(
+            "a batch holds 1 to {MAX_BATCH_OPERATIONS} operations, not {operations}"
+        )));
+    }
+    Ok(())
 }
 
 /// Which backend to open: `sqlite:PATH` (default under `--data`), later `cosmos://…`.

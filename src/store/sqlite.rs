@@ -24,8 +24,8 @@ use serde_json::Value;
 
 use super::query::{Field, FilterOp, Query};
 use super::{
-    string_field, ChangeFeedPage, Container, ETag, FeedPosition, Page, Store, StoreError,
-    StoredDocument,
+    check_batch_size, string_field, BatchOperation, BatchOutcome, ChangeFeedPage, Container, ETag,
+    FeedPosition, Page, Store, StoreError, StoredDocument,
 };
 use crate::clock::Clock;
 use crate::model::MAX_DOCUMENT_BYTES;
@@ -265,6 +265,135 @@ fn prepare(container: Container, doc: Value) -> Result<Incoming, StoreError> {
         body,
         ttl,
     })
+}
+
+enum PreparedOp {
+    Create(Incoming),
+    Upsert(Incoming, Option<ETag>),
+    Replace(Incoming, Option<ETag>),
+    Delete(String, String, Option<ETag>),
+}
+
+/// Validates every operation before the transaction starts: all in `partition_key`, at most
+/// `MAX_BATCH_OPERATIONS`.
+fn prepare_batch(
+    container: Container,
+    partition_key: &str,
+    operations: Vec<BatchOperation>,
+) -> Result<Vec<PreparedOp>, StoreError> {
+    check_batch_size(operations.len())?;
+    let in_partition = |doc: Incoming| {
+        if doc.pk == partition_key {
+            Ok(doc)
+        } else {
+            Err(StoreError::InvalidDocument {
+                container: container.name(),
+                reason: format!(
+                    "batch for partition {partition_key:?} holds a document of partition {:?}",
+                    doc.pk
+                ),
+            })
+        }
+    };
+    operations
+        .into_iter()
+        .map(|op| {
+            Ok(match op {
+                BatchOperation::Create(doc) => {
+                    PreparedOp::Create(in_partition(prepare(container, doc)?)?)
+                }
+                BatchOperation::Upsert { doc, if_match } => {
+                    PreparedOp::Upsert(in_partition(prepare(container, doc)?)?, if_match)
+                }
+                BatchOperation::Replace { doc, if_match } => {
+                    PreparedOp::Replace(in_partition(prepare(container, doc)?)?, if_match)
+                }
+                BatchOperation::Delete { id, if_match } => {
+                    PreparedOp::Delete(partition_key.to_owned(), id, if_match)
+                }
+            })
+        })
+        .collect()
+}
+
+fn tx_create(
+    tx: &Transaction<'_>,
+    container: Container,
+    doc: Incoming,
+    now: i64,
+) -> Result<StoredDocument, StoreError> {
+    // An expired document still in the table does not count: it is replaced.
+    if live_etag(tx, container, &doc.pk, &doc.id, now)?.is_some() {
+        return Err(StoreError::Conflict {
+            container: container.name(),
+            id: doc.id,
+        });
+    }
+    write_document(tx, container, doc, now)
+}
+
+fn tx_upsert(
+    tx: &Transaction<'_>,
+    container: Container,
+    doc: Incoming,
+    if_match: Option<&ETag>,
+    now: i64,
+) -> Result<StoredDocument, StoreError> {
+    if let Some(expected) = if_match {
+        if live_etag(tx, container, &doc.pk, &doc.id, now)?.as_deref() != Some(expected.0.as_str())
+        {
+            return Err(precondition_failed(container, &doc.id));
+        }
+    }
+    write_document(tx, container, doc, now)
+}
+
+fn tx_replace(
+    tx: &Transaction<'_>,
+    container: Container,
+    doc: Incoming,
+    if_match: Option<&ETag>,
+    now: i64,
+) -> Result<StoredDocument, StoreError> {
+    match live_etag(tx, container, &doc.pk, &doc.id, now)? {
+        None => {
+            return Err(StoreError::NotFound {
+                container: container.name(),
+                id: doc.id,
+            })
+        }
+        Some(current) if if_match.is_some_and(|e| e.0 != current) => {
+            return Err(precondition_failed(container, &doc.id))
+        }
+        Some(_) => {}
+    }
+    write_document(tx, container, doc, now)
+}
+
+fn tx_delete(
+    tx: &Transaction<'_>,
+    container: Container,
+    pk: &str,
+    id: &str,
+    if_match: Option<&ETag>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let Some(current) = live_etag(tx, container, pk, id, now)? else {
+        return Ok(false);
+    };
+    if if_match.is_some_and(|e| e.0 != current) {
+        return Err(precondition_failed(container, id));
+    }
+    for sql in [
+        "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3",
+        "DELETE FROM change_log WHERE container = ?1 AND pk = ?2 AND id = ?3",
+    ] {
+        tx.prepare_cached(sql)
+            .map_err(backend)?
+            .execute(params![container.name(), pk, id])
+            .map_err(backend)?;
+    }
+    Ok(true)
 }
 
 fn live_etag(
@@ -813,17 +942,8 @@ impl Store for SqliteStore {
 
     async fn create(&self, container: Container, doc: Value) -> Result<StoredDocument, StoreError> {
         let doc = prepare(container, doc)?;
-        self.write_with(move |tx, now| {
-            // An expired document still in the table does not count: it is replaced.
-            if live_etag(tx, container, &doc.pk, &doc.id, now)?.is_some() {
-                return Err(StoreError::Conflict {
-                    container: container.name(),
-                    id: doc.id,
-                });
-            }
-            write_document(tx, container, doc, now)
-        })
-        .await
+        self.write_with(move |tx, now| tx_create(tx, container, doc, now))
+            .await
     }
 
     async fn upsert(
@@ -834,17 +954,8 @@ impl Store for SqliteStore {
     ) -> Result<StoredDocument, StoreError> {
         let doc = prepare(container, doc)?;
         let if_match = if_match.cloned();
-        self.write_with(move |tx, now| {
-            if let Some(expected) = if_match {
-                if live_etag(tx, container, &doc.pk, &doc.id, now)?.as_deref()
-                    != Some(expected.0.as_str())
-                {
-                    return Err(precondition_failed(container, &doc.id));
-                }
-            }
-            write_document(tx, container, doc, now)
-        })
-        .await
+        self.write_with(move |tx, now| tx_upsert(tx, container, doc, if_match.as_ref(), now))
+            .await
     }
 
     async fn replace(
@@ -855,22 +966,8 @@ impl Store for SqliteStore {
     ) -> Result<StoredDocument, StoreError> {
         let doc = prepare(container, doc)?;
         let if_match = if_match.cloned();
-        self.write_with(move |tx, now| {
-            match live_etag(tx, container, &doc.pk, &doc.id, now)? {
-                None => {
-                    return Err(StoreError::NotFound {
-                        container: container.name(),
-                        id: doc.id,
-                    })
-                }
-                Some(current) if if_match.as_ref().is_some_and(|e| e.0 != current) => {
-                    return Err(precondition_failed(container, &doc.id))
-                }
-                Some(_) => {}
-            }
-            write_document(tx, container, doc, now)
-        })
-        .await
+        self.write_with(move |tx, now| tx_replace(tx, container, doc, if_match.as_ref(), now))
+            .await
     }
 
     async fn delete(
@@ -881,23 +978,39 @@ impl Store for SqliteStore {
         if_match: Option<&ETag>,
     ) -> Result<bool, StoreError> {
         let (pk, id, if_match) = (partition_key.to_owned(), id.to_owned(), if_match.cloned());
+        self.write_with(move |tx, now| tx_delete(tx, container, &pk, &id, if_match.as_ref(), now))
+            .await
+    }
+
+    async fn batch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        operations: Vec<BatchOperation>,
+    ) -> Result<Vec<BatchOutcome>, StoreError> {
+        let prepared = prepare_batch(container, partition_key, operations)?;
+        // One transaction: any failure rolls every operation back, as a Cosmos batch does.
         self.write_with(move |tx, now| {
-            let Some(current) = live_etag(tx, container, &pk, &id, now)? else {
-                return Ok(false);
-            };
-            if if_match.as_ref().is_some_and(|e| e.0 != current) {
-                return Err(precondition_failed(container, &id));
-            }
-            for sql in [
-                "DELETE FROM documents WHERE container = ?1 AND pk = ?2 AND id = ?3",
-                "DELETE FROM change_log WHERE container = ?1 AND pk = ?2 AND id = ?3",
-            ] {
-                tx.prepare_cached(sql)
-                    .map_err(backend)?
-                    .execute(params![container.name(), pk, id])
-                    .map_err(backend)?;
-            }
-            Ok(true)
+            prepared
+                .into_iter()
+                .map(|op| match op {
+                    PreparedOp::Create(doc) => {
+                        tx_create(tx, container, doc, now).map(BatchOutcome::Written)
+                    }
+                    PreparedOp::Upsert(doc, if_match) => {
+                        tx_upsert(tx, container, doc, if_match.as_ref(), now)
+                            .map(BatchOutcome::Written)
+                    }
+                    PreparedOp::Replace(doc, if_match) => {
+                        tx_replace(tx, container, doc, if_match.as_ref(), now)
+                            .map(BatchOutcome::Written)
+                    }
+                    PreparedOp::Delete(pk, id, if_match) => {
+                        tx_delete(tx, container, &pk, &id, if_match.as_ref(), now)
+                            .map(BatchOutcome::Deleted)
+                    }
+                })
+                .collect()
         })
         .await
     }
@@ -988,6 +1101,11 @@ mod tests {
         let clock = clock();
         let store = SqliteStore::open(&dir.path().join("t.db"), clock.clone()).unwrap();
         (dir, clock, Arc::new(store))
+    }
+
+    #[tokio::test]
+    async fn conformance_transactional_batch() {
+        conformance::transactional_batch_is_all_or_nothing(fresh().2).await;
     }
 
     #[tokio::test]
