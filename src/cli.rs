@@ -7,7 +7,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{DATA_ENV, PORT_ENV, SIGNALR_CONNECTION_ENV, SIGNALR_ENV, STORE_ENV};
 use crate::model::Scope;
-use crate::realtime::{ConnectionString, SinkTarget};
 use crate::store::StoreUrl;
 
 #[derive(Debug, Parser)]
@@ -79,8 +78,9 @@ pub struct HandlerArgs {
     pub store: StoreArgs,
     /// Where real-time messages go: none | console | journal:PATH | a SignalR connection string
     /// (default: the AzureSignalRConnectionString setting when present, else none).
-    #[arg(long, env = SIGNALR_ENV)]
-    pub signalr: Option<SinkTarget>,
+    /// Parsed by `config::realtime_target`, whose errors never echo an access key.
+    #[arg(long, env = SIGNALR_ENV, hide_env_values = true)]
+    pub signalr: Option<String>,
     #[command(flatten)]
     pub signalr_service: SignalRServiceArgs,
 }
@@ -88,8 +88,9 @@ pub struct HandlerArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SignalRServiceArgs {
     /// Azure SignalR Service connection string (Endpoint=…;AccessKey=…;Version=1.0;).
+    /// A string here, parsed later: clap's own errors would print the whole value, key included.
     #[arg(long = "signalr-connection-string", env = SIGNALR_CONNECTION_ENV, hide_env_values = true)]
-    pub connection_string: Option<ConnectionString>,
+    pub connection_string: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -102,8 +103,8 @@ pub struct ServeArgs {
     /// Where real-time messages go: hub | none | console | journal:PATH | a SignalR connection
     /// string (default: AzureSignalRConnectionString when set, else console with --demo, else
     /// the built-in hub on --listen).
-    #[arg(long, env = SIGNALR_ENV)]
-    pub signalr: Option<SinkTarget>,
+    #[arg(long, env = SIGNALR_ENV, hide_env_values = true)]
+    pub signalr: Option<String>,
     #[command(flatten)]
     pub signalr_service: SignalRServiceArgs,
     /// Keep simulating executions so logs stream (printed on stdout unless --signalr says otherwise).

@@ -98,14 +98,26 @@ pub fn store_url(explicit: Option<&StoreUrl>, data_dir: &std::path::Path) -> Sto
 
 /// Which real-time target applies: `--signalr`/`BIFROST_SIGNALR`, else the SignalR connection
 /// string setting, else the mode's default.
+/// Errors name the setting and what is wrong, never the value (it may hold an access key).
 pub fn realtime_target(
-    explicit: Option<SinkTarget>,
-    connection_string: Option<crate::realtime::ConnectionString>,
+    explicit: Option<&str>,
+    connection_string: Option<&str>,
     default: SinkTarget,
-) -> SinkTarget {
-    explicit
-        .or(connection_string.map(SinkTarget::SignalR))
-        .unwrap_or(default)
+) -> anyhow::Result<SinkTarget> {
+    if let Some(raw) = explicit {
+        return raw
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--signalr / {SIGNALR_ENV}: {e}"));
+    }
+    match connection_string.filter(|raw| !raw.trim().is_empty()) {
+        Some(raw) => raw
+            .parse::<crate::realtime::ConnectionString>()
+            .map(SinkTarget::SignalR)
+            .map_err(|e| {
+                anyhow::anyhow!("--signalr-connection-string / {SIGNALR_CONNECTION_ENV}: {e}")
+            }),
+        None => Ok(default),
+    }
 }
 
 /// The validated settings of a long-running mode (`handler` or `serve`).

@@ -44,10 +44,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 store: args.store.url(),
                 blobs: args.store.blob_location(),
                 realtime: realtime_target(
-                    args.signalr,
-                    args.signalr_service.connection_string,
+                    args.signalr.as_deref(),
+                    args.signalr_service.connection_string.as_deref(),
                     SinkTarget::None,
-                ),
+                )?,
             };
             handler::run(args.port, config).await
         }
@@ -70,10 +70,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 store: args.store.url(),
                 blobs: args.store.blob_location(),
                 realtime: realtime_target(
-                    args.signalr,
-                    args.signalr_service.connection_string,
+                    args.signalr.as_deref(),
+                    args.signalr_service.connection_string.as_deref(),
                     default_sink,
-                ),
+                )?,
             };
             serve::run(ServeOptions {
                 listen: args.listen,

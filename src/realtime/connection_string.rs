@@ -40,8 +40,9 @@ pub enum ConnectionStringError {
     BadPort(String),
     #[error("SignalR connection string Version {0:?} is not supported (expected 1.x)")]
     BadVersion(String),
-    #[error("SignalR connection string part {0:?} is not KEY=VALUE")]
-    BadPart(String),
+    /// By position only: the part might be a mistyped key.
+    #[error("SignalR connection string part {0} (counting from 1) is not KEY=VALUE")]
+    BadPart(usize),
 }
 
 impl ConnectionString {
@@ -66,10 +67,15 @@ impl FromStr for ConnectionString {
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
         let (mut endpoint, mut access_key, mut port) = (None, None, None);
-        for part in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        for (index, part) in raw
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .enumerate()
+        {
             let (key, value) = part
                 .split_once('=')
-                .ok_or_else(|| ConnectionStringError::BadPart(part.chars().take(40).collect()))?;
+                .ok_or(ConnectionStringError::BadPart(index + 1))?;
             let value = value.trim();
             match key.trim().to_ascii_lowercase().as_str() {
                 "endpoint" => endpoint = Some(value.to_owned()),

@@ -121,7 +121,15 @@ impl FromStr for SinkTarget {
             other => match other.strip_prefix("journal:") {
                 Some(path) if !path.is_empty() => Ok(SinkTarget::Journal(PathBuf::from(path))),
                 // Never echo a whole connection-string-like value: it may hold a key.
-                _ => Err(SinkTargetError::Unknown(other.chars().take(40).collect())),
+                _ => Err(SinkTargetError::Unknown(
+                    other
+                        .split(';')
+                        .next()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(24)
+                        .collect(),
+                )),
             },
         }
     }

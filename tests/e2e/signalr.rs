@@ -662,3 +662,45 @@ async fn handler_negotiate_uses_the_azure_connection_string() {
     .expect("token signed with the AccessKey for the client URL");
     assert_eq!(claims.nameid.as_deref(), Some("admin-1"));
 }
+
+/// A bad SignalR setting stops the program with a clear line that never echoes the access key.
+#[test]
+fn bad_signalr_settings_fail_clearly_without_printing_the_key() {
+    let data = temp_dir();
+    let secret = "SECRETKEY0123456789";
+    let bad = [
+        (
+            "--signalr",
+            format!("Endpoint=https://x.service.signalr.net;AccessKey={secret};Version=2.0;"),
+            "Version",
+        ),
+        (
+            "--signalr-connection-string",
+            format!("Endpoint=ftp://x;AccessKey={secret};"),
+            "Endpoint",
+        ),
+        (
+            "--signalr-connection-string",
+            format!("Endpoint=https://x;{secret};"),
+            "KEY=VALUE",
+        ),
+        (
+            "--signalr",
+            format!("Endpont=https://x;AccessKey={secret}"),
+            "invalid real-time target",
+        ),
+    ];
+    for (flag, value, expected) in bad {
+        let output = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .args([flag, &value])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run serve");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flag} {value}: accepted");
+        assert!(stderr.contains(expected), "{flag}: {stderr}");
+        assert!(!stderr.contains(secret), "{flag}: the key leaked: {stderr}");
+    }
+}
