@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
-use crate::functions::{AppContext, RuntimeStatus};
+use crate::functions::AppContext;
 
 use crate::realtime::SinkTarget;
 use crate::store::StoreUrl;
@@ -139,12 +139,6 @@ impl RuntimeConfig {
         let sink = crate::realtime::open(&self.realtime)
             .await
             .context("opening the real-time sink")?;
-        Ok(AppContext {
-            store,
-            blobs: self.blobs.open(),
-            sink,
-            clock: clock.clone(),
-            status: Arc::new(RuntimeStatus::new(mode, clock.now())),
-        })
+        Ok(AppContext::new(store, self.blobs.open(), sink, clock, mode))
     }
 }

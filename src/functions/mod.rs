@@ -54,6 +54,38 @@ pub struct AppContext {
     pub status: Arc<RuntimeStatus>,
 }
 
+impl AppContext {
+    /// A context on the given store and clock, with blobs under `blob_dir` and real-time
+    /// messages going to `sink`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn crate::blobs::BlobStore>,
+        sink: Arc<dyn MessageSink>,
+        clock: Arc<dyn Clock>,
+        mode: &'static str,
+    ) -> Self {
+        let status = Arc::new(RuntimeStatus::new(mode, clock.now()));
+        AppContext {
+            store,
+            blobs,
+            sink,
+            clock,
+            status,
+        }
+    }
+
+    /// In-process tests and benches: a store on `clock`, blobs under `dir/blobs`, no real-time.
+    pub fn standalone(store: Arc<dyn Store>, clock: Arc<dyn Clock>, dir: &std::path::Path) -> Self {
+        Self::new(
+            store,
+            Arc::new(crate::blobs::DirBlobs::new(dir.join("blobs"))),
+            Arc::new(crate::realtime::NullSink),
+            clock,
+            "standalone",
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FunctionError {
     #[error(transparent)]

@@ -10,10 +10,9 @@ use serde_json::{json, Value};
 use super::aggregate::MetricsAggregate;
 use super::reconcile::{live_aggregate, reconcile_day};
 use super::summary;
-use crate::clock::{Clock, ManualClock};
-use crate::functions::{AppContext, BatchHandler, RuntimeStatus};
+use crate::clock::ManualClock;
+use crate::functions::{AppContext, BatchHandler};
 use crate::model::{ExecutionStatus, MetricsDoc, Timestamp};
-use crate::realtime::NullSink;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Container, Store};
 
@@ -119,13 +118,7 @@ async fn write_all(scenario: &Scenario) -> World {
         Timestamp::parse("2026-11-22T12:00:00Z").unwrap(),
     ));
     let store = Arc::new(SqliteStore::open(&dir.path().join("p.db"), clock.clone()).unwrap());
-    let ctx = AppContext {
-        store: store.clone(),
-        blobs: Arc::new(crate::blobs::DirBlobs::new(dir.path().join("blobs"))),
-        sink: Arc::new(NullSink),
-        clock: clock.clone(),
-        status: Arc::new(RuntimeStatus::new("test", clock.now())),
-    };
+    let ctx = AppContext::standalone(store.clone(), clock.clone(), dir.path());
     let mut cursors = vec![0usize; scenario.executions.len()];
     let mut versions = Vec::new();
     let mut turn = 0;
