@@ -361,8 +361,11 @@ struct Browser(Child);
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // `--` is essential: procps-ng 4.0's `kill -KILL -PGID` does not read `-PGID` as a
+        // process group and signals far more than Chromium (seen here: it killed every process
+        // of the session). `-s KILL -- -PGID` signals exactly the group spawned below.
         let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.0.id())])
+            .args(["-s", "KILL", "--", &format!("-{}", self.0.id())])
             .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
