@@ -9,3 +9,4 @@ mod metrics;
 mod observability;
 mod package;
 mod serve;
+mod signalr;
