@@ -15,13 +15,12 @@ use serde_json::{json, Value};
 
 use bifrost_workers::api::metrics::GetMetrics;
 use bifrost_workers::clock::{Clock, SystemClock};
-use bifrost_workers::functions::{AppContext, BatchHandler, HttpHandler, RuntimeStatus};
+use bifrost_workers::functions::{AppContext, BatchHandler, HttpHandler};
 use bifrost_workers::host::protocol::HttpRequest;
 use bifrost_workers::metrics::aggregate::MetricsAggregate;
 use bifrost_workers::metrics::contribution::Contribution;
 use bifrost_workers::metrics::summary;
 use bifrost_workers::model::ExecutionDoc;
-use bifrost_workers::realtime::NullSink;
 use bifrost_workers::store::{
     sqlite::SqliteStore, Container, FeedPosition, FilterOp, Query, Store,
 };
@@ -67,15 +66,7 @@ async fn main() {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store =
         Arc::new(SqliteStore::open(&data.path().join("bifrost.db"), clock.clone()).expect("store"));
-    let ctx = AppContext {
-        store: store.clone(),
-        blobs: Arc::new(bifrost_workers::blobs::DirBlobs::new(
-            data.path().join("blobs"),
-        )),
-        sink: Arc::new(NullSink),
-        clock: clock.clone(),
-        status: Arc::new(RuntimeStatus::new("bench", clock.now())),
-    };
+    let ctx = AppContext::standalone(store.clone(), clock.clone(), data.path());
     let scope = format!("org-{ORG}");
     let now = chrono::Utc::now();
     for i in 0..EXECUTIONS {

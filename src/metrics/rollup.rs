@@ -140,10 +140,9 @@ mod retention_tests {
     use super::*;
     use crate::api::metrics::{GetDailyMetrics, GetMetrics};
     use crate::clock::{Clock, ManualClock};
-    use crate::functions::{AppContext, BatchHandler, HttpHandler, RuntimeStatus};
+    use crate::functions::{AppContext, BatchHandler, HttpHandler};
     use crate::host::protocol::HttpRequest;
     use crate::metrics::aggregate::MetricsAggregate;
-    use crate::realtime::NullSink;
     use crate::store::{sqlite::SqliteStore, Container, FeedPosition};
 
     const ORG: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
@@ -194,13 +193,7 @@ mod retention_tests {
             Timestamp::parse("2026-11-01T12:00:00Z").unwrap(),
         ));
         let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), clock.clone()).unwrap());
-        let ctx = AppContext {
-            store: store.clone(),
-            blobs: Arc::new(crate::blobs::DirBlobs::new(dir.path().join("blobs"))),
-            sink: Arc::new(NullSink),
-            clock: clock.clone(),
-            status: Arc::new(RuntimeStatus::new("test", clock.now())),
-        };
+        let ctx = AppContext::standalone(store.clone(), clock.clone(), dir.path());
         for (i, status) in ["Success", "Success", "Failed", "Timeout"]
             .iter()
             .enumerate()

@@ -11,3 +11,4 @@ mod migrate;
 mod observability;
 mod package;
 mod serve;
+mod signalr;
