@@ -506,6 +506,43 @@ fn reverse_ts(started: &str) -> i64 {
     9_999_999_999_999 - started.timestamp_millis()
 }
 
+/// Starts `migrate` with pages of 10 rows and a progress line per page, and returns once `pages`
+/// pages are checkpointed (with the rest of its stderr).
+fn spawn_paged_migrate(
+    azurite: &Azurite,
+    data: &Path,
+    pages: usize,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStderr>>,
+) {
+    let mut child = Command::new(BIN)
+        .args(["migrate", "--from", &azurite.connection_string, "--data"])
+        .arg(data)
+        .args([
+            "--page-size",
+            "10",
+            "--parallelism",
+            "2",
+            "--progress-interval",
+            "0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn migrate");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = 0;
+    while seen < pages {
+        let line = stderr.next().expect("a progress line").expect("line");
+        if line.starts_with("progress: ") {
+            seen += 1;
+        }
+    }
+    (child, stderr)
+}
+
 /// Documents without per-run properties (system properties differ by write).
 fn end_state(data: &Path) -> BTreeMap<(String, String, String), Value> {
     snapshot(data)
@@ -546,32 +583,7 @@ fn a_run_killed_halfway_resumes_to_the_same_end_state() {
     );
 
     let data = temp_dir();
-    let mut child = Command::new(BIN)
-        .args(["migrate", "--from", &azurite.connection_string, "--data"])
-        .arg(data.path())
-        .args([
-            "--page-size",
-            "10",
-            "--parallelism",
-            "2",
-            "--progress-interval",
-            "0",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn migrate");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut pages = 0;
-    for line in BufReader::new(stderr).lines() {
-        if line.expect("line").starts_with("progress: ") {
-            pages += 1;
-            if pages == 3 {
-                break;
-            }
-        }
-    }
+    let (mut child, _stderr) = spawn_paged_migrate(&azurite, data.path(), 3);
     child.kill().expect("SIGKILL");
     child.wait().expect("wait");
     let partial = end_state(data.path());
@@ -741,34 +753,7 @@ fn a_source_that_goes_away_stops_the_run_cleanly_and_resume_finishes_it() {
     migrate(&azurite, reference.path(), &["--page-size", "50"]);
 
     let data = temp_dir();
-    let mut child = Command::new(BIN)
-        .args(["migrate", "--from", &azurite.connection_string, "--data"])
-        .arg(data.path())
-        .args([
-            "--page-size",
-            "10",
-            "--parallelism",
-            "2",
-            "--progress-interval",
-            "0",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn migrate");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut pages = 0;
-    while pages < 2 {
-        if stderr
-            .next()
-            .expect("a line")
-            .expect("line")
-            .starts_with("progress: ")
-        {
-            pages += 1;
-        }
-    }
+    let (child, stderr) = spawn_paged_migrate(&azurite, data.path(), 2);
     // The storage account disappears mid-run (all its data with it: Azurite is in memory).
     drop(azurite);
     let rest: Vec<String> = stderr.map_while(Result::ok).collect();
