@@ -33,6 +33,14 @@ pub enum Command {
     Functions(FunctionsArgs),
     /// Assemble the deployable app root (OUT/app) and OUT/bifrost-workers.zip for config-zip deployment.
     Package(PackageArgs),
+    /// Create the store's database and containers (with TTLs and indexing policies) if missing.
+    Ensure(EnsureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnsureArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -50,7 +58,9 @@ pub struct StoreArgs {
     /// Directory of the embedded store (used when --store is not given).
     #[arg(long, env = DATA_ENV, default_value = "data")]
     pub data: PathBuf,
-    /// Store URL: sqlite:PATH (default: sqlite:<data>/bifrost.db).
+    /// Store URL: sqlite:PATH (default: sqlite:<data>/bifrost.db), cosmos://ACCOUNT.documents.azure.com/?key=KEY,
+    /// cosmos://ACCOUNT.documents.azure.com/?identity=managed[&client_id=ID], cosmos+http://127.0.0.1:PORT/?key=KEY
+    /// (local emulator), or AccountEndpoint=https://…;AccountKey=…; (each may add a database, default bifrost).
     #[arg(long, env = STORE_ENV)]
     pub store: Option<StoreUrl>,
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use bifrost_workers::cli::{Cli, Command, FunctionsArgs, PackageArgs, SimulateArgs};
+use bifrost_workers::cli::{Cli, Command, EnsureArgs, FunctionsArgs, PackageArgs, SimulateArgs};
 use bifrost_workers::clock::{Clock, SystemClock};
 use bifrost_workers::config::RuntimeConfig;
 use bifrost_workers::host::{function_json, handler, registry};
@@ -78,7 +78,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Functions(args) => run_functions(args),
         Command::Package(args) => run_package(args),
+        Command::Ensure(args) => run_ensure(args).await,
     }
+}
+
+async fn run_ensure(args: EnsureArgs) -> anyhow::Result<()> {
+    let url = args.store.url();
+    match &url {
+        bifrost_workers::store::StoreUrl::Cosmos(settings) => {
+            let done = bifrost_workers::store::cosmos::ensure(settings)
+                .await
+                .with_context(|| format!("ensuring {url}"))?;
+            for step in done {
+                let state = if step.created { "created" } else { "exists" };
+                println!("{state} {}", step.resource);
+            }
+        }
+        bifrost_workers::store::StoreUrl::Sqlite(_) => {
+            // The SQLite schema is created on open; opening is the whole job.
+            let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
+            bifrost_workers::store::open(&url, clock)
+                .await
+                .with_context(|| format!("opening store {url}"))?;
+            println!("exists {url}");
+        }
+    }
+    Ok(())
 }
 
 fn run_package(args: PackageArgs) -> anyhow::Result<()> {
