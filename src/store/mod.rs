@@ -34,8 +34,9 @@ impl std::fmt::Display for ETag {
     }
 }
 
-/// A document as stored: the body carries the system properties `_etag`, `_ts` (epoch seconds of
-/// the last write) and `_lsn` (its change-feed position), as Cosmos returns them.
+/// A document as stored: the body carries the system properties `_etag` and `_ts` (epoch seconds
+/// of the last write), as Cosmos returns them, and `_lsn` (its change-feed position) where the
+/// backend has it (SQLite always; Cosmos in change-feed documents). Nothing may rely on `_lsn`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredDocument {
     pub body: Value,

@@ -21,12 +21,11 @@ use rusqlite::{
 };
 use serde_json::Value;
 
+use super::keyset;
 use super::query::{Field, FilterOp, Query};
 use super::validate::{validate, ValidDocument as Incoming};
-use super::keyset;
 use super::{
-    ChangeFeedPage, Container, ETag, FeedPosition, Page, Store, StoreError,
-    StoredDocument,
+    ChangeFeedPage, Container, ETag, FeedPosition, Page, Store, StoreError, StoredDocument,
 };
 use crate::clock::Clock;
 

@@ -65,9 +65,9 @@ async fn wait_for_all(journal_path: &Path, ids: &[String], logs: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (seen, results) = journal(journal_path);
-        let complete = ids.iter().all(|id| {
-            results.contains(id) && seen.get(id).is_some_and(|s| s.len() as u64 == logs)
-        });
+        let complete = ids
+            .iter()
+            .all(|id| results.contains(id) && seen.get(id).is_some_and(|s| s.len() as u64 == logs));
         if complete {
             for id in ids {
                 let expected: BTreeSet<u64> = (1..=logs).collect();
@@ -90,7 +90,11 @@ async fn serve_runs_the_whole_system_on_cosmos_and_resumes_after_a_crash() {
     let store = emulator.store_url("bifrost");
 
     let out = run(&["ensure", "--store", &store]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     for line in [
         "created database bifrost",
@@ -132,14 +136,20 @@ async fn serve_runs_the_whole_system_on_cosmos_and_resumes_after_a_crash() {
 
     // Crash, write while nothing is serving, restart: the checkpoint in `leases` resumes the feed.
     first.kill();
-    let lines_before_restart = std::fs::read_to_string(&journal_path).unwrap().lines().count();
+    let lines_before_restart = std::fs::read_to_string(&journal_path)
+        .unwrap()
+        .lines()
+        .count();
     let during = simulate(&store, 2, 25);
     let second = spawn_serve(data.path(), &["--store", &store, "--signalr", &sink]);
     wait_for_all(&journal_path, &during, 25).await;
     // Resumed, not replayed from the beginning: the first executions' logs are not all resent.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (seen, _) = journal(&journal_path);
-    let total_lines = std::fs::read_to_string(&journal_path).unwrap().lines().count();
+    let total_lines = std::fs::read_to_string(&journal_path)
+        .unwrap()
+        .lines()
+        .count();
     assert!(
         total_lines - lines_before_restart < 3 * 40,
         "the restarted pump replayed the feed from the beginning"
@@ -177,11 +187,19 @@ fn bad_cosmos_settings_fail_at_start_with_one_line() {
             "needs a host",
         ),
         (
-            vec!["ensure".into(), "--store".into(), "cosmos://acct.documents.azure.com/".into()],
+            vec![
+                "ensure".into(),
+                "--store".into(),
+                "cosmos://acct.documents.azure.com/".into(),
+            ],
             "needs credentials",
         ),
         (
-            vec!["ensure".into(), "--store".into(), "AccountEndpoint=nonsense;AccountKey=k".into()],
+            vec![
+                "ensure".into(),
+                "--store".into(),
+                "AccountEndpoint=nonsense;AccountKey=k".into(),
+            ],
             "AccountEndpoint must start with https://",
         ),
     ];
@@ -189,7 +207,10 @@ fn bad_cosmos_settings_fail_at_start_with_one_line() {
         let started = Instant::now();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run(&args);
-        assert!(started.elapsed() < Duration::from_secs(40), "{args:?} took too long");
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "{args:?} took too long"
+        );
         assert!(!out.status.success(), "{args:?} should fail");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");

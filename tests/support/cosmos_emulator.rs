@@ -58,7 +58,8 @@ type Response = hyper::Response<Full<Bytes>>;
 
 fn plain(status: u16, text: String) -> Response {
     let mut response = hyper::Response::new(Full::new(Bytes::from(text)));
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     response
 }
 
@@ -72,7 +73,11 @@ async fn handle(
         Ok(collected) => collected.to_bytes(),
         Err(e) => return Ok(plain(400, format!("reading the body: {e}"))),
     };
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let url: Url = match format!("{base}{path}").parse() {
         Ok(url) => url,
         Err(e) => return Ok(plain(400, format!("bad url: {e}"))),

@@ -22,9 +22,8 @@ use azure_core::credentials::Secret;
 use azure_data_cosmos::feed::{ContinuationToken, FeedScope};
 use azure_data_cosmos::models::{ChangeFeedItem, ContainerProperties, IndexingPolicy};
 use azure_data_cosmos::options::{
-    ChangeFeedOptions, ChangeFeedStartFrom, ContentResponseOnWrite,
-    EndToEndOperationLatencyPolicy, ItemWriteOptions, MaxItemCountHint, OperationOptions,
-    Precondition,
+    ChangeFeedOptions, ChangeFeedStartFrom, ContentResponseOnWrite, EndToEndOperationLatencyPolicy,
+    ItemWriteOptions, MaxItemCountHint, OperationOptions, Precondition,
 };
 use azure_data_cosmos::{
     AccountEndpoint, AccountReference, ContainerClient, CosmosClient, CosmosClientBuilder,
@@ -37,8 +36,8 @@ use serde_json::Value;
 use super::{
     ChangeFeedPage, Container, ETag, FeedPosition, Page, Query, Store, StoreError, StoredDocument,
 };
-pub use meter::MeterReading;
 use meter::Meter;
+pub use meter::MeterReading;
 pub use settings::{CosmosAuth, CosmosSettings, SettingsError};
 
 /// Connecting reads the account and each container's partition map; an unreachable or
@@ -143,18 +142,21 @@ fn other_error(e: CosmosError) -> StoreError {
 }
 
 fn charge_of(headers: &azure_data_cosmos::models::ResponseHeaders) -> f64 {
-    headers.request_charge().copied().map(f64::from).unwrap_or(0.0)
+    headers
+        .request_charge()
+        .copied()
+        .map(f64::from)
+        .unwrap_or(0.0)
 }
 
-/// Drops the properties only Cosmos has and fills `_lsn` from the response when the body
-/// lacks it, so documents look the same from every backend.
-fn normalize(mut doc: Value, lsn: Option<i64>) -> Value {
+/// Drops the properties only Cosmos has (`_rid`, `_self`, `_attachments`), so documents look
+/// the same from every backend. `_lsn` stays only where Cosmos itself puts it (change-feed
+/// documents of the real service): a header value would make a point read differ from the same
+/// document in the feed.
+fn normalize(mut doc: Value) -> Value {
     if let Value::Object(map) = &mut doc {
         for key in SERVER_ONLY_PROPERTIES {
             map.remove(key);
-        }
-        if let (false, Some(lsn)) = (map.contains_key("_lsn"), lsn) {
-            map.insert("_lsn".into(), Value::from(lsn));
         }
     }
     doc
@@ -174,7 +176,8 @@ fn stored(doc: Value) -> Result<StoredDocument, StoreError> {
 
 fn operation_options() -> OperationOptions {
     let mut options = OperationOptions::default();
-    options.end_to_end_latency_policy = Some(EndToEndOperationLatencyPolicy::new(OPERATION_TIMEOUT));
+    options.end_to_end_latency_policy =
+        Some(EndToEndOperationLatencyPolicy::new(OPERATION_TIMEOUT));
     options
 }
 
@@ -265,7 +268,8 @@ pub async fn ensure(settings: &CosmosSettings) -> Result<Vec<Ensured>, StoreErro
             ContainerProperties::new(container.name(), container.partition_key_path().into())
                 .with_indexing_policy(policy);
         if let Some(ttl) = container.default_ttl() {
-            let ttl = u32::try_from(ttl).map_err(|_| StoreError::Backend("TTL too large".into()))?;
+            let ttl =
+                u32::try_from(ttl).map_err(|_| StoreError::Backend("TTL too large".into()))?;
             properties = properties.with_default_ttl(ttl);
         }
         let created = bounded(&format!("creating container {container}"), async {
@@ -386,22 +390,35 @@ impl CosmosStore {
         // Only throttling is retried for writes: a 429 means the write did not happen, whereas
         // a timed-out write may have, and repeating a create would then report a conflict.
         let response = self
-            .retrying(kind.name(), |e| e.status().is_throttled(), || {
-                let options = Some(write_options(if_match));
-                let (pk, id, doc) = (pk.clone(), id.as_str(), &doc);
-                async move {
-                    match kind {
-                        WriteKind::Create => client.create_item(pk, id, doc, options).await,
-                        WriteKind::Upsert => client.upsert_item(pk, id, doc, options).await,
-                        WriteKind::Replace => client.replace_item(pk, id, doc, options).await,
+            .retrying(
+                kind.name(),
+                |e| e.status().is_throttled(),
+                || {
+                    let options = Some(write_options(if_match));
+                    let (pk, id, doc) = (pk.clone(), id.as_str(), &doc);
+                    async move {
+                        match kind {
+                            WriteKind::Create => client.create_item(pk, id, doc, options).await,
+                            // A conditional upsert can only match an existing version, so it is a
+                            // conditional replace (the emulator would create a missing document).
+                            WriteKind::Upsert if if_match.is_some() => {
+                                client.replace_item(pk, id, doc, options).await
+                            }
+                            WriteKind::Upsert => client.upsert_item(pk, id, doc, options).await,
+                            WriteKind::Replace => client.replace_item(pk, id, doc, options).await,
+                        }
                     }
-                }
-            })
+                },
+            )
             .await;
         let response = match response {
             Ok(response) => response,
             // A conditional upsert of a missing document cannot match its ETag.
-            Err(e) if e.status().is_not_found() && if_match.is_some() => {
+            Err(e)
+                if e.status().is_not_found()
+                    && if_match.is_some()
+                    && matches!(kind, WriteKind::Upsert) =>
+            {
                 return Err(StoreError::PreconditionFailed {
                     container: container.name(),
                     id,
@@ -411,17 +428,17 @@ impl CosmosStore {
         };
         let charge = charge_of(response.headers());
         self.meter.charge(charge);
-        let lsn = response.headers().item_lsn().and_then(|l| i64::try_from(l).ok());
         tracing::debug!(op = kind.name(), %container, id, ru = charge, "cosmos write");
         let body: Value = response
             .into_body()
             .into_single()
             .map_err(|e| StoreError::Backend(format!("reading the written document: {e}")))?;
-        stored(normalize(body, lsn))
+        stored(normalize(body))
     }
 
     fn feed_token(container: Container, sdk_token: &str) -> String {
-        let token = serde_json::json!({"v": FEED_TOKEN_VERSION, "c": container.name(), "t": sdk_token});
+        let token =
+            serde_json::json!({"v": FEED_TOKEN_VERSION, "c": container.name(), "t": sdk_token});
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
     }
 
@@ -502,12 +519,11 @@ impl Store for CosmosStore {
         };
         let charge = charge_of(response.headers());
         self.meter.charge(charge);
-        let lsn = response.headers().item_lsn().and_then(|l| i64::try_from(l).ok());
         tracing::debug!(op = "read", %container, id, ru = charge, "cosmos read");
         let body: Value = response
             .into_model()
             .map_err(|e| StoreError::Backend(format!("reading {id}: {e}")))?;
-        stored(normalize(body, lsn)).map(Some)
+        stored(normalize(body)).map(Some)
     }
 
     async fn create(&self, container: Container, doc: Value) -> Result<StoredDocument, StoreError> {
@@ -520,7 +536,8 @@ impl Store for CosmosStore {
         doc: Value,
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
-        self.write(WriteKind::Upsert, container, doc, if_match).await
+        self.write(WriteKind::Upsert, container, doc, if_match)
+            .await
     }
 
     async fn replace(
@@ -542,13 +559,18 @@ impl Store for CosmosStore {
     ) -> Result<bool, StoreError> {
         let client = &self.handle(container)?.client;
         let result = self
-            .retrying("delete", |e| e.status().is_throttled(), || {
-                let mut options = ItemWriteOptions::default().with_operation_options(operation_options());
-                if let Some(etag) = if_match {
-                    options = options.with_precondition(Precondition::if_match(etag.0.clone()));
-                }
-                client.delete_item(partition_key.to_owned(), id, Some(options))
-            })
+            .retrying(
+                "delete",
+                |e| e.status().is_throttled(),
+                || {
+                    let mut options =
+                        ItemWriteOptions::default().with_operation_options(operation_options());
+                    if let Some(etag) = if_match {
+                        options = options.with_precondition(Precondition::if_match(etag.0.clone()));
+                    }
+                    client.delete_item(partition_key.to_owned(), id, Some(options))
+                },
+            )
             .await;
         match result {
             Ok(response) => {
@@ -608,14 +630,18 @@ impl Store for CosmosStore {
         let mut items: Vec<Value> = items
             .into_iter()
             .take(rendered.limit)
-            .map(|doc| normalize(doc, None))
+            .map(normalize)
             .collect();
         let continuation = match (more, items.last_mut()) {
             (true, Some(last)) => {
                 let keys = rendered
                     .order_fields
                     .iter()
-                    .map(|field| sql::field_value(last, field).cloned().unwrap_or(Value::Null))
+                    .map(|field| {
+                        sql::field_value(last, field)
+                            .cloned()
+                            .unwrap_or(Value::Null)
+                    })
                     .collect();
                 let id = last.get("id").and_then(Value::as_str).unwrap_or_default();
                 Some(super::keyset::encode(&rendered.fingerprint, keys, id))
@@ -651,7 +677,8 @@ impl Store for CosmosStore {
             .with_operation_options(operation_options())
             .with_max_item_count(MaxItemCountHint::Limit(page_size));
         if let Some(token) = &resume {
-            options = options.with_continuation_token(ContinuationToken::from_string(token.clone()));
+            options =
+                options.with_continuation_token(ContinuationToken::from_string(token.clone()));
         }
         let feed_error = |e: CosmosError| {
             if resume.is_some() && e.status().is_bad_request() {
@@ -681,10 +708,7 @@ impl Store for CosmosStore {
             let documents: Vec<Value> = page
                 .into_items()
                 .into_iter()
-                .filter_map(|item: ChangeFeedItem<Value>| {
-                    let lsn = item.metadata().and_then(|m| m.lsn()).map(|l| l.value());
-                    item.current().cloned().map(|doc| normalize(doc, lsn))
-                })
+                .filter_map(|item: ChangeFeedItem<Value>| item.current().cloned().map(normalize))
                 .collect();
             let token = pages
                 .to_continuation_token()
@@ -844,6 +868,9 @@ mod tests {
                 10,
             )
             .await;
-        assert!(matches!(foreign, Err(StoreError::BadContinuation)), "{foreign:?}");
+        assert!(
+            matches!(foreign, Err(StoreError::BadContinuation)),
+            "{foreign:?}"
+        );
     }
 }

@@ -58,7 +58,9 @@ pub enum SettingsError {
     BothCredentials,
     #[error("unsupported identity {0:?}: only identity=managed is supported")]
     UnknownIdentity(String),
-    #[error("unknown cosmos store URL parameter {0:?} (expected key, identity, client_id, database)")]
+    #[error(
+        "unknown cosmos store URL parameter {0:?} (expected key, identity, client_id, database)"
+    )]
     UnknownParameter(String),
     #[error("invalid database name {0:?}")]
     BadDatabase(String),
@@ -239,7 +241,8 @@ impl fmt::Debug for CosmosSettings {
 mod tests {
     use super::*;
 
-    const KEY: &str = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+    const KEY: &str =
+        "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
 
     #[test]
     fn url_forms() {
@@ -248,12 +251,15 @@ mod tests {
         assert_eq!(s.endpoint, "https://acct.documents.azure.com/");
         assert_eq!(s.auth, CosmosAuth::Key(KEY.into()));
         assert_eq!(s.database, "bifrost");
-        let s = CosmosSettings::parse("cosmos+http://127.0.0.1:8081?key=a%2Bb&database=t1").unwrap();
+        let s =
+            CosmosSettings::parse("cosmos+http://127.0.0.1:8081?key=a%2Bb&database=t1").unwrap();
         assert_eq!(s.endpoint, "http://127.0.0.1:8081/");
         assert_eq!(s.auth, CosmosAuth::Key("a+b".into()));
         assert_eq!(s.database, "t1");
-        let s = CosmosSettings::parse("cosmos://acct.documents.azure.com/?identity=managed&client_id=abc")
-            .unwrap();
+        let s = CosmosSettings::parse(
+            "cosmos://acct.documents.azure.com/?identity=managed&client_id=abc",
+        )
+        .unwrap();
         assert_eq!(
             s.auth,
             CosmosAuth::ManagedIdentity {
@@ -277,10 +283,19 @@ mod tests {
             ("cosmos://acct:99999/?key=k", BadPort("99999".into())),
             ("cosmos://acct/?key=k&identity=managed", BothCredentials),
             ("cosmos://acct/?identity=cli", UnknownIdentity("cli".into())),
-            ("cosmos://acct/?key=k&color=red", UnknownParameter("color".into())),
-            ("cosmos://acct/?key=k&database=a/b", BadDatabase("a/b".into())),
+            (
+                "cosmos://acct/?key=k&color=red",
+                UnknownParameter("color".into()),
+            ),
+            (
+                "cosmos://acct/?key=k&database=a/b",
+                BadDatabase("a/b".into()),
+            ),
             ("AccountEndpoint=https://x/;", IncompleteConnectionString),
-            ("AccountEndpoint=ftp://x/;AccountKey=k", BadEndpoint("ftp://x/".into())),
+            (
+                "AccountEndpoint=ftp://x/;AccountKey=k",
+                BadEndpoint("ftp://x/".into()),
+            ),
         ] {
             assert_eq!(CosmosSettings::parse(text), Err(expected), "{text}");
         }
@@ -288,10 +303,15 @@ mod tests {
 
     #[test]
     fn display_never_shows_the_key() {
-        let s = CosmosSettings::parse(&format!("cosmos+http://127.0.0.1:8081/?key={KEY}&database=t"))
-            .unwrap();
+        let s = CosmosSettings::parse(&format!(
+            "cosmos+http://127.0.0.1:8081/?key={KEY}&database=t"
+        ))
+        .unwrap();
         let shown = format!("{s} {s:?}");
         assert!(!shown.contains("C2y6"), "{shown}");
-        assert_eq!(s.to_string(), "cosmos+http://127.0.0.1:8081/?key=***&database=t");
+        assert_eq!(
+            s.to_string(),
+            "cosmos+http://127.0.0.1:8081/?key=***&database=t"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Renders the backend-neutral `Query` as Cosmos SQL with bound parameters (pure).
 //!
-//! Field paths are validated identifiers and are written in bracket form (`c["group"]`), so
+//! Field paths are validated identifiers and are written in bracket form (`c['group']`), so
 //! reserved words such as `group` or `value` are fine; every value is a `@pN` parameter. The
 //! semantics match the SQLite backend: values of different JSON types never match (each
 //! comparison is guarded by `IS_STRING`/`IS_NUMBER`/`IS_BOOL`), equality with null means
@@ -39,13 +39,14 @@ impl Builder {
     }
 }
 
-/// `c["a"]["b"]` for field path `a.b`.
+/// `c['a']['b']` for field path `a.b`. Single quotes: Cosmos accepts both kinds, and the
+/// SDK's emulator only parses single-quoted property names.
 pub fn reference(field: &Field) -> String {
     let mut out = String::from("c");
     for segment in field.segments() {
-        out.push_str("[\"");
+        out.push_str("['");
         out.push_str(segment);
-        out.push_str("\"]");
+        out.push_str("']");
     }
     out
 }
@@ -73,12 +74,7 @@ fn absent(field: &str) -> String {
     format!("(NOT IS_DEFINED({field}) OR IS_NULL({field}))")
 }
 
-fn comparison(
-    b: &mut Builder,
-    field: &str,
-    op: &str,
-    value: &Value,
-) -> Result<String, StoreError> {
+fn comparison(b: &mut Builder, field: &str, op: &str, value: &Value) -> Result<String, StoreError> {
     Ok(match (type_guard(value)?, op) {
         (None, "=") => absent(field),
         (None, "!=") => present(field),
@@ -158,7 +154,7 @@ pub fn render(
         conditions.push(present(key));
     }
     let id_descending = keys.last().is_some_and(|(_, descending)| *descending);
-    keys.push(("c[\"id\"]".to_owned(), id_descending));
+    keys.push(("c['id']".to_owned(), id_descending));
     let order = keys
         .iter()
         .map(|(key, d)| format!("{key} {}", if *d { "DESC" } else { "ASC" }))
@@ -167,7 +163,11 @@ pub fn render(
 
     // The fingerprint covers everything but the page position and size (the size may change
     // between pages), plus where the query runs.
-    let shape = format!("{} WHERE {} ORDER BY {order}", container, conditions.join(" AND "));
+    let shape = format!(
+        "{} WHERE {} ORDER BY {order}",
+        container,
+        conditions.join(" AND ")
+    );
     let mut hashed: Vec<Vec<u8>> = vec![partition_key.as_bytes().to_vec(), shape.into_bytes()];
     hashed.extend(b.parameters.iter().map(|(_, v)| v.to_string().into_bytes()));
     let fingerprint = format!(
@@ -213,7 +213,9 @@ pub fn render(
 
 /// The value at a field path of a document (for a page's last keys).
 pub fn field_value<'a>(doc: &'a Value, field: &Field) -> Option<&'a Value> {
-    field.segments().try_fold(doc, |value, segment| value.get(segment))
+    field
+        .segments()
+        .try_fold(doc, |value, segment| value.get(segment))
 }
 
 #[cfg(test)]
@@ -231,8 +233,14 @@ mod tests {
             .order_by("data.startedAt", true);
         let rendered = render("executions", evil, &query).unwrap();
         assert!(!rendered.sql.contains("DROP"), "{}", rendered.sql);
-        assert!(rendered.sql.starts_with("SELECT TOP @p"), "{}", rendered.sql);
-        assert!(rendered.sql.contains("c[\"data\"][\"startedAt\"] DESC, c[\"id\"] DESC"));
+        assert!(
+            rendered.sql.starts_with("SELECT TOP @p"),
+            "{}",
+            rendered.sql
+        );
+        assert!(rendered
+            .sql
+            .contains("c['data']['startedAt'] DESC, c['id'] DESC"));
         for (name, _) in &rendered.parameters {
             assert!(rendered.sql.contains(name.as_str()), "{name} unused");
         }
@@ -248,8 +256,20 @@ mod tests {
     fn fingerprint_depends_on_partition_and_values_not_page_size() {
         let a = Query::new(2).filter("n", FilterOp::Eq(json!(1)));
         let fp = |pk: &str, q: &Query| render("executions", pk, q).unwrap().fingerprint;
-        assert_eq!(fp("p", &a), fp("p", &Query { limit: 9, ..a.clone() }));
+        assert_eq!(
+            fp("p", &a),
+            fp(
+                "p",
+                &Query {
+                    limit: 9,
+                    ..a.clone()
+                }
+            )
+        );
         assert_ne!(fp("p", &a), fp("q", &a));
-        assert_ne!(fp("p", &a), fp("p", &Query::new(2).filter("n", FilterOp::Eq(json!(2)))));
+        assert_ne!(
+            fp("p", &a),
+            fp("p", &Query::new(2).filter("n", FilterOp::Eq(json!(2))))
+        );
     }
 }
