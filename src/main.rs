@@ -25,11 +25,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Only handler mode logs to stdout; elsewhere a logged error would repeat the stderr line.
+    let logs_to_stdout = matches!(cli.command, Command::Handler(_));
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Never exit 0 on error: the Functions host would not restart the handler.
-            tracing::error!("{e:#}");
+            if logs_to_stdout {
+                tracing::error!("{e:#}");
+            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
