@@ -173,6 +173,84 @@ pub async fn crud_and_etags(store: Dyn) {
         .unwrap();
 }
 
+pub async fn transactional_batches(store: Dyn) {
+    let c = Container::ExecutionData;
+    let log = |e: &str, s: u64| json!({"id": format!("{e}-{s}"), "executionId": e, "type": "log", "sequence": s});
+    let written = store
+        .upsert_batch(c, "a", vec![log("a", 1), log("a", 2), log("a", 3)])
+        .await
+        .unwrap();
+    assert_eq!(
+        feed_ids(&written.iter().map(|d| d.body.clone()).collect::<Vec<_>>()),
+        ["a-1", "a-2", "a-3"]
+    );
+    for doc in &written {
+        assert_system_properties(&doc.body);
+        let read = store
+            .read(c, "a", &id_of(&doc.body))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.etag, doc.etag);
+        assert_eq!(read.body, doc.body);
+    }
+    // Upserting again replaces, with new ETags.
+    let mut edited = log("a", 1);
+    edited["message"] = json!("edited");
+    let again = store
+        .upsert_batch(c, "a", vec![edited, log("a", 4)])
+        .await
+        .unwrap();
+    assert_ne!(again[0].etag, written[0].etag);
+    assert_eq!(
+        store.read(c, "a", "a-1").await.unwrap().unwrap().body["message"],
+        "edited"
+    );
+    // All or nothing: a document of another partition, an invalid one, too many, or none.
+    for (bad, why) in [
+        (vec![log("a", 5), log("b", 1)], "another partition"),
+        (vec![log("a", 5), json!({"id": "x"})], "no partition key"),
+        (
+            vec![
+                log("a", 5),
+                json!({"id": "a-6", "executionId": "a", "ttl": 0}),
+            ],
+            "bad ttl",
+        ),
+        ((1..=101).map(|s| log("a", 100 + s)).collect(), "over 100"),
+        (vec![], "empty"),
+    ] {
+        assert!(
+            matches!(
+                store.upsert_batch(c, "a", bad).await,
+                Err(StoreError::InvalidDocument { .. })
+            ),
+            "{why}"
+        );
+        assert!(store.read(c, "a", "a-5").await.unwrap().is_none(), "{why}");
+        assert!(store.read(c, "b", "b-1").await.unwrap().is_none(), "{why}");
+    }
+    let mib = 1024 * 1024;
+    let big = |s: u64| {
+        let mut d = log("a", s);
+        d["pad"] = json!("x".repeat(mib * 3 / 4));
+        d
+    };
+    assert!(matches!(
+        store
+            .upsert_batch(c, "a", vec![big(7), big(8), big(9)])
+            .await,
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert!(store.read(c, "a", "a-7").await.unwrap().is_none());
+    // The batch's documents are in the change feed like any write.
+    let (feed, _) = drain(&store, c, FeedPosition::Beginning, 100).await;
+    assert_eq!(
+        by_partition(&feed),
+        per_partition(&[("a", &["a-2", "a-3", "a-1", "a-4"])])
+    );
+}
+
 pub async fn invalid_and_oversized_documents(store: Dyn) {
     let c = Container::Executions;
     for bad in [

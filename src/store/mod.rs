@@ -129,6 +129,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError>;
 
+    /// Upserts documents of one partition as one transaction: all are written or none.
+    /// `InvalidDocument` for a document of another partition or more than 100 documents,
+    /// `TooLarge` over 2 MB in total (Cosmos' transactional-batch limits).
+    async fn upsert_batch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        docs: Vec<Value>,
+    ) -> Result<Vec<StoredDocument>, StoreError>;
+
     /// Delete; `Ok(false)` when there was nothing to delete.
     async fn delete(
         &self,

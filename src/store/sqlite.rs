@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::keyset;
 use super::query::{Field, FilterOp, Query};
-use super::validate::{validate, ValidDocument as Incoming};
+use super::validate::{validate, validate_batch, ValidDocument as Incoming};
 use super::{
     ChangeFeedPage, Container, ETag, FeedPosition, Page, Store, StoreError, StoredDocument,
 };
@@ -740,6 +740,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn upsert_batch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        docs: Vec<Value>,
+    ) -> Result<Vec<StoredDocument>, StoreError> {
+        let docs = validate_batch(container, partition_key, docs)?;
+        // One IMMEDIATE transaction: every document or none.
+        self.write_with(move |tx, now| {
+            docs.into_iter()
+                .map(|doc| write_document(tx, container, doc, now))
+                .collect()
+        })
+        .await
+    }
+
     async fn replace(
         &self,
         container: Container,
@@ -922,6 +938,11 @@ mod tests {
     async fn conformance_ttl() {
         let (_dir, clock, store) = fresh();
         conformance::ttl_expires_documents(store, &clock).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_transactional_batches() {
+        conformance::transactional_batches(fresh().2).await;
     }
 
     #[tokio::test]

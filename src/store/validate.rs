@@ -71,3 +71,43 @@ pub fn validate(container: Container, doc: Value) -> Result<ValidDocument, Store
         ttl,
     })
 }
+
+/// Most operations Cosmos accepts in one transactional batch.
+pub const MAX_BATCH: usize = 100;
+
+/// Validates the documents of a one-partition transactional batch: each on its own, all in
+/// `partition_key`, at most `MAX_BATCH` of them, together under the 2 MB request limit.
+pub fn validate_batch(
+    container: Container,
+    partition_key: &str,
+    docs: Vec<Value>,
+) -> Result<Vec<ValidDocument>, StoreError> {
+    let invalid = |reason: String| StoreError::InvalidDocument {
+        container: container.name(),
+        reason,
+    };
+    if docs.is_empty() || docs.len() > MAX_BATCH {
+        return Err(invalid(format!(
+            "a batch holds 1 to {MAX_BATCH} documents, not {}",
+            docs.len()
+        )));
+    }
+    let valid = docs
+        .into_iter()
+        .map(|doc| validate(container, doc))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(other) = valid.iter().find(|d| d.pk != partition_key) {
+        return Err(invalid(format!(
+            "document {:?} is in partition {:?}, not the batch's {partition_key:?}",
+            other.id, other.pk
+        )));
+    }
+    let size: usize = valid.iter().map(|d| d.body.len()).sum();
+    if size > MAX_DOCUMENT_BYTES {
+        return Err(StoreError::TooLarge {
+            size,
+            max: MAX_DOCUMENT_BYTES,
+        });
+    }
+    Ok(valid)
+}

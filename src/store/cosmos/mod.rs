@@ -20,10 +20,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use azure_core::credentials::Secret;
 use azure_data_cosmos::feed::{ContinuationToken, FeedScope};
-use azure_data_cosmos::models::{ChangeFeedItem, ContainerProperties, IndexingPolicy};
+use azure_data_cosmos::models::{
+    ChangeFeedItem, ContainerProperties, IndexingPolicy, TransactionalBatch,
+};
 use azure_data_cosmos::options::{
-    ChangeFeedOptions, ChangeFeedStartFrom, ContentResponseOnWrite, EndToEndOperationLatencyPolicy,
-    ItemWriteOptions, MaxItemCountHint, OperationOptions, Precondition,
+    BatchOptions, BatchUpsertOptions, ChangeFeedOptions, ChangeFeedStartFrom,
+    ContentResponseOnWrite, EndToEndOperationLatencyPolicy, ItemWriteOptions, MaxItemCountHint,
+    OperationOptions, Precondition,
 };
 use azure_data_cosmos::{
     AccountEndpoint, AccountReference, ContainerClient, CosmosClient, CosmosClientBuilder,
@@ -181,11 +184,15 @@ fn operation_options() -> OperationOptions {
     options
 }
 
-fn write_options(if_match: Option<&ETag>) -> ItemWriteOptions {
+/// Writes return the stored document (with its `_etag` and `_ts`) to the caller.
+fn content_operation_options() -> OperationOptions {
     let mut operation = operation_options();
-    // Writes return the stored document (with its `_etag` and `_ts`) to the caller.
     operation.content_response_on_write = Some(ContentResponseOnWrite::Enabled);
-    let options = ItemWriteOptions::default().with_operation_options(operation);
+    operation
+}
+
+fn write_options(if_match: Option<&ETag>) -> ItemWriteOptions {
+    let options = ItemWriteOptions::default().with_operation_options(content_operation_options());
     match if_match {
         Some(etag) => options.with_precondition(Precondition::if_match(etag.0.clone())),
         None => options,
@@ -550,6 +557,86 @@ impl Store for CosmosStore {
             .await
     }
 
+    async fn upsert_batch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        docs: Vec<Value>,
+    ) -> Result<Vec<StoredDocument>, StoreError> {
+        let docs = super::validate::validate_batch(container, partition_key, docs)?;
+        let client = &self.handle(container)?.client;
+        let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+        let mut batch = TransactionalBatch::new(partition_key.to_owned());
+        for doc in docs {
+            batch = batch
+                .upsert_item(doc.doc, None::<BatchUpsertOptions>)
+                .map_err(|e| StoreError::Backend(format!("building the batch: {e}")))?;
+        }
+        let response = self
+            .retrying(
+                "batch",
+                |e| e.status().is_throttled(),
+                || {
+                    let options =
+                        BatchOptions::default().with_operation_options(content_operation_options());
+                    client.execute_transactional_batch(batch.clone(), Some(options))
+                },
+            )
+            .await
+            .map_err(|e| item_error(container, &ids[0], e))?;
+        self.meter.charge(charge_of(response.headers()));
+        let results = response
+            .into_model()
+            .map_err(|e| StoreError::Backend(format!("reading the batch response: {e}")))?;
+        let results = results.results();
+        if results.len() != ids.len() {
+            return Err(StoreError::Backend(format!(
+                "batch of {} answered {} results",
+                ids.len(),
+                results.len()
+            )));
+        }
+        // A failed batch is rolled back as a whole; the operation that caused it is the one
+        // not marked 424 (failed dependency).
+        if let Some((id, failed)) = ids
+            .iter()
+            .zip(results)
+            .find(|(_, r)| !r.is_success() && r.status_code() != 424)
+            .or_else(|| ids.iter().zip(results).find(|(_, r)| !r.is_success()))
+        {
+            let status = failed.status_code();
+            return Err(match status {
+                429 | 503 | 408 => StoreError::Unavailable(format!(
+                    "batch operation on {id} failed with {status}; the batch was rolled back"
+                )),
+                409 => StoreError::Conflict {
+                    container: container.name(),
+                    id: id.clone(),
+                },
+                412 => StoreError::PreconditionFailed {
+                    container: container.name(),
+                    id: id.clone(),
+                },
+                _ => StoreError::Backend(format!(
+                    "batch operation on {id} failed with {status} (sub-status {:?}); the batch was rolled back",
+                    failed.substatus_code()
+                )),
+            });
+        }
+        ids.iter()
+            .zip(results)
+            .map(|(id, result)| {
+                let body: Value = result
+                    .into_model()
+                    .map_err(|e| StoreError::Backend(format!("batch result for {id}: {e}")))?
+                    .ok_or_else(|| {
+                        StoreError::Backend(format!("batch result for {id} has no document"))
+                    })?;
+                stored(normalize(body))
+            })
+            .collect()
+    }
+
     async fn delete(
         &self,
         container: Container,
@@ -808,6 +895,7 @@ mod tests {
 
     conformance_on_cosmos! {
         crud_and_etags => conformance::crud_and_etags,
+        transactional_batches => conformance::transactional_batches,
         invalid_and_oversized_documents => conformance::invalid_and_oversized_documents,
         queries_with_parameters => conformance::queries_with_parameters,
         ordering_with_ties => conformance::ordering_with_ties,
