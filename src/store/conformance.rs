@@ -173,6 +173,119 @@ pub async fn crud_and_etags(store: Dyn) {
         .unwrap();
 }
 
+pub async fn patches(store: Dyn) {
+    use super::{Field, PatchOp};
+    let c = Container::Entities;
+    let f = |path: &str| Field::new(path).unwrap();
+    let created = store
+        .create(c, json!({"id": "m", "scope": "GLOBAL", "total": 1, "byStatus": {"Success": 1}, "note": "x"}))
+        .await
+        .unwrap();
+    let patched = store
+        .patch(
+            c,
+            "GLOBAL",
+            "m",
+            &[
+                PatchOp::Increment(f("total"), 2),
+                PatchOp::Set(f("byStatus.Failed"), json!(1)),
+                PatchOp::Set(f("updatedAt"), json!("2025-01-01T00:00:00.000000Z")),
+                PatchOp::Remove(f("note")),
+            ],
+            Some(&created.etag),
+        )
+        .await
+        .unwrap();
+    assert_ne!(patched.etag, created.etag);
+    assert_system_properties(&patched.body);
+    assert_eq!(patched.body["total"], 3);
+    assert_eq!(patched.body["byStatus"], json!({"Success": 1, "Failed": 1}));
+    assert!(patched.body.get("note").is_none());
+    let read = store.read(c, "GLOBAL", "m").await.unwrap().unwrap();
+    assert_eq!(read.body, patched.body);
+    assert_eq!(read.etag, patched.etag);
+    // A stale ETag, a missing document, or an operation that cannot apply change nothing.
+    assert!(matches!(
+        store
+            .patch(
+                c,
+                "GLOBAL",
+                "m",
+                &[PatchOp::Increment(f("total"), 1)],
+                Some(&created.etag)
+            )
+            .await,
+        Err(StoreError::PreconditionFailed { .. })
+    ));
+    assert!(matches!(
+        store
+            .patch(
+                c,
+                "GLOBAL",
+                "missing",
+                &[PatchOp::Increment(f("total"), 1)],
+                None
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .patch(
+                c,
+                "GLOBAL",
+                "m",
+                &[
+                    PatchOp::Increment(f("total"), 1),
+                    PatchOp::Remove(f("absent"))
+                ],
+                None
+            )
+            .await,
+        Err(StoreError::InvalidDocument { .. })
+    ));
+    assert!(matches!(
+        store
+            .patch(
+                c,
+                "GLOBAL",
+                "m",
+                &[PatchOp::Set(f("scope"), json!("other"))],
+                None
+            )
+            .await,
+        Err(StoreError::InvalidDocument { .. })
+    ));
+    let after = store.read(c, "GLOBAL", "m").await.unwrap().unwrap();
+    assert_eq!(after.etag, patched.etag, "a refused patch wrote something");
+    // Concurrent increments are not lost.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                store
+                    .patch(
+                        c,
+                        "GLOBAL",
+                        "m",
+                        &[PatchOp::Increment(Field::new("total").unwrap(), 1)],
+                        None,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        store.read(c, "GLOBAL", "m").await.unwrap().unwrap().body["total"],
+        23
+    );
+}
+
 pub async fn transactional_batches(store: Dyn) {
     let c = Container::ExecutionData;
     let log = |e: &str, s: u64| json!({"id": format!("{e}-{s}"), "executionId": e, "type": "log", "sequence": s});

@@ -8,6 +8,7 @@ pub(crate) mod conformance;
 mod containers;
 pub mod cosmos;
 mod keyset;
+pub mod patch;
 pub mod query;
 pub mod sqlite;
 mod validate;
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use containers::Container;
+pub use patch::PatchOp;
 pub use query::{Field, Filter, FilterOp, OrderBy, Page, Query};
 
 use crate::clock::Clock;
@@ -138,6 +140,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         partition_key: &str,
         docs: Vec<Value>,
     ) -> Result<Vec<StoredDocument>, StoreError>;
+
+    /// Applies field operations to an existing document atomically (`NotFound` if absent),
+    /// optionally only to that version. Cheaper than read + replace on Cosmos.
+    async fn patch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+        operations: &[PatchOp],
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError>;
 
     /// Delete; `Ok(false)` when there was nothing to delete.
     async fn delete(

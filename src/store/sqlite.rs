@@ -22,6 +22,7 @@ use rusqlite::{
 use serde_json::Value;
 
 use super::keyset;
+use super::patch::{self, PatchOp};
 use super::query::{Field, FilterOp, Query};
 use super::validate::{validate, validate_batch, ValidDocument as Incoming};
 use super::{
@@ -740,6 +741,48 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn patch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+        operations: &[PatchOp],
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError> {
+        patch::check(container, operations)?;
+        let (pk, id) = (partition_key.to_owned(), id.to_owned());
+        let (operations, if_match) = (operations.to_vec(), if_match.cloned());
+        // Read, apply and write in one write transaction, so no other writer slips in between.
+        self.write_with(move |tx, now| {
+            let current: Option<(String, String)> = tx
+                .prepare_cached(
+                    "SELECT body, etag FROM documents
+                     WHERE container = ?1 AND pk = ?2 AND id = ?3
+                     AND (expires_at IS NULL OR expires_at > ?4)",
+                )
+                .map_err(backend)?
+                .query_row(params![container.name(), pk, id, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(backend)?;
+            let Some((body, etag)) = current else {
+                return Err(StoreError::NotFound {
+                    container: container.name(),
+                    id,
+                });
+            };
+            if if_match.is_some_and(|expected| expected.0 != etag) {
+                return Err(precondition_failed(container, &id));
+            }
+            let mut doc: Value = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Backend(format!("stored body is not JSON: {e}")))?;
+            patch::apply(container, &mut doc, &operations)?;
+            write_document(tx, container, validate(container, doc)?, now)
+        })
+        .await
+    }
+
     async fn upsert_batch(
         &self,
         container: Container,
@@ -938,6 +981,11 @@ mod tests {
     async fn conformance_ttl() {
         let (_dir, clock, store) = fresh();
         conformance::ttl_expires_documents(store, &clock).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_patches() {
+        conformance::patches(fresh().2).await;
     }
 
     #[tokio::test]
