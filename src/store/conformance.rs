@@ -205,57 +205,44 @@ pub async fn patches(store: Dyn) {
     assert_eq!(read.body, patched.body);
     assert_eq!(read.etag, patched.etag);
     // A stale ETag, a missing document, or an operation that cannot apply change nothing.
-    assert!(matches!(
-        store
-            .patch(
-                c,
-                "GLOBAL",
-                "m",
-                &[PatchOp::Increment(f("total"), 1)],
-                Some(&created.etag)
-            )
-            .await,
-        Err(StoreError::PreconditionFailed { .. })
-    ));
-    assert!(matches!(
-        store
-            .patch(
-                c,
-                "GLOBAL",
-                "missing",
-                &[PatchOp::Increment(f("total"), 1)],
-                None
-            )
-            .await,
-        Err(StoreError::NotFound { .. })
-    ));
-    assert!(matches!(
-        store
-            .patch(
-                c,
-                "GLOBAL",
-                "m",
-                &[
-                    PatchOp::Increment(f("total"), 1),
-                    PatchOp::Remove(f("absent"))
-                ],
-                None
-            )
-            .await,
-        Err(StoreError::InvalidDocument { .. })
-    ));
-    assert!(matches!(
-        store
-            .patch(
-                c,
-                "GLOBAL",
-                "m",
-                &[PatchOp::Set(f("scope"), json!("other"))],
-                None
-            )
-            .await,
-        Err(StoreError::InvalidDocument { .. })
-    ));
+    let refused = [
+        (
+            "m",
+            vec![PatchOp::Increment(f("total"), 1)],
+            Some(&created.etag),
+            "stale",
+        ),
+        (
+            "missing",
+            vec![PatchOp::Increment(f("total"), 1)],
+            None,
+            "missing",
+        ),
+        (
+            "m",
+            vec![
+                PatchOp::Increment(f("total"), 1),
+                PatchOp::Remove(f("absent")),
+            ],
+            None,
+            "invalid",
+        ),
+        (
+            "m",
+            vec![PatchOp::Set(f("scope"), json!("other"))],
+            None,
+            "invalid",
+        ),
+    ];
+    for (id, operations, if_match, expected) in refused {
+        let outcome = match store.patch(c, "GLOBAL", id, &operations, if_match).await {
+            Err(StoreError::PreconditionFailed { .. }) => "stale",
+            Err(StoreError::NotFound { .. }) => "missing",
+            Err(StoreError::InvalidDocument { .. }) => "invalid",
+            other => panic!("{operations:?} on {id}: {other:?}"),
+        };
+        assert_eq!(outcome, expected, "{operations:?} on {id}");
+    }
     let after = store.read(c, "GLOBAL", "m").await.unwrap().unwrap();
     assert_eq!(after.etag, patched.etag, "a refused patch wrote something");
     // Concurrent increments are not lost.

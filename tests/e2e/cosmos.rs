@@ -9,31 +9,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cosmos_emulator;
-use crate::helpers::{client, run, spawn_serve, temp_dir};
+use crate::helpers::{client, journal_logs, run, spawn_serve, temp_dir};
 
-/// `(executionId → sequences, executions with a result notice)` from a journal file.
+/// `(executionId → distinct sequences, executions with a result notice)` from a journal file.
 fn journal(path: &Path) -> (BTreeMap<String, BTreeSet<u64>>, BTreeSet<String>) {
-    let mut logs: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-    let mut results = BTreeSet::new();
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    for line in text.lines() {
-        let message: Value = serde_json::from_str(line).expect("journal line is JSON");
-        let argument = &message["arguments"][0];
-        let execution = argument["executionId"].as_str().unwrap().to_owned();
-        match message["target"].as_str().unwrap() {
-            "executionLogs" => logs.entry(execution).or_default().extend(
-                argument["logs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|l| l["sequence"].as_u64().unwrap()),
-            ),
-            "executionResult" => {
-                results.insert(execution);
-            }
-            _ => {}
-        }
-    }
+    let (logs, results) = journal_logs(path);
+    let logs = logs
+        .into_iter()
+        .map(|(id, sequences)| (id, sequences.into_iter().collect()))
+        .collect();
     (logs, results)
 }
 
