@@ -167,6 +167,15 @@ fn bad_cosmos_settings_fail_at_start_with_one_line() {
             "cannot reach Cosmos DB account",
         ),
         (
+            // No managed identity here (nor an account): the token or the account is refused.
+            vec![
+                "ensure".into(),
+                "--store".into(),
+                format!("cosmos+http://127.0.0.1:{closed_port}/?identity=managed"),
+            ],
+            "cannot reach Cosmos DB account",
+        ),
+        (
             vec!["ensure".into(), "--store".into(), "cosmos://".into()],
             "needs a host",
         ),

@@ -8,7 +8,8 @@
 //!
 //! Gaps of the emulator (so tests do not rely on them): TTL is stored but never enforced;
 //! `If-Modified-Since` (change feed from a point in time) is ignored; keys are not checked;
-//! no RU or 429 realism (every request charges a nominal 1 RU).
+//! request charges follow a simple size-based model, not the service's; 429s happen only with
+//! `start_throttled` and containers created with provisioned throughput.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -113,6 +114,18 @@ async fn handle(
 
 /// Starts an emulator on `addr` (port 0 = a free one) in the current tokio runtime.
 pub async fn start_on(addr: SocketAddr) -> std::io::Result<Emulator> {
+    start_with(addr, false).await
+}
+
+/// An emulator that enforces provisioned throughput: containers created with
+/// `x-ms-offer-throughput` answer 429 (sub-status 3200) with `x-ms-retry-after-ms` once a
+/// partition's per-second budget is spent.
+#[allow(dead_code)]
+pub async fn start_throttled() -> std::io::Result<Emulator> {
+    start_with(SocketAddr::from(([127, 0, 0, 1], 0)), true).await
+}
+
+async fn start_with(addr: SocketAddr, throttling: bool) -> std::io::Result<Emulator> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let base = format!("http://{}:{}", local.ip(), local.port());
@@ -120,7 +133,8 @@ pub async fn start_on(addr: SocketAddr) -> std::io::Result<Emulator> {
     let url = Url::parse(&base).map_err(std::io::Error::other)?;
     let config = VirtualAccountConfig::new(vec![VirtualRegion::new("East US", url)])
         .map_err(|e| std::io::Error::other(e.to_string()))?
-        .with_consistency(ConsistencyLevel::Session);
+        .with_consistency(ConsistencyLevel::Session)
+        .with_throttling_enabled(throttling);
     let emulator = Arc::new(InMemoryEmulatorHttpClient::new(config));
     let shared_base = Arc::new(base.clone());
     let task = tokio::spawn(async move {

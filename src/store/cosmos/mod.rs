@@ -973,6 +973,74 @@ mod tests {
         assert!(store.request_units().unwrap() > before);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn throttled_writes_wait_for_retry_after_and_succeed() {
+        use azure_data_cosmos::models::ThroughputProperties;
+        use azure_data_cosmos::options::CreateContainerOptions;
+        let emulator = cosmos_emulator::start_throttled().await.unwrap();
+        let settings = CosmosSettings::parse(&emulator.store_url("bifrost")).unwrap();
+        // Provisioned throughput (ensure creates serverless-style containers without it).
+        let client = connect(&settings).await.unwrap();
+        client.create_database("bifrost", None).await.unwrap();
+        let database = client.database_client("bifrost");
+        for container in Container::ALL {
+            let properties =
+                ContainerProperties::new(container.name(), container.partition_key_path().into());
+            let options = CreateContainerOptions::default()
+                .with_throughput(ThroughputProperties::manual(400));
+            database
+                .create_container(properties, Some(options))
+                .await
+                .unwrap();
+        }
+        let store = Arc::new(CosmosStore::open(&settings).await.unwrap());
+        let pad = "x".repeat(6_000);
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let (store, pad) = (store.clone(), pad.clone());
+            tasks.push(tokio::spawn(async move {
+                let doc = serde_json::json!({"id": format!("w{i}"), "scope": "GLOBAL", "pad": pad});
+                store.upsert(Container::Entities, doc, None).await
+            }));
+        }
+        for task in tasks {
+            task.await
+                .unwrap()
+                .expect("a throttled write eventually succeeds");
+        }
+        let elapsed = started.elapsed();
+        let reading = store.meter();
+        eprintln!(
+            "12 writes, {:.1} RU, {} ms, {} retries beyond the SDK's",
+            reading.request_units,
+            elapsed.as_millis(),
+            reading.retries
+        );
+        // 400 RU/s over 4 partitions: these writes cost several seconds of one partition's
+        // budget, so they can only have succeeded by waiting out 429s.
+        let partitions = store.handle(Container::Entities).unwrap().feed_ranges as f64;
+        let budget_per_second = 400.0 / partitions;
+        assert!(
+            reading.request_units > 3.0 * budget_per_second,
+            "{reading:?}"
+        );
+        // One window's budget may be spent at once; the rest had to wait for later windows.
+        let least = reading.request_units / budget_per_second - 1.0;
+        assert!(
+            elapsed.as_secs_f64() >= least,
+            "{elapsed:?} is too fast for {least:.1} s of throttled budget"
+        );
+        for i in 0..12 {
+            let id = format!("w{i}");
+            assert!(store
+                .read(Container::Entities, "GLOBAL", &id)
+                .await
+                .unwrap()
+                .is_some());
+        }
+    }
+
     #[tokio::test]
     async fn a_closed_port_fails_fast_with_one_line() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
