@@ -904,7 +904,9 @@ mod tests {
     }
 
     /// A real account, in a fresh database per check, or `None` (with the reason printed).
-    async fn real_account() -> Option<Arc<dyn Store>> {
+    /// Real Cosmos needs a composite index for every multi-field ORDER BY, so the containers get
+    /// the production policy plus the suite's own orderings.
+    async fn real_account() -> Option<(Arc<dyn Store>, CosmosSettings)> {
         let (Ok(endpoint), Ok(key)) = (
             std::env::var("COSMOS_ENDPOINT"),
             std::env::var("COSMOS_KEY"),
@@ -917,8 +919,54 @@ mod tests {
             "AccountEndpoint={endpoint};AccountKey={key};Database={database}"
         ))
         .unwrap();
-        ensure(&settings).await.unwrap();
-        Some(Arc::new(CosmosStore::open(&settings).await.unwrap()))
+        let client = connect(&settings).await.unwrap();
+        client.create_database(&database, None).await.unwrap();
+        let db = client.database_client(database.as_str());
+        for container in Container::ALL {
+            let mut policy = ensure::indexing_policy(container);
+            if policy["includedPaths"] == serde_json::json!([{"path": "/*"}]) {
+                let index = |keys: &[(&str, &str)]| {
+                    Value::Array(
+                        keys.iter()
+                            .map(|(path, order)| serde_json::json!({"path": path, "order": order}))
+                            .collect(),
+                    )
+                };
+                let mut composites = policy["compositeIndexes"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                // Each also serves the fully reversed order.
+                composites.extend([
+                    index(&[("/n", "ascending"), ("/id", "ascending")]),
+                    index(&[("/_ts", "ascending"), ("/id", "ascending")]),
+                    index(&[
+                        ("/group", "ascending"),
+                        ("/n", "descending"),
+                        ("/id", "descending"),
+                    ]),
+                ]);
+                policy["compositeIndexes"] = Value::Array(composites);
+            }
+            let properties =
+                ContainerProperties::new(container.name(), container.partition_key_path().into())
+                    .with_indexing_policy(serde_json::from_value(policy).unwrap());
+            let properties = match container.default_ttl() {
+                Some(ttl) => properties.with_default_ttl(ttl as u32),
+                None => properties,
+            };
+            db.create_container(properties, None).await.unwrap();
+        }
+        let store = CosmosStore::open(&settings).await.unwrap();
+        Some((Arc::new(store), settings))
+    }
+
+    async fn drop_database(settings: &CosmosSettings) {
+        let client = connect(settings).await.unwrap();
+        let _ = client
+            .database_client(settings.database.as_str())
+            .delete(None)
+            .await;
     }
 
     macro_rules! conformance_on_cosmos {
@@ -938,8 +986,9 @@ mod tests {
                 $(
                     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                     async fn $name() {
-                        if let Some(store) = real_account().await {
+                        if let Some((store, settings)) = real_account().await {
                             $check(store).await;
+                            drop_database(&settings).await;
                         }
                     }
                 )*
