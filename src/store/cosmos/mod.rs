@@ -146,6 +146,13 @@ fn other_error(e: CosmosError) -> StoreError {
     }
 }
 
+fn error_charge(e: &CosmosError) -> f64 {
+    e.response()
+        .and_then(|response| response.headers().request_charge)
+        .map(f64::from)
+        .unwrap_or(0.0)
+}
+
 fn charge_of(headers: &azure_data_cosmos::models::ResponseHeaders) -> f64 {
     headers
         .request_charge()
@@ -365,7 +372,12 @@ impl CosmosStore {
     {
         let mut tries = 0;
         loop {
-            match attempt().await {
+            let result = attempt().await;
+            if let Err(e) = &result {
+                // Failed requests cost RUs too (a 404 read, a 412 write).
+                self.meter.charge(error_charge(e));
+            }
+            match result {
                 Err(e) if retry_on(&e) => {
                     tries += 1;
                     let Some(delay) = retry::DEFAULT.delay(tries, None, retry::random()) else {
@@ -520,10 +532,7 @@ impl Store for CosmosStore {
             .await;
         let response = match result {
             Ok(response) => response,
-            Err(e) if e.status().is_not_found() => {
-                self.meter.charge(1.0);
-                return Ok(None);
-            }
+            Err(e) if e.status().is_not_found() => return Ok(None),
             Err(e) => return Err(item_error(container, id, e)),
         };
         let charge = charge_of(response.headers());
