@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use azure_core::credentials::Secret;
-use azure_data_cosmos::feed::{ContinuationToken, FeedScope};
+use azure_data_cosmos::feed::{ChangeFeedPageIterator, ContinuationToken, FeedScope};
 use azure_data_cosmos::models::{
     ChangeFeedItem, ContainerProperties, IndexingPolicy, PatchInstructions, PatchOperation,
     TransactionalBatch,
@@ -54,11 +54,19 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 const SERVER_ONLY_PROPERTIES: [&str; 3] = ["_rid", "_self", "_attachments"];
 const FEED_TOKEN_VERSION: u64 = 1;
 
-#[derive(Clone)]
 struct Handle {
     client: ContainerClient,
     /// Physical partitions: a full round of empty pages means the feed is caught up.
     feed_ranges: usize,
+    /// The change-feed iterator of the last read, reused when the next read continues from
+    /// the position it returned.
+    feed: tokio::sync::Mutex<Option<LiveFeed>>,
+}
+
+struct LiveFeed {
+    continuation: String,
+    page_size: NonZeroU32,
+    pages: ChangeFeedPageIterator<ChangeFeedItem<Value>>,
 }
 
 pub struct CosmosStore {
@@ -335,6 +343,7 @@ impl CosmosStore {
                 Ok(Handle {
                     client,
                     feed_ranges,
+                    feed: tokio::sync::Mutex::new(None),
                 })
             })
             .await?;
@@ -812,39 +821,59 @@ impl Store for CosmosStore {
         max_items: usize,
     ) -> Result<ChangeFeedPage, StoreError> {
         let handle = self.handle(container)?;
-        let (start, resume) = match from {
-            FeedPosition::Beginning => (ChangeFeedStartFrom::Beginning, None),
-            FeedPosition::Now => (ChangeFeedStartFrom::Now, None),
-            FeedPosition::Continuation(token) => (
-                ChangeFeedStartFrom::Beginning,
-                Some(Self::sdk_feed_token(container, token)?),
-            ),
-        };
         // A page holds at least one change (the SDK cannot ask for zero).
         let page_size = NonZeroU32::new(u32::try_from(max_items.max(1)).unwrap_or(u32::MAX))
             .unwrap_or(NonZeroU32::MIN);
-        let mut options = ChangeFeedOptions::default()
-            .with_operation_options(operation_options())
-            .with_max_item_count(MaxItemCountHint::Limit(page_size));
-        if let Some(token) = &resume {
-            options =
-                options.with_continuation_token(ContinuationToken::from_string(token.clone()));
-        }
+        // One reader per container at a time; it keeps the iterator it left off with.
+        let mut live = handle.feed.lock().await;
+        let reusable = match (live.take(), from) {
+            (Some(feed), FeedPosition::Continuation(token))
+                if feed.continuation == *token && feed.page_size == page_size =>
+            {
+                Some(feed.pages)
+            }
+            _ => None,
+        };
+        let resumed = matches!(from, FeedPosition::Continuation(_));
         let feed_error = |e: CosmosError| {
-            if resume.is_some() && e.status().is_bad_request() {
+            if resumed && e.status().is_bad_request() {
                 StoreError::BadContinuation
             } else {
                 other_error(e)
             }
         };
-        let mut pages = handle
-            .client
-            .query_change_feed::<Value>(FeedScope::full_container(), start, Some(options))
-            .await
-            .map_err(feed_error)?;
-        // The iterator polls one physical partition per page, round-robin, and never ends:
-        // a full round of empty pages means every partition is caught up.
+        let mut pages = match reusable {
+            Some(pages) => pages,
+            None => {
+                let (start, resume) = match from {
+                    FeedPosition::Beginning => (ChangeFeedStartFrom::Beginning, None),
+                    FeedPosition::Now => (ChangeFeedStartFrom::Now, None),
+                    FeedPosition::Continuation(token) => (
+                        ChangeFeedStartFrom::Beginning,
+                        Some(Self::sdk_feed_token(container, token)?),
+                    ),
+                };
+                let mut options = ChangeFeedOptions::default()
+                    .with_operation_options(operation_options())
+                    .with_max_item_count(MaxItemCountHint::Limit(page_size));
+                if let Some(token) = resume {
+                    options =
+                        options.with_continuation_token(ContinuationToken::from_string(token));
+                }
+                handle
+                    .client
+                    .query_change_feed::<Value>(FeedScope::full_container(), start, Some(options))
+                    .await
+                    .map_err(feed_error)?
+            }
+        };
+        // The iterator polls one physical partition per page, round-robin, and never ends: a
+        // full round of empty pages means every partition is caught up. Its round-robin cursor
+        // is not part of the continuation token, which is why the live iterator is kept: a
+        // fresh one would start each call at the first partition, and a busy first partition
+        // would starve the others.
         let mut empty_pages = 0;
+        let mut documents = Vec::new();
         while empty_pages < handle.feed_ranges {
             let page = match pages.next().await {
                 Some(page) => page.map_err(feed_error)?,
@@ -855,23 +884,16 @@ impl Store for CosmosStore {
                 empty_pages += 1;
                 continue;
             }
-            let documents: Vec<Value> = page
+            documents = page
                 .into_items()
                 .into_iter()
                 .filter_map(|item: ChangeFeedItem<Value>| item.current().cloned().map(normalize))
                 .collect();
-            let token = pages
-                .to_continuation_token()
-                .map_err(|e| StoreError::Backend(format!("change feed position: {e}")))?;
-            tracing::debug!(%container, changes = documents.len(), "cosmos change feed page");
-            return Ok(ChangeFeedPage {
-                documents,
-                continuation: Self::feed_token(container, token.as_str()),
-            });
+            break;
         }
-        // Nothing new: a resumed position stays exactly as it was.
         let continuation = match from {
-            FeedPosition::Continuation(token) => token.clone(),
+            // Nothing new: a resumed position stays exactly as it was.
+            FeedPosition::Continuation(token) if documents.is_empty() => token.clone(),
             _ => {
                 let token = pages
                     .to_continuation_token()
@@ -879,8 +901,14 @@ impl Store for CosmosStore {
                 Self::feed_token(container, token.as_str())
             }
         };
+        tracing::debug!(%container, changes = documents.len(), "cosmos change feed read");
+        *live = Some(LiveFeed {
+            continuation: continuation.clone(),
+            page_size,
+            pages,
+        });
         Ok(ChangeFeedPage {
-            documents: Vec::new(),
+            documents,
             continuation,
         })
     }
@@ -1121,6 +1149,30 @@ mod tests {
         let settings = CosmosSettings::parse(&emulator.store_url("nothing-here")).unwrap();
         let error = CosmosStore::open(&settings).await.unwrap_err().to_string();
         assert!(error.contains("bifrost-workers ensure"), "{error}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_partition_does_not_starve_the_others() {
+        let (_emulator, store) = emulated().await;
+        let c = Container::ExecutionData;
+        let mut position = FeedPosition::Beginning;
+        // Eight executions spread over the physical partitions, each with a backlog.
+        for e in 0..8 {
+            let docs = (0..20)
+                .map(|s| serde_json::json!({"id": format!("e{e}-{s}"), "executionId": format!("e{e}")}))
+                .collect();
+            store.upsert_batch(c, &format!("e{e}"), docs).await.unwrap();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..8 {
+            let page = store.read_change_feed(c, &position, 1).await.unwrap();
+            for doc in &page.documents {
+                seen.insert(doc["executionId"].as_str().unwrap().to_owned());
+            }
+            position = FeedPosition::Continuation(page.continuation);
+        }
+        // Round-robin over partitions: one-item pages do not drain the first partition first.
+        assert!(seen.len() >= 2, "only {seen:?} in 8 pages");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
