@@ -9,6 +9,10 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/report.rs"]
+#[allow(dead_code)]
+mod report;
+
 const RUNS: usize = 30;
 
 fn free_port() -> u16 {
@@ -77,19 +81,5 @@ fn main() {
         ms(p90),
         ms(max)
     );
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/REPORT.md");
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".to_owned());
-    let start = existing.find("## Startup:");
-    let updated = match start {
-        Some(start) => {
-            let end = existing[start + 1..]
-                .find("\n## ")
-                .map(|i| start + 1 + i + 1)
-                .unwrap_or(existing.len());
-            format!("{}{}{}", &existing[..start], section, &existing[end..])
-        }
-        None => format!("{existing}{section}"),
-    };
-    std::fs::write(path, updated).expect("write bench/REPORT.md");
-    println!("wrote {path}");
+    report::write_section("## Startup:", &section);
 }

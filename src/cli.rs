@@ -29,7 +29,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Workflow-engine stand-in: write executions with logs, variables and results to the store.
     Simulate(SimulateArgs),
-    /// Generate host.json, local.settings.json.example and <Name>/function.json from the registry.
+    /// Generate host.json, local.settings.json.example and <Name>/function.json from the registry (or print the deployment manifest).
     Functions(FunctionsArgs),
     /// Assemble the deployable app root (OUT/app) and OUT/bifrost-workers.zip for config-zip deployment.
     Package(PackageArgs),
@@ -63,11 +63,20 @@ pub struct StoreArgs {
     /// (local emulator), or AccountEndpoint=https://…;AccountKey=…; (each may add a database, default bifrost).
     #[arg(long, env = STORE_ENV)]
     pub store: Option<StoreUrl>,
+    /// Blob storage for results over 2 MB: dir:PATH (default: dir:<data>/blobs).
+    #[arg(long, env = crate::blobs::BLOBS_ENV)]
+    pub blobs: Option<crate::blobs::BlobLocation>,
 }
 
 impl StoreArgs {
     pub fn url(&self) -> StoreUrl {
         crate::config::store_url(self.store.as_ref(), &self.data)
+    }
+
+    pub fn blob_location(&self) -> crate::blobs::BlobLocation {
+        self.blobs
+            .clone()
+            .unwrap_or_else(|| crate::blobs::BlobLocation::under(&self.data))
     }
 }
 
@@ -138,4 +147,7 @@ pub struct FunctionsArgs {
     /// Compare this directory with what would be generated; non-zero exit on any difference.
     #[arg(long, group = "action")]
     pub check: Option<PathBuf>,
+    /// Print the deployment names the code uses (containers, settings, connections, generated files) as JSON.
+    #[arg(long, group = "action")]
+    pub manifest: bool,
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
-use crate::functions::{AppContext, RuntimeStatus};
+use crate::functions::AppContext;
 
 use crate::realtime::SinkTarget;
 use crate::store::StoreUrl;
@@ -55,6 +55,12 @@ pub const SETTINGS: &[Setting] = &[
         in_local_settings: true,
     },
     Setting {
+        name: crate::blobs::BLOBS_ENV,
+        description: "Where results over 2 MB are read from: `dir:PATH` (default `dir:$BIFROST_DATA/blobs`).",
+        example: "dir:data/blobs",
+        in_local_settings: true,
+    },
+    Setting {
         name: SIGNALR_ENV,
         description: "Where real-time messages go: `none` (default) or `journal:PATH` (JSON lines).",
         example: "none",
@@ -85,6 +91,7 @@ pub fn store_url(explicit: Option<&StoreUrl>, data_dir: &std::path::Path) -> Sto
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     pub store: StoreUrl,
+    pub blobs: crate::blobs::BlobLocation,
     pub realtime: SinkTarget,
 }
 
@@ -99,11 +106,6 @@ impl RuntimeConfig {
         let sink = crate::realtime::open(&self.realtime)
             .await
             .context("opening the real-time sink")?;
-        Ok(AppContext {
-            store,
-            sink,
-            clock: clock.clone(),
-            status: Arc::new(RuntimeStatus::new(mode, clock.now())),
-        })
+        Ok(AppContext::new(store, self.blobs.open(), sink, clock, mode))
     }
 }

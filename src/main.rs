@@ -7,7 +7,7 @@ use clap::Parser;
 use bifrost_workers::cli::{Cli, Command, EnsureArgs, FunctionsArgs, PackageArgs, SimulateArgs};
 use bifrost_workers::clock::{Clock, SystemClock};
 use bifrost_workers::config::RuntimeConfig;
-use bifrost_workers::host::{function_json, handler, registry};
+use bifrost_workers::host::{function_json, handler, manifest, registry};
 use bifrost_workers::realtime::SinkTarget;
 use bifrost_workers::serve::{self, ServeOptions};
 use bifrost_workers::simulate::{self, SimulateOptions};
@@ -46,6 +46,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(LogSink::Stdout);
             let config = RuntimeConfig {
                 store: args.store.url(),
+                blobs: args.store.blob_location(),
                 realtime: args.signalr,
             };
             handler::run(args.port, config).await
@@ -67,6 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let config = RuntimeConfig {
                 store: args.store.url(),
+                blobs: args.store.blob_location(),
                 realtime: args.signalr.unwrap_or(default_sink),
             };
             serve::run(ServeOptions {
@@ -156,6 +158,11 @@ async fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
 
 fn run_functions(args: FunctionsArgs) -> anyhow::Result<()> {
     let functions = registry::registry();
+    if args.manifest {
+        let text = serde_json::to_string_pretty(&manifest::manifest(&functions))?;
+        println!("{text}");
+        return Ok(());
+    }
     if let Some(dir) = args.write {
         let written = function_json::write(&dir, &functions)
             .with_context(|| format!("writing {}", dir.display()))?;

@@ -1,5 +1,7 @@
-//! `GET /api/health`: is the process up, can it reach its store, and how far behind are the
-//! serve-mode change-feed pumps.
+//! `GET /api/health`: is the process up, can it reach its store and its real-time transport
+//! (SignalR), and how far behind is each change-feed function: per function the batches and
+//! documents seen, the last batch's size and lag (newest `_ts` to processing), and in serve mode
+//! the changes still pending behind the checkpoint.
 
 use std::collections::BTreeMap;
 
@@ -44,7 +46,20 @@ impl HttpHandler for Health {
             pumps.insert(function, entry);
         }
 
-        let status = if store_ok { "ok" } else { "degraded" };
+        let signalr = match (ctx.sink.name(), ctx.sink.probe().await) {
+            ("none", _) => json!({ "sink": "none", "status": "disabled" }),
+            (sink, Ok(())) => json!({ "sink": sink, "status": "ok" }),
+            (sink, Err(e)) => json!({ "sink": sink, "status": "error", "error": e.to_string() }),
+        };
+        let signalr_ok = signalr["status"] != "error";
+
+        // Only a dead store makes the instance unhealthy (503); a failing SignalR degrades live
+        // updates but clients can still poll.
+        let status = if store_ok && signalr_ok {
+            "ok"
+        } else {
+            "degraded"
+        };
         HttpResponse::json(
             if store_ok { 200 } else { 503 },
             &json!({
@@ -55,6 +70,7 @@ impl HttpHandler for Health {
                 "now": ctx.clock.now(),
                 "store": store,
                 "realtime": ctx.sink.name(),
+                "signalR": signalr,
                 "changeFeed": pumps,
             }),
         )

@@ -21,9 +21,42 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct AppContext {
     pub store: Arc<dyn Store>,
+    pub blobs: Arc<dyn crate::blobs::BlobStore>,
     pub sink: Arc<dyn MessageSink>,
     pub clock: Arc<dyn Clock>,
     pub status: Arc<RuntimeStatus>,
+}
+
+impl AppContext {
+    /// A context on the given store and clock, with blobs under `blob_dir` and real-time
+    /// messages going to `sink`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn crate::blobs::BlobStore>,
+        sink: Arc<dyn MessageSink>,
+        clock: Arc<dyn Clock>,
+        mode: &'static str,
+    ) -> Self {
+        let status = Arc::new(RuntimeStatus::new(mode, clock.now()));
+        AppContext {
+            store,
+            blobs,
+            sink,
+            clock,
+            status,
+        }
+    }
+
+    /// In-process tests and benches: a store on `clock`, blobs under `dir/blobs`, no real-time.
+    pub fn standalone(store: Arc<dyn Store>, clock: Arc<dyn Clock>, dir: &std::path::Path) -> Self {
+        Self::new(
+            store,
+            Arc::new(crate::blobs::DirBlobs::new(dir.join("blobs"))),
+            Arc::new(crate::realtime::NullSink),
+            clock,
+            "standalone",
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +129,9 @@ pub struct PumpStatus {
     pub failed_attempts: u64,
     pub last_error: Option<String>,
     pub last_batch_at: Option<Timestamp>,
+    pub last_batch_size: Option<u64>,
+    /// Seconds between the newest document's write (`_ts`) and the processing of its batch.
+    pub lag_seconds: Option<i64>,
 }
 
 impl RuntimeStatus {

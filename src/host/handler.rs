@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::invoke::{self, Attempt, BatchOutcome};
 use super::protocol::{self, HttpResponse, Invocation, InvocationReply};
-use super::registry::{FunctionSpec, Trigger};
+use super::registry::{CosmosTrigger, FunctionSpec, Trigger};
 use crate::deadletter::DeadLetterPayload;
 use crate::functions::{AppContext, Handler};
 
@@ -119,7 +119,7 @@ async fn dispatch(
                 let docs = protocol::decode_documents(&inv, trigger.binding)?;
                 Ok((inv, docs))
             });
-            let outcome = match decoded {
+            let (outcome, count) = match decoded {
                 Ok((inv, documents)) => {
                     // Without a RetryContext the host will not redeliver: treat it as the last attempt.
                     let attempt = match inv.retry_context() {
@@ -132,12 +132,7 @@ async fn dispatch(
                             is_last: true,
                         },
                     };
-                    tracing::info!(
-                        documents = documents.len(),
-                        retry_count = attempt.retry_count,
-                        "batch received"
-                    );
-                    invoke::run_batch(
+                    let outcome = invoke::run_batch(
                         ctx,
                         spec.name,
                         handler.as_ref(),
@@ -145,14 +140,15 @@ async fn dispatch(
                         attempt,
                         invocation_id,
                     )
-                    .await
+                    .await;
+                    (outcome, documents.len())
                 }
                 Err(e) => {
                     // Redelivery cannot fix a payload we cannot read; keep it verbatim instead.
                     let error = format!("undecodable batch: {e}");
                     tracing::error!(%error, bytes = body.len());
                     let raw = String::from_utf8_lossy(body).into_owned();
-                    invoke::dead_letter(
+                    let outcome = invoke::dead_letter(
                         ctx,
                         spec.name,
                         invocation_id,
@@ -161,9 +157,11 @@ async fn dispatch(
                         DeadLetterPayload::Raw(raw),
                         0,
                     )
-                    .await
+                    .await;
+                    (outcome, 0)
                 }
             };
+            record_batch(ctx, spec.name, trigger, count, &outcome);
             match outcome {
                 BatchOutcome::Succeeded { logs } => {
                     reply(StatusCode::OK, &InvocationReply::with_logs(logs))
@@ -258,4 +256,35 @@ pub async fn run(port: u16, config: crate::config::RuntimeConfig) -> anyhow::Res
         .with_graceful_shutdown(crate::serve::wait_for_signal())
         .await
         .context("custom handler server failed")
+}
+
+/// The host owns the change feed in this mode; health shows what reached this process.
+fn record_batch(
+    ctx: &AppContext,
+    function: &str,
+    trigger: &CosmosTrigger,
+    documents: usize,
+    outcome: &BatchOutcome,
+) {
+    ctx.status.update_pump(function, |s| {
+        s.container = trigger.container.name().to_owned();
+        match outcome {
+            BatchOutcome::Succeeded { .. } => {
+                s.batches += 1;
+                s.documents += documents as u64;
+                s.last_batch_at = Some(ctx.clock.now());
+            }
+            BatchOutcome::DeadLettered { error, .. } => {
+                s.batches += 1;
+                s.dead_lettered_batches += 1;
+                s.documents += documents as u64;
+                s.last_batch_at = Some(ctx.clock.now());
+                s.last_error = Some(error.clone());
+            }
+            BatchOutcome::Retry { error } => {
+                s.failed_attempts += 1;
+                s.last_error = Some(error.clone());
+            }
+        }
+    });
 }

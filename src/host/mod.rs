@@ -4,5 +4,6 @@
 pub mod function_json;
 pub mod handler;
 pub mod invoke;
+pub mod manifest;
 pub mod protocol;
 pub mod registry;

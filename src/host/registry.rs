@@ -4,7 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::functions::{health::Health, log_stream::LogStream, Handler};
+use crate::api::execution_data::{GetExecutionLogs, GetExecutionResult, GetExecutionVariables};
+use crate::api::executions::{GetExecution, ListExecutions, QueryExecutions};
+use crate::api::metrics::{GetDailyMetrics, GetMetrics};
+use crate::functions::{health::Health, log_stream::LogStream, Handler, HttpHandler};
+use crate::metrics::{aggregate::MetricsAggregate, rollup::DailyRollup};
 use crate::store::Container;
 
 /// App setting holding the Cosmos DB connection (string, or `__accountEndpoint` identity prefix).
@@ -95,6 +99,27 @@ pub fn registry() -> Vec<FunctionSpec> {
             handler: Handler::Batch(Arc::new(LogStream)),
         },
         FunctionSpec {
+            name: "MetricsAggregate",
+            trigger: Trigger::CosmosDb(CosmosTrigger {
+                binding: "documents",
+                container: Container::Executions,
+                // Metrics are not latency-critical: the default-ish 1 s poll halves idle RUs.
+                feed_poll_delay_ms: 1000,
+                max_items_per_invocation: 500,
+            }),
+            retry: Some(CHANGE_FEED_RETRY),
+            handler: Handler::Batch(Arc::new(MetricsAggregate)),
+        },
+        FunctionSpec {
+            name: "DailyRollup",
+            trigger: Trigger::Timer(TimerTrigger {
+                binding: "rollupTimer",
+                schedule: crate::metrics::rollup::SCHEDULE,
+            }),
+            retry: None,
+            handler: Handler::Timer(Arc::new(DailyRollup)),
+        },
+        FunctionSpec {
             name: "Health",
             trigger: Trigger::Http(HttpTrigger {
                 binding: "req",
@@ -104,7 +129,59 @@ pub fn registry() -> Vec<FunctionSpec> {
             retry: None,
             handler: Handler::Http(Arc::new(Health)),
         },
+        http("ListExecutions", "executions", &["get"], ListExecutions),
+        http(
+            "QueryExecutions",
+            "executions/query",
+            &["post"],
+            QueryExecutions,
+        ),
+        http("GetExecution", "executions/{id}", &["get"], GetExecution),
+        http(
+            "GetExecutionLogs",
+            "executions/{id}/logs",
+            &["get"],
+            GetExecutionLogs,
+        ),
+        http(
+            "GetExecutionVariables",
+            "executions/{id}/variables",
+            &["get"],
+            GetExecutionVariables,
+        ),
+        http(
+            "GetExecutionResult",
+            "executions/{id}/result",
+            &["get"],
+            GetExecutionResult,
+        ),
+        http("GetMetrics", "metrics", &["get"], GetMetrics),
+        http(
+            "GetDailyMetrics",
+            "metrics/daily",
+            &["get"],
+            GetDailyMetrics,
+        ),
     ]
+}
+
+/// An HTTP function with the request bound as `req` (payload mode).
+fn http(
+    name: &'static str,
+    route: &'static str,
+    methods: &'static [&'static str],
+    handler: impl HttpHandler + 'static,
+) -> FunctionSpec {
+    FunctionSpec {
+        name,
+        trigger: Trigger::Http(HttpTrigger {
+            binding: "req",
+            route,
+            methods,
+        }),
+        retry: None,
+        handler: Handler::Http(Arc::new(handler)),
+    }
 }
 
 pub fn find<'a>(functions: &'a [FunctionSpec], name: &str) -> Option<&'a FunctionSpec> {

@@ -153,7 +153,10 @@ impl ResultDoc {
     pub const ID: &'static str = "result";
 }
 
-/// `entities` container: daily metrics per scope (`metrics-daily-{YYYY-MM-DD}`).
+/// `entities` container: daily metrics per scope (`metrics-daily-{YYYY-MM-DD}`), counting each
+/// terminal execution once, on the UTC date of its `completedAt`. Maintained by
+/// `crate::metrics`; every field is a function of the executions of that day, so the document
+/// equals a live aggregate over them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsDoc {
@@ -170,17 +173,33 @@ pub struct MetricsDoc {
     pub completed_with_errors_count: u64,
     #[serde(default)]
     pub cancelled_count: u64,
+    /// Sum of `durationMs` over the executions that report one.
     pub total_duration_ms: i64,
+    /// How many executions reported a duration (the divisor of the average).
+    #[serde(default)]
+    pub duration_count: u64,
     pub avg_duration_ms: i64,
+    /// Median and 95th percentile from `durationHistogram`: within ±4.5% of the exact value.
+    #[serde(default)]
+    pub p50_duration_ms: Option<i64>,
+    #[serde(default)]
+    pub p95_duration_ms: Option<i64>,
+    /// Count per duration bucket (bucket = floor(8·log2(ms+1)), so buckets are 9% wide).
+    #[serde(default)]
+    pub duration_histogram: BTreeMap<String, u64>,
     #[serde(default)]
     pub workflows: BTreeMap<String, WorkflowMetrics>,
     #[serde(default)]
     pub updated_at: Option<Timestamp>,
+    /// Set once the day's executions are about to expire: from then on the document is the only
+    /// record of the day and is no longer changed.
     #[serde(default)]
     pub sealed: bool,
 }
 
 impl MetricsDoc {
+    pub const TYPE: &'static str = "metrics";
+
     pub fn id_for(date: &str) -> String {
         format!("metrics-daily-{date}")
     }
@@ -194,6 +213,8 @@ pub struct WorkflowMetrics {
     pub failed_count: u64,
     #[serde(default)]
     pub total_duration_ms: i64,
+    #[serde(default)]
+    pub duration_count: u64,
     pub avg_duration_ms: i64,
 }
 

@@ -37,6 +37,10 @@ pub trait MessageSink: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Deliver every message or fail (the caller then retries the whole batch).
     async fn send(&self, messages: &[HubMessage]) -> Result<(), SinkError>;
+    /// Whether the transport answers, for `GET /api/health`; a sink with nothing to reach is fine.
+    async fn probe(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// No real-time transport configured: clients fall back to polling the query API.

@@ -273,84 +273,6 @@ pub async fn patches(store: Dyn) {
     );
 }
 
-pub async fn transactional_batches(store: Dyn) {
-    let c = Container::ExecutionData;
-    let log = |e: &str, s: u64| json!({"id": format!("{e}-{s}"), "executionId": e, "type": "log", "sequence": s});
-    let written = store
-        .upsert_batch(c, "a", vec![log("a", 1), log("a", 2), log("a", 3)])
-        .await
-        .unwrap();
-    assert_eq!(
-        feed_ids(&written.iter().map(|d| d.body.clone()).collect::<Vec<_>>()),
-        ["a-1", "a-2", "a-3"]
-    );
-    for doc in &written {
-        assert_system_properties(&doc.body);
-        let read = store
-            .read(c, "a", &id_of(&doc.body))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(read.etag, doc.etag);
-        assert_eq!(read.body, doc.body);
-    }
-    // Upserting again replaces, with new ETags.
-    let mut edited = log("a", 1);
-    edited["message"] = json!("edited");
-    let again = store
-        .upsert_batch(c, "a", vec![edited, log("a", 4)])
-        .await
-        .unwrap();
-    assert_ne!(again[0].etag, written[0].etag);
-    assert_eq!(
-        store.read(c, "a", "a-1").await.unwrap().unwrap().body["message"],
-        "edited"
-    );
-    // All or nothing: a document of another partition, an invalid one, too many, or none.
-    for (bad, why) in [
-        (vec![log("a", 5), log("b", 1)], "another partition"),
-        (vec![log("a", 5), json!({"id": "x"})], "no partition key"),
-        (
-            vec![
-                log("a", 5),
-                json!({"id": "a-6", "executionId": "a", "ttl": 0}),
-            ],
-            "bad ttl",
-        ),
-        ((1..=101).map(|s| log("a", 100 + s)).collect(), "over 100"),
-        (vec![], "empty"),
-    ] {
-        assert!(
-            matches!(
-                store.upsert_batch(c, "a", bad).await,
-                Err(StoreError::InvalidDocument { .. })
-            ),
-            "{why}"
-        );
-        assert!(store.read(c, "a", "a-5").await.unwrap().is_none(), "{why}");
-        assert!(store.read(c, "b", "b-1").await.unwrap().is_none(), "{why}");
-    }
-    let mib = 1024 * 1024;
-    let big = |s: u64| {
-        let mut d = log("a", s);
-        d["pad"] = json!("x".repeat(mib * 3 / 4));
-        d
-    };
-    assert!(matches!(
-        store
-            .upsert_batch(c, "a", vec![big(7), big(8), big(9)])
-            .await,
-        Err(StoreError::TooLarge { .. })
-    ));
-    assert!(store.read(c, "a", "a-7").await.unwrap().is_none());
-    // The batch's documents are in the change feed like any write.
-    let (feed, _) = drain(&store, c, FeedPosition::Beginning, 100).await;
-    assert_eq!(
-        by_partition(&feed),
-        per_partition(&[("a", &["a-2", "a-3", "a-1", "a-4"])])
-    );
-}
-
 pub async fn invalid_and_oversized_documents(store: Dyn) {
     let c = Container::Executions;
     for bad in [
@@ -1330,4 +1252,127 @@ pub async fn concurrent_writers_and_optimistic_concurrency(store: Dyn) {
     );
     let counter_in_feed = feed.iter().find(|d| d["id"] == "counter").unwrap();
     assert_eq!(counter_in_feed["value"], 80);
+}
+
+/// A transactional batch in one partition: all operations or none, ETag preconditions checked
+/// inside it, other partitions refused, size limits enforced.
+pub async fn transactional_batch_is_all_or_nothing(store: Dyn) {
+    use super::{BatchOperation as Op, BatchOutcome, MAX_BATCH_OPERATIONS};
+    let c = Container::Entities;
+    let first = store
+        .create(c, json!({"id": "summary", "scope": ORG, "n": 1}))
+        .await
+        .unwrap();
+    let outcomes = store
+        .batch(
+            c,
+            ORG,
+            vec![
+                Op::Replace {
+                    doc: json!({"id": "summary", "scope": ORG, "n": 2}),
+                    if_match: Some(first.etag.clone()),
+                },
+                Op::Create(json!({"id": "marker-1", "scope": ORG})),
+                Op::Upsert {
+                    doc: json!({"id": "marker-2", "scope": ORG}),
+                    if_match: None,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 3);
+    let BatchOutcome::Written(summary) = &outcomes[0] else {
+        panic!("replace must return the written document");
+    };
+    assert_ne!(summary.etag, first.etag);
+    assert_eq!(summary.body["n"], 2);
+
+    // A stale ETag in the middle fails the whole batch: the create before it is rolled back.
+    let stale = store
+        .batch(
+            c,
+            ORG,
+            vec![
+                Op::Create(json!({"id": "marker-3", "scope": ORG})),
+                Op::Replace {
+                    doc: json!({"id": "summary", "scope": ORG, "n": 3}),
+                    if_match: Some(first.etag.clone()),
+                },
+            ],
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::PreconditionFailed { .. })),
+        "{stale:?}"
+    );
+    assert!(store.read(c, ORG, "marker-3").await.unwrap().is_none());
+    let current = store.read(c, ORG, "summary").await.unwrap().unwrap();
+    assert_eq!(current.body["n"], 2);
+
+    // A create that conflicts fails the batch too; deletes report whether they found anything.
+    let conflict = store
+        .batch(
+            c,
+            ORG,
+            vec![
+                Op::Delete {
+                    id: "marker-2".into(),
+                    if_match: None,
+                },
+                Op::Create(json!({"id": "marker-1", "scope": ORG})),
+            ],
+        )
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict { .. })),
+        "{conflict:?}"
+    );
+    assert!(store.read(c, ORG, "marker-2").await.unwrap().is_some());
+    let deleted = store
+        .batch(
+            c,
+            ORG,
+            vec![
+                Op::Delete {
+                    id: "marker-2".into(),
+                    if_match: None,
+                },
+                Op::Delete {
+                    id: "never-existed".into(),
+                    if_match: None,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted,
+        vec![BatchOutcome::Deleted(true), BatchOutcome::Deleted(false)]
+    );
+
+    // Every document must be in the batch's partition; size is 1..=100.
+    let foreign = store
+        .batch(
+            c,
+            ORG,
+            vec![Op::Create(json!({"id": "x", "scope": "GLOBAL"}))],
+        )
+        .await;
+    assert!(
+        matches!(foreign, Err(StoreError::InvalidDocument { .. })),
+        "{foreign:?}"
+    );
+    assert!(store.read(c, "GLOBAL", "x").await.unwrap().is_none());
+    let too_many: Vec<Op> = (0..=MAX_BATCH_OPERATIONS)
+        .map(|i| Op::Create(json!({"id": format!("m{i}"), "scope": ORG})))
+        .collect();
+    assert!(matches!(
+        store.batch(c, ORG, too_many).await,
+        Err(StoreError::InvalidQuery(_))
+    ));
+    assert!(matches!(
+        store.batch(c, ORG, Vec::new()).await,
+        Err(StoreError::InvalidQuery(_))
+    ));
 }

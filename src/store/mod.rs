@@ -131,16 +131,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError>;
 
-    /// Upserts documents of one partition as one transaction: all are written or none.
-    /// `InvalidDocument` for a document of another partition or more than 100 documents,
-    /// `TooLarge` over 2 MB in total (Cosmos' transactional-batch limits).
-    async fn upsert_batch(
-        &self,
-        container: Container,
-        partition_key: &str,
-        docs: Vec<Value>,
-    ) -> Result<Vec<StoredDocument>, StoreError>;
-
     /// Applies field operations to an existing document atomically (`NotFound` if absent),
     /// optionally only to that version. Cheaper than read + replace on Cosmos.
     async fn patch(
@@ -160,6 +150,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         id: &str,
         if_match: Option<&ETag>,
     ) -> Result<bool, StoreError>;
+
+    /// Several writes in one partition, all or nothing (a Cosmos transactional batch): the
+    /// first failing operation's error is returned and nothing is written. At most
+    /// `MAX_BATCH_OPERATIONS` operations.
+    async fn batch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        operations: Vec<BatchOperation>,
+    ) -> Result<Vec<BatchOutcome>, StoreError>;
 
     /// A parameterized query within one partition, one page at a time.
     async fn query(
@@ -195,6 +195,35 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn purge_expired(&self) -> Result<u64, StoreError> {
         Ok(0)
     }
+}
+
+/// Cosmos DB's limit on the operations of one transactional batch.
+pub const MAX_BATCH_OPERATIONS: usize = 100;
+
+/// One write of a `Store::batch`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOperation {
+    Create(Value),
+    Upsert { doc: Value, if_match: Option<ETag> },
+    Replace { doc: Value, if_match: Option<ETag> },
+    Delete { id: String, if_match: Option<ETag> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOutcome {
+    Written(StoredDocument),
+    /// Whether there was a document to delete.
+    Deleted(bool),
+}
+
+/// Refuses empty and oversized batches before any backend is asked.
+pub fn check_batch_size(operations: usize) -> Result<(), StoreError> {
+    if operations == 0 || operations > MAX_BATCH_OPERATIONS {
+        return Err(StoreError::InvalidQuery(format!(
+            "a batch holds 1 to {MAX_BATCH_OPERATIONS} operations, not {operations}"
+        )));
+    }
+    Ok(())
 }
 
 /// Which backend to open: `sqlite:PATH` (default under `--data`), or a Cosmos DB account

@@ -1,10 +1,14 @@
 //! Black-box tests: the real binary, spawned as a process, over real sockets.
 
+mod api;
 mod cli;
 mod cosmos;
 #[path = "../support/cosmos_emulator.rs"]
 mod cosmos_emulator;
 mod handler;
 mod helpers;
+mod infra;
+mod metrics;
+mod observability;
 mod package;
 mod serve;

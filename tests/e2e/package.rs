@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::time::Duration;
 
-use crate::helpers::{free_port, run, temp_dir, wait_for_root};
+use crate::helpers::{files_under, free_port, run, temp_dir, wait_for_root};
 
 #[test]
 fn package_layout_zip_and_the_packaged_binary_answers() {
@@ -19,7 +19,7 @@ fn package_layout_zip_and_the_packaged_binary_answers() {
 
     let root = out.path().join("app");
     let mut found = BTreeSet::new();
-    for entry in walk(&root) {
+    for entry in files_under(&root) {
         found.insert(
             entry
                 .strip_prefix(&root)
@@ -28,15 +28,15 @@ fn package_layout_zip_and_the_packaged_binary_answers() {
                 .replace('\\', "/"),
         );
     }
-    let expected: BTreeSet<String> = [
-        "bifrost-workers",
-        "host.json",
-        "Health/function.json",
-        "LogStream/function.json",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
+    // Exactly the binary, host.json and one folder per registered function.
+    let mut expected: BTreeSet<String> = ["bifrost-workers", "host.json"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    for spec in bifrost_workers::host::registry::registry() {
+        expected.insert(format!("{}/function.json", spec.name));
+    }
+    assert!(expected.contains("LogStream/function.json"));
     assert_eq!(found, expected, "the app root holds exactly these files");
     // The same bytes as the checked-in functions/ folder.
     let checked_in = concat!(env!("CARGO_MANIFEST_DIR"), "/functions");
@@ -107,17 +107,4 @@ fn package_refuses_a_binary_that_cannot_run_in_azure() {
     ]);
     assert!(!result.status.success());
     assert!(String::from_utf8_lossy(&result.stderr).contains("not a Linux (ELF) executable"));
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }

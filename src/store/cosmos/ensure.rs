@@ -1,82 +1,72 @@
-//! The Cosmos database and containers, created idempotently by `bifrost-workers ensure`, with
-//! the indexing policy each container's queries need.
+//! The indexing policy of each container, as `bifrost-workers ensure` creates it: the same
+//! policies as the deployment (`infra/modules/cosmos.bicep`, where each is explained), checked
+//! against that file by a test, so a database made by `ensure` and one made by Bicep agree.
 //!
-//! Why each path is indexed or excluded:
-//! - `executions` (/scope, TTL 14 d): the execution list filters and sorts on `status`,
-//!   `workflowName`, `executedBy`, `startedAt`, `completedAt`, and pages by keyset with `id` as the
-//!   tie-breaker, so everything stays range-indexed (`/*`) except the two large free-form
-//!   payloads, `inputData` and `errorMessage`, which are never filtered on and would only
-//!   cost write RUs. Composite indexes cover the list's `ORDER BY startedAt DESC, id DESC`
-//!   and the metrics reconciliation's `ORDER BY completedAt, id`.
-//! - `execution_data` (/executionId, TTL 14 d): log reads filter on `type` and page by
-//!   `sequence` (`ORDER BY sequence, id`), variables by `version`; the bodies (`message`,
-//!   `data`, `variables`, `result`, `state`) are excluded, as they are the bulk of every write.
-//! - `entities` (/scope, no TTL): small metrics and membership documents queried by `type`
-//!   and date; indexed as a whole (`/*`), except the per-workflow `breakdown` map.
-//! - `leases` (/id) and `deadletters` (/functionName): only point reads and the change feed
-//!   (which needs no index), so nothing is indexed (`/*` excluded), which makes writes of
-//!   large dead-lettered batches cheaper.
+//! In short:
+//! - `executions`: everything is range-indexed except the free-form `inputData` and
+//!   `errorMessage` (never filtered on, they only cost write RUs); composite indexes for the
+//!   list's `ORDER BY startedAt DESC, id DESC` and the reconciliation's `completedAt, id`, since
+//!   Cosmos rejects a multi-key ORDER BY without its composite index.
+//! - `execution_data`: only what the log and variables reads filter or sort on (`executionId`,
+//!   `type`, `sequence`, `version`, `timestamp`, `level`); messages, data and results are the
+//!   bulk of every write and never filtered on. Composites for `sequence, id` and `version DESC,
+//!   id DESC`.
+//! - `entities`: everything except the per-workflow `workflows` map of the metrics documents.
+//! - `deadletters`: everything except the dead-lettered payloads (`documents`, `rawPayload`).
+//! - `leases`: the service default (the Functions trigger owns its documents).
 
 use serde_json::{json, Value};
 
 use crate::store::Container;
 
-/// The indexing policy of a container as Cosmos JSON (`IndexingPolicy` deserializes it).
-pub fn indexing_policy(container: Container) -> Value {
-    let excluded = |paths: &[&str]| -> Vec<Value> {
-        paths
-            .iter()
-            .map(|p| json!({"path": p}))
-            .chain([json!({"path": "/\"_etag\"/?"})])
-            .collect()
+/// The indexing policy as Cosmos JSON (`IndexingPolicy` deserializes it); `None`: the default.
+pub fn indexing_policy(container: Container) -> Option<Value> {
+    let paths =
+        |paths: &[&str]| -> Vec<Value> { paths.iter().map(|p| json!({"path": p})).collect() };
+    let composite = |keys: &[(&str, &str)]| -> Value {
+        Value::Array(
+            keys.iter()
+                .map(|(path, order)| json!({"path": path, "order": order}))
+                .collect(),
+        )
     };
-    let composite = |pairs: &[&[(&str, &str)]]| -> Vec<Value> {
-        pairs
-            .iter()
-            .map(|pair| {
-                Value::Array(
-                    pair.iter()
-                        .map(|(path, order)| json!({"path": path, "order": order}))
-                        .collect(),
-                )
-            })
-            .collect()
-    };
-    match container {
+    Some(match container {
         Container::Executions => json!({
             "indexingMode": "consistent",
             "automatic": true,
-            "includedPaths": [{"path": "/*"}],
-            "excludedPaths": excluded(&["/inputData/*", "/errorMessage/?"]),
-            "compositeIndexes": composite(&[
-                &[("/startedAt", "descending"), ("/id", "descending")],
-                &[("/status", "ascending"), ("/startedAt", "descending"), ("/id", "descending")],
-                &[("/completedAt", "ascending"), ("/id", "ascending")],
-            ]),
+            "includedPaths": paths(&["/*"]),
+            "excludedPaths": paths(&["/inputData/*", "/errorMessage/?", "/\"_etag\"/?"]),
+            "compositeIndexes": [
+                composite(&[("/startedAt", "descending"), ("/id", "descending")]),
+                composite(&[("/completedAt", "descending"), ("/id", "descending")]),
+            ],
         }),
         Container::ExecutionData => json!({
             "indexingMode": "consistent",
             "automatic": true,
-            "includedPaths": [{"path": "/*"}],
-            "excludedPaths": excluded(&["/message/?", "/data/*", "/variables/*", "/result/*", "/state/*"]),
-            "compositeIndexes": composite(&[
-                &[("/type", "ascending"), ("/sequence", "ascending"), ("/id", "ascending")],
-                &[("/sequence", "ascending"), ("/id", "ascending")],
+            "includedPaths": paths(&[
+                "/executionId/?", "/type/?", "/sequence/?", "/version/?", "/timestamp/?", "/level/?",
             ]),
+            "excludedPaths": paths(&["/*"]),
+            "compositeIndexes": [
+                composite(&[("/sequence", "ascending"), ("/id", "ascending")]),
+                composite(&[("/version", "descending"), ("/id", "descending")]),
+            ],
         }),
         Container::Entities => json!({
             "indexingMode": "consistent",
             "automatic": true,
-            "includedPaths": [{"path": "/*"}],
-            "excludedPaths": excluded(&["/breakdown/*"]),
+            "includedPaths": paths(&["/*"]),
+            "excludedPaths": paths(&["/workflows/*", "/\"_etag\"/?"]),
         }),
-        Container::Leases | Container::DeadLetters => json!({
+        Container::DeadLetters => json!({
             "indexingMode": "consistent",
             "automatic": true,
-            "includedPaths": [],
-            "excludedPaths": [{"path": "/*"}],
+            "includedPaths": paths(&["/*"]),
+            "excludedPaths": paths(&["/documents/*", "/rawPayload/?"]),
         }),
-    }
+        Container::Leases => return None,
+    })
 }
 
 #[cfg(test)]
@@ -87,8 +77,10 @@ mod tests {
     #[test]
     fn every_policy_is_valid_cosmos_json() {
         for container in Container::ALL {
-            let policy: IndexingPolicy =
-                serde_json::from_value(indexing_policy(container)).unwrap();
+            let Some(policy) = indexing_policy(container) else {
+                continue;
+            };
+            let policy: IndexingPolicy = serde_json::from_value(policy).unwrap();
             // Cosmos requires the root path to be either included or excluded.
             let root = |paths: &[azure_data_cosmos::models::PropertyPath]| {
                 paths.iter().any(|p| p.path == "/*")
@@ -96,6 +88,55 @@ mod tests {
             assert!(
                 root(&policy.included_paths) != root(&policy.excluded_paths),
                 "{container}"
+            );
+        }
+    }
+
+    /// The `path`/`order` values of a policy in document order (included, excluded, composite).
+    fn flatten(policy: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        for key in ["includedPaths", "excludedPaths"] {
+            for entry in policy[key].as_array().into_iter().flatten() {
+                out.push(entry["path"].as_str().unwrap().to_owned());
+            }
+        }
+        for index in policy["compositeIndexes"].as_array().into_iter().flatten() {
+            for key in index.as_array().unwrap() {
+                out.push(key["path"].as_str().unwrap().to_owned());
+                out.push(key["order"].as_str().unwrap().to_owned());
+            }
+        }
+        out
+    }
+
+    /// The same values from the container's `indexingPolicy` block in the Bicep module (its
+    /// quoted `path:` and `order:` values, in order); `None` when the container sets none.
+    fn bicep_policy(bicep: &str, container: &str) -> Option<Vec<String>> {
+        let start = bicep.find(&format!("id: '{container}'"))?;
+        let block = &bicep[start..];
+        let block = &block[..block.find("\nresource ").unwrap_or(block.len())];
+        let policy = &block[block.find("indexingPolicy:")?..];
+        let mut out = Vec::new();
+        for line in policy.lines() {
+            let line = line.trim();
+            for key in ["path: '", "order: '"] {
+                if let Some(value) = line.strip_prefix(key) {
+                    out.push(value.trim_end_matches('\'').to_owned());
+                }
+            }
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn policies_match_the_deployment() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/modules/cosmos.bicep");
+        let bicep = std::fs::read_to_string(path).unwrap();
+        for container in Container::ALL {
+            assert_eq!(
+                indexing_policy(container).as_ref().map(flatten),
+                bicep_policy(&bicep, container.name()),
+                "{container}: ensure and infra/modules/cosmos.bicep disagree"
             );
         }
     }

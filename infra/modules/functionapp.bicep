@@ -1,0 +1,111 @@
+// The Function App: Linux, Flex Consumption, runtime `custom` (the Rust binary named in
+// host.json), system-assigned identity. App settings name what the code reads
+// (src/config.rs SETTINGS) and the connections the bindings name (functions/*/function.json);
+// the consistency test checks both. Identity-based connections (`<name>__accountEndpoint`,
+// `<name>__accountName`) carry no secret.
+param baseName string
+param location string
+param tags object
+param storageAccountName string
+param deploymentContainerName string
+param applicationInsightsName string
+param cosmosEndpoint string
+param signalRName string
+param maximumInstanceCount int
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+#disable-next-line no-unused-existing-resources
+resource signalr 'Microsoft.SignalRService/signalR@2024-03-01' existing = {
+  name: signalRName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: '${baseName}-plan'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  name: '${baseName}-func'
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'SystemAssignedIdentity'
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: 2048
+      }
+      // Flex Consumption sets FUNCTIONS_WORKER_RUNTIME from this (it rejects the app setting).
+      runtime: {
+        name: 'custom'
+        version: '1.0'
+      }
+    }
+  }
+}
+
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: app
+  name: 'appsettings'
+  properties: {
+    // Host storage through the managed identity: no account key anywhere.
+    AzureWebJobsStorage__accountName: storage.name
+    // Change-feed triggers through the managed identity and the Cosmos data-plane role.
+    CosmosDbConnection__accountEndpoint: cosmosEndpoint
+    // SignalR: the binary signs its REST calls and negotiate tokens itself, which needs the access
+    // key (the identity form `__serviceUri` only serves the host's own bindings). Enable this line
+    // when the code reads the setting (the consistency test asks for it then, and rejects it before):
+    // AzureSignalRConnectionString: signalr.listKeys().primaryConnectionString
+    APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
+    // The app root is read-only; until the Cosmos store backend lands the functions keep their
+    // state in an instance-local SQLite file.
+    BIFROST_STORE: 'sqlite:/tmp/bifrost/bifrost.db'
+    BIFROST_DATA: '/tmp/bifrost'
+    // Results over 2 MB: the `execution-data` container of the storage account once the code has
+    // an Azure Blob backend (modules/storage.bicep creates it); only the directory form exists yet.
+    BIFROST_BLOBS: 'dir:/tmp/bifrost/blobs'
+    BIFROST_SIGNALR: 'none'
+    // Logs go to stdout (Information in App Insights); the host maps stderr to Error.
+    RUST_LOG: 'info'
+  }
+}
+
+output name string = app.name
+output url string = 'https://${app.properties.defaultHostName}'
+output principalId string = app.identity.principalId

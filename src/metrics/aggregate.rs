@@ -1,0 +1,103 @@
+//! `MetricsAggregate`: the change-feed function on `executions` that keeps daily documents
+//! current. Idempotent: see `contribution` and `ledger`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::contribution::{source_position, Contribution};
+use super::ledger::{self, Update};
+use crate::functions::{AppContext, BatchHandler, FunctionError};
+use crate::model::ExecutionDoc;
+
+pub struct MetricsAggregate;
+
+/// The latest delivered version of each execution, grouped by scope. Documents that are not
+/// executions are ignored; unreadable ones are logged (they cannot be counted, and the rollup's
+/// live aggregate skips them the same way).
+pub fn updates_by_scope(
+    documents: &[Value],
+    skipped: &mut Vec<String>,
+) -> BTreeMap<String, Vec<Update>> {
+    let mut latest: BTreeMap<(String, String), Update> = BTreeMap::new();
+    for document in documents {
+        if document.get("type").and_then(Value::as_str) != Some("execution") {
+            continue;
+        }
+        let position = source_position(document);
+        let execution = match ExecutionDoc::deserialize(document) {
+            Ok(execution) => execution,
+            Err(e) => {
+                let id = document.get("id").and_then(Value::as_str).unwrap_or("?");
+                skipped.push(format!("{id}: {e}"));
+                continue;
+            }
+        };
+        let update = Update {
+            execution_id: execution.execution_id.clone(),
+            contribution: Contribution::of(&execution),
+            position,
+        };
+        let key = (execution.scope.to_string(), execution.execution_id.clone());
+        match latest.get(&key) {
+            Some(existing) if !super::contribution::is_newer(position, existing.position) => {}
+            _ => {
+                latest.insert(key, update);
+            }
+        }
+    }
+    let mut by_scope: BTreeMap<String, Vec<Update>> = BTreeMap::new();
+    for ((scope, _), update) in latest {
+        by_scope.entry(scope).or_default().push(update);
+    }
+    by_scope
+}
+
+#[async_trait]
+impl BatchHandler for MetricsAggregate {
+    async fn handle(
+        &self,
+        ctx: &AppContext,
+        documents: &[Value],
+    ) -> Result<Vec<String>, FunctionError> {
+        let mut skipped = Vec::new();
+        let by_scope = updates_by_scope(documents, &mut skipped);
+        let mut logs = Vec::new();
+        for reason in &skipped {
+            tracing::error!(%reason, "execution document not counted");
+            logs.push(format!("MetricsAggregate: not counted: {reason}"));
+        }
+        if by_scope.is_empty() {
+            logs.push(format!(
+                "MetricsAggregate: {} documents, no executions",
+                documents.len()
+            ));
+            return Ok(logs);
+        }
+        let scopes: BTreeSet<String> = by_scope.keys().cloned().collect();
+        ledger::register_scopes(ctx.store.as_ref(), &scopes).await?;
+        let now = ctx.clock.now();
+        for (scope, updates) in &by_scope {
+            let span = tracing::info_span!("metrics", %scope, executions = updates.len());
+            let _guard = span.enter();
+            let report = ledger::apply(ctx.store.as_ref(), now, scope, updates, false).await?;
+            if report.sealed_skips > 0 {
+                tracing::warn!(
+                    skips = report.sealed_skips,
+                    "changes to sealed days were not applied"
+                );
+            }
+            logs.push(format!(
+                "MetricsAggregate: {scope}: {} executions, {} changed, {} unchanged, days {:?}, {} conflicts retried",
+                updates.len(),
+                report.changed,
+                report.unchanged,
+                report.days_written,
+                report.conflicts
+            ));
+        }
+        Ok(logs)
+    }
+}

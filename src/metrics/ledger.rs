@@ -1,0 +1,308 @@
+//! Applying contribution changes to the store: markers and daily documents of one scope, written
+//! together in one transactional batch under ETag preconditions, retried on conflict.
+//!
+//! Cost per batch chunk (≤ `CHUNK` executions of one scope): one point read per marker, one per
+//! affected day (usually one), and one batch write holding the markers of newer versions and the
+//! days whose sums changed. A redelivered or stale version costs its marker read and nothing else.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::contribution::{is_newer, Contribution, Marker};
+use super::summary;
+use crate::model::{MetricsDoc, Scope, Timestamp};
+use crate::store::{BatchOperation, Container, ETag, Store, StoreError};
+
+/// Executions per batch: each may touch its marker and two days, and a Cosmos batch holds at
+/// most 100 operations (30 markers + up to 60 days).
+pub const CHUNK: usize = 30;
+/// Attempts when another writer changed a marker or day between our read and our write.
+const MAX_ATTEMPTS: u32 = 30;
+
+/// The document the registry of scopes with metrics lives in (partition `GLOBAL`), so the
+/// hourly rollup and all-scope dashboards know which partitions to visit.
+pub const SCOPES_DOC_ID: &str = "metrics-scopes";
+
+/// One execution's state as delivered (or as found by reconciliation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    pub execution_id: String,
+    pub contribution: Option<Contribution>,
+    pub position: Option<i64>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Executions whose contribution changed.
+    pub changed: usize,
+    /// Deliveries that were duplicates or older than what was applied.
+    pub unchanged: usize,
+    /// Days whose document was written.
+    pub days_written: BTreeSet<String>,
+    /// Contribution changes refused because their day was sealed.
+    pub sealed_skips: usize,
+    /// Write conflicts retried.
+    pub conflicts: u32,
+}
+
+/// Applies the updates of one scope, in chunks. With `force`, positions are ignored and the
+/// marker is set whenever the contribution differs (reconciliation against the source).
+pub async fn apply(
+    store: &dyn Store,
+    now: Timestamp,
+    scope: &str,
+    updates: &[Update],
+    force: bool,
+) -> Result<ApplyReport, StoreError> {
+    let mut report = ApplyReport::default();
+    for chunk in updates.chunks(CHUNK) {
+        apply_chunk(store, now, scope, chunk, force, &mut report).await?;
+    }
+    Ok(report)
+}
+
+async fn apply_chunk(
+    store: &dyn Store,
+    now: Timestamp,
+    scope: &str,
+    chunk: &[Update],
+    force: bool,
+    report: &mut ApplyReport,
+) -> Result<(), StoreError> {
+    for attempt in 1..=MAX_ATTEMPTS {
+        match try_chunk(store, now, scope, chunk, force).await {
+            Ok(outcome) => {
+                report.changed += outcome.changed;
+                report.unchanged += outcome.unchanged;
+                report.sealed_skips += outcome.sealed_skips;
+                report.days_written.extend(outcome.days_written);
+                return Ok(());
+            }
+            Err(StoreError::PreconditionFailed { .. } | StoreError::Conflict { .. })
+                if attempt < MAX_ATTEMPTS =>
+            {
+                report.conflicts += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Unavailable(format!(
+        "metrics for scope {scope}: still conflicting after {MAX_ATTEMPTS} attempts"
+    )))
+}
+
+/// 1, 2, 4 … 64 ms plus up to as much again of jitter, so racing writers spread out.
+fn backoff(attempt: u32) -> Duration {
+    let base = 1u64 << attempt.min(6);
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % base.max(1);
+    Duration::from_millis(base + jitter)
+}
+
+#[derive(Default)]
+struct ChunkOutcome {
+    changed: usize,
+    unchanged: usize,
+    sealed_skips: usize,
+    days_written: BTreeSet<String>,
+}
+
+async fn try_chunk(
+    store: &dyn Store,
+    now: Timestamp,
+    scope: &str,
+    chunk: &[Update],
+    force: bool,
+) -> Result<ChunkOutcome, StoreError> {
+    let mut outcome = ChunkOutcome::default();
+    let mut operations = Vec::new();
+    let mut days: BTreeMap<String, (MetricsDoc, Option<ETag>)> = BTreeMap::new();
+    let mut transitions = Vec::new();
+
+    for update in chunk {
+        let marker_id = Marker::id_for(&update.execution_id);
+        let stored = store.read(Container::Entities, scope, &marker_id).await?;
+        let (previous, applied_position, marker_etag) = match &stored {
+            Some(doc) => match serde_json::from_value::<Marker>(doc.body.clone()) {
+                Ok(marker) => (
+                    marker.contribution,
+                    marker.source_position,
+                    Some(doc.etag.clone()),
+                ),
+                // An unreadable marker is replaced; reconciliation repairs the day it skewed.
+                Err(_) => (None, None, Some(doc.etag.clone())),
+            },
+            None => (None, None, None),
+        };
+        let write_marker = if force {
+            // Reconciliation read the source a moment ago; never undo a newer version the
+            // change feed applied since.
+            let older = matches!(
+                (update.position, applied_position),
+                (Some(new), Some(old)) if new < old
+            );
+            previous != update.contribution && !older
+        } else {
+            // Every newer version moves the marker, even when its contribution is the same:
+            // an older version delivered later must still be recognised as older.
+            is_newer(update.position, applied_position)
+        };
+        if !write_marker {
+            outcome.unchanged += 1;
+            continue;
+        }
+        let marker = Marker::new(
+            scope,
+            &update.execution_id,
+            update.contribution.clone(),
+            update.position,
+            now,
+        );
+        let marker = serde_json::to_value(&marker)
+            .map_err(|e| StoreError::Backend(format!("serializing a marker: {e}")))?;
+        operations.push(match marker_etag {
+            Some(etag) => BatchOperation::Replace {
+                doc: marker,
+                if_match: Some(etag),
+            },
+            None => BatchOperation::Create(marker),
+        });
+        if previous == update.contribution {
+            outcome.unchanged += 1;
+            continue;
+        }
+        for contribution in previous.iter().chain(update.contribution.iter()) {
+            if !days.contains_key(&contribution.day) {
+                let day = read_day(store, scope, &contribution.day).await?;
+                days.insert(contribution.day.clone(), day);
+            }
+        }
+        transitions.push((previous, update.contribution.clone()));
+        outcome.changed += 1;
+    }
+    if operations.is_empty() {
+        return Ok(outcome);
+    }
+
+    let mut touched = BTreeSet::new();
+    for (previous, next) in &transitions {
+        for (contribution, sign) in [(previous, -1), (next, 1)] {
+            let Some(contribution) = contribution else {
+                continue;
+            };
+            let Some((doc, _)) = days.get_mut(&contribution.day) else {
+                continue;
+            };
+            if doc.sealed {
+                outcome.sealed_skips += 1;
+                continue;
+            }
+            summary::apply(doc, contribution, sign);
+            touched.insert(contribution.day.clone());
+        }
+    }
+    for day in &touched {
+        if let Some((doc, etag)) = days.get_mut(day) {
+            summary::touch(doc, now);
+            let body = serde_json::to_value(&*doc)
+                .map_err(|e| StoreError::Backend(format!("serializing metrics: {e}")))?;
+            operations.push(match etag {
+                Some(etag) => BatchOperation::Replace {
+                    doc: body,
+                    if_match: Some(etag.clone()),
+                },
+                None => BatchOperation::Create(body),
+            });
+        }
+    }
+    store.batch(Container::Entities, scope, operations).await?;
+    outcome.days_written = touched;
+    Ok(outcome)
+}
+
+/// A day's document and its ETag, or a new empty one (no ETag) when none exists yet.
+async fn read_day(
+    store: &dyn Store,
+    scope: &str,
+    day: &str,
+) -> Result<(MetricsDoc, Option<ETag>), StoreError> {
+    match store
+        .read(Container::Entities, scope, &MetricsDoc::id_for(day))
+        .await?
+    {
+        Some(stored) => match serde_json::from_value::<MetricsDoc>(stored.body) {
+            Ok(doc) => Ok((doc, Some(stored.etag))),
+            Err(e) => Err(StoreError::InvalidDocument {
+                container: Container::Entities.name(),
+                reason: format!("metrics document for {day} in {scope} is unreadable: {e}"),
+            }),
+        },
+        None => Ok((summary::empty(scope, day), None)),
+    }
+}
+
+/// Every scope that has metrics, from the registry document.
+pub async fn known_scopes(store: &dyn Store) -> Result<Vec<Scope>, StoreError> {
+    let Some(doc) = store
+        .read(Container::Entities, Scope::GLOBAL, SCOPES_DOC_ID)
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(doc.body["scopes"]
+        .as_array()
+        .map(|scopes| {
+            scopes
+                .iter()
+                .filter_map(|s| s.as_str().and_then(|s| Scope::parse(s).ok()))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Adds scopes to the registry (one read; a write only when one is new).
+pub async fn register_scopes(
+    store: &dyn Store,
+    scopes: &BTreeSet<String>,
+) -> Result<(), StoreError> {
+    for attempt in 1..=MAX_ATTEMPTS {
+        let stored = store
+            .read(Container::Entities, Scope::GLOBAL, SCOPES_DOC_ID)
+            .await?;
+        let mut known: BTreeSet<String> = stored
+            .as_ref()
+            .and_then(|d| d.body["scopes"].as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if scopes.is_subset(&known) {
+            return Ok(());
+        }
+        known.extend(scopes.iter().cloned());
+        let doc = json!({
+            "id": SCOPES_DOC_ID, "type": "metricsScopes", "scope": Scope::GLOBAL, "scopes": known,
+        });
+        let result = match &stored {
+            Some(existing) => store
+                .replace(Container::Entities, doc, Some(&existing.etag))
+                .await
+                .map(|_| ()),
+            None => store.create(Container::Entities, doc).await.map(|_| ()),
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(StoreError::PreconditionFailed { .. } | StoreError::Conflict { .. })
+                if attempt < MAX_ATTEMPTS =>
+            {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
