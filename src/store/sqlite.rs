@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::keyset;
 use super::patch::{self, PatchOp};
 use super::query::{Field, FilterOp, Query};
-use super::validate::{validate, ValidDocument as Incoming};
+use super::validate::{validate, validate_in_partition, ValidDocument as Incoming};
 use super::{
     check_batch_size, BatchOperation, BatchOutcome, ChangeFeedPage, Container, ETag, FeedPosition,
     Page, Store, StoreError, StoredDocument,
@@ -218,31 +218,17 @@ fn prepare_batch(
     operations: Vec<BatchOperation>,
 ) -> Result<Vec<PreparedOp>, StoreError> {
     check_batch_size(operations.len())?;
-    let in_partition = |doc: Incoming| {
-        if doc.pk == partition_key {
-            Ok(doc)
-        } else {
-            Err(StoreError::InvalidDocument {
-                container: container.name(),
-                reason: format!(
-                    "batch for partition {partition_key:?} holds a document of partition {:?}",
-                    doc.pk
-                ),
-            })
-        }
-    };
+    let in_partition = |doc| validate_in_partition(container, partition_key, doc);
     operations
         .into_iter()
         .map(|op| {
             Ok(match op {
-                BatchOperation::Create(doc) => {
-                    PreparedOp::Create(in_partition(validate(container, doc)?)?)
-                }
+                BatchOperation::Create(doc) => PreparedOp::Create(in_partition(doc)?),
                 BatchOperation::Upsert { doc, if_match } => {
-                    PreparedOp::Upsert(in_partition(validate(container, doc)?)?, if_match)
+                    PreparedOp::Upsert(in_partition(doc)?, if_match)
                 }
                 BatchOperation::Replace { doc, if_match } => {
-                    PreparedOp::Replace(in_partition(validate(container, doc)?)?, if_match)
+                    PreparedOp::Replace(in_partition(doc)?, if_match)
                 }
                 BatchOperation::Delete { id, if_match } => {
                     PreparedOp::Delete(partition_key.to_owned(), id, if_match)

@@ -71,3 +71,22 @@ pub fn validate(container: Container, doc: Value) -> Result<ValidDocument, Store
         ttl,
     })
 }
+
+/// Validates a document of a one-partition batch: as `validate`, and in `partition_key`.
+pub fn validate_in_partition(
+    container: Container,
+    partition_key: &str,
+    doc: Value,
+) -> Result<ValidDocument, StoreError> {
+    let valid = validate(container, doc)?;
+    if valid.pk != partition_key {
+        return Err(StoreError::InvalidDocument {
+            container: container.name(),
+            reason: format!(
+                "batch for partition {partition_key:?} holds a document of partition {:?}",
+                valid.pk
+            ),
+        });
+    }
+    Ok(valid)
+}

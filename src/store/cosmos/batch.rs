@@ -7,7 +7,7 @@ use azure_data_cosmos::options::{
 };
 use serde_json::Value;
 
-use crate::store::validate::validate;
+use crate::store::validate::validate_in_partition;
 use crate::store::{
     check_batch_size, BatchOperation, BatchOutcome, Container, ETag, StoreError, StoredDocument,
 };
@@ -97,17 +97,7 @@ pub fn prepare(
 ) -> Result<Vec<Prepared>, StoreError> {
     check_batch_size(operations.len())?;
     let checked = |doc: Value| {
-        let valid = validate(container, doc)?;
-        if valid.pk != partition_key {
-            return Err(StoreError::InvalidDocument {
-                container: container.name(),
-                reason: format!(
-                    "batch for partition {partition_key:?} holds a document of partition {:?}",
-                    valid.pk
-                ),
-            });
-        }
-        Ok((valid.id, valid.doc))
+        validate_in_partition(container, partition_key, doc).map(|valid| (valid.id, valid.doc))
     };
     operations
         .into_iter()
