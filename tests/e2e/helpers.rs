@@ -198,7 +198,9 @@ pub fn journal_logs(path: &Path) -> (BTreeMap<String, Vec<u64>>, BTreeSet<String
     let mut logs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut results = BTreeSet::new();
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    for line in text.lines() {
+    // The server may be writing a line right now: only newline-terminated lines are complete.
+    let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+    for line in complete.lines() {
         let message: Value = serde_json::from_str(line).expect("journal line is JSON");
         let argument = &message["arguments"][0];
         let execution = argument["executionId"].as_str().unwrap().to_owned();
