@@ -117,6 +117,19 @@ async fn serve_runs_the_whole_system_on_cosmos_and_resumes_after_a_crash() {
     let before = simulate(&store, 3, 40);
     assert_eq!(before.len(), 3);
     wait_for_all(&journal_path, &before, 40).await;
+    // The request units spent so far are reported (the emulator charges by its own model).
+    let health: Value = client()
+        .get(format!("{}/api/health", first.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        health["store"]["requestUnits"].as_f64().unwrap_or(0.0) > 0.0,
+        "{health}"
+    );
 
     // Crash, write while nothing is serving, restart: the checkpoint in `leases` resumes the feed.
     first.kill();
