@@ -5,9 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{DATA_ENV, PORT_ENV, SIGNALR_ENV, STORE_ENV};
+use crate::config::{DATA_ENV, PORT_ENV, SIGNALR_CONNECTION_ENV, SIGNALR_ENV, STORE_ENV};
 use crate::model::Scope;
-use crate::realtime::SinkTarget;
 use crate::store::StoreUrl;
 
 #[derive(Debug, Parser)]
@@ -87,9 +86,21 @@ pub struct HandlerArgs {
     pub port: u16,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Where real-time messages go: none | console | journal:PATH.
-    #[arg(long, env = SIGNALR_ENV, default_value = "none")]
-    pub signalr: SinkTarget,
+    /// Where real-time messages go: none | console | journal:PATH | a SignalR connection string
+    /// (default: the AzureSignalRConnectionString setting when present, else none).
+    /// Parsed by `config::realtime_target`, whose errors never echo an access key.
+    #[arg(long, env = SIGNALR_ENV, hide_env_values = true)]
+    pub signalr: Option<String>,
+    #[command(flatten)]
+    pub signalr_service: SignalRServiceArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SignalRServiceArgs {
+    /// Azure SignalR Service connection string (Endpoint=…;AccessKey=…;Version=1.0;).
+    /// A string here, parsed later: clap's own errors would print the whole value, key included.
+    #[arg(long = "signalr-connection-string", env = SIGNALR_CONNECTION_ENV, hide_env_values = true)]
+    pub connection_string: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -99,9 +110,13 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Where real-time messages go: none | console | journal:PATH (default: console with --demo, else none).
-    #[arg(long, env = SIGNALR_ENV)]
-    pub signalr: Option<SinkTarget>,
+    /// Where real-time messages go: hub | none | console | journal:PATH | a SignalR connection
+    /// string (default: AzureSignalRConnectionString when set, else console with --demo, else
+    /// the built-in hub on --listen).
+    #[arg(long, env = SIGNALR_ENV, hide_env_values = true)]
+    pub signalr: Option<String>,
+    #[command(flatten)]
+    pub signalr_service: SignalRServiceArgs,
     /// Keep simulating executions so logs stream (printed on stdout unless --signalr says otherwise).
     #[arg(long)]
     pub demo: bool,
@@ -127,6 +142,10 @@ pub struct SimulateArgs {
     pub workflow: String,
     #[arg(long, default_value = "simulator@bifrost.local")]
     pub executed_by: String,
+    /// After creating the executions (and printing their ids), wait for a line on stdin before
+    /// writing any log, so observers can subscribe first.
+    #[arg(long)]
+    pub wait_for_stdin: bool,
 }
 
 fn parse_rate(raw: &str) -> Result<f64, String> {

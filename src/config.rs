@@ -21,6 +21,8 @@ pub struct Setting {
 pub const STORE_ENV: &str = "BIFROST_STORE";
 pub const DATA_ENV: &str = "BIFROST_DATA";
 pub const SIGNALR_ENV: &str = "BIFROST_SIGNALR";
+/// The Azure app setting name the SignalR bindings and tooling use.
+pub const SIGNALR_CONNECTION_ENV: &str = "AzureSignalRConnectionString";
 pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 
 pub const SETTINGS: &[Setting] = &[
@@ -62,8 +64,15 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: SIGNALR_ENV,
-        description: "Where real-time messages go: `none` (default) or `journal:PATH` (JSON lines).",
+        description: "Where real-time messages go: a SignalR connection string, `hub` (serve mode's built-in hub, its default), `none`, `console` or `journal:PATH` (JSON lines). Overrides `AzureSignalRConnectionString`.",
         example: "none",
+        // An override for local runs and tests: deployments set the connection string instead.
+        in_local_settings: false,
+    },
+    Setting {
+        name: SIGNALR_CONNECTION_ENV,
+        description: "Azure SignalR Service (serverless) connection string `Endpoint=https://<name>.service.signalr.net;AccessKey=<key>;Version=1.0;`: real-time messages and `/api/negotiate` use it.",
+        example: "Endpoint=https://<name>.service.signalr.net;AccessKey=<key>;Version=1.0;",
         in_local_settings: true,
     },
     Setting {
@@ -85,6 +94,30 @@ pub fn store_url(explicit: Option<&StoreUrl>, data_dir: &std::path::Path) -> Sto
     explicit
         .cloned()
         .unwrap_or_else(|| StoreUrl::Sqlite(data_dir.join("bifrost.db")))
+}
+
+/// Which real-time target applies: `--signalr`/`BIFROST_SIGNALR`, else the SignalR connection
+/// string setting, else the mode's default.
+/// Errors name the setting and what is wrong, never the value (it may hold an access key).
+pub fn realtime_target(
+    explicit: Option<&str>,
+    connection_string: Option<&str>,
+    default: SinkTarget,
+) -> anyhow::Result<SinkTarget> {
+    if let Some(raw) = explicit {
+        return raw
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--signalr / {SIGNALR_ENV}: {e}"));
+    }
+    match connection_string.filter(|raw| !raw.trim().is_empty()) {
+        Some(raw) => raw
+            .parse::<crate::realtime::ConnectionString>()
+            .map(SinkTarget::SignalR)
+            .map_err(|e| {
+                anyhow::anyhow!("--signalr-connection-string / {SIGNALR_CONNECTION_ENV}: {e}")
+            }),
+        None => Ok(default),
+    }
 }
 
 /// The validated settings of a long-running mode (`handler` or `serve`).

@@ -6,7 +6,7 @@ use clap::Parser;
 
 use bifrost_workers::cli::{Cli, Command, EnsureArgs, FunctionsArgs, PackageArgs, SimulateArgs};
 use bifrost_workers::clock::{Clock, SystemClock};
-use bifrost_workers::config::RuntimeConfig;
+use bifrost_workers::config::{realtime_target, RuntimeConfig};
 use bifrost_workers::host::{function_json, handler, manifest, registry};
 use bifrost_workers::realtime::SinkTarget;
 use bifrost_workers::serve::{self, ServeOptions};
@@ -47,7 +47,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = RuntimeConfig {
                 store: args.store.url(),
                 blobs: args.store.blob_location(),
-                realtime: args.signalr,
+                realtime: realtime_target(
+                    args.signalr.as_deref(),
+                    args.signalr_service.connection_string.as_deref(),
+                    SinkTarget::None,
+                )?,
             };
             handler::run(args.port, config).await
         }
@@ -64,12 +68,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let default_sink = if args.demo {
                 SinkTarget::Console
             } else {
-                SinkTarget::None
+                SinkTarget::BuiltInHub
             };
             let config = RuntimeConfig {
                 store: args.store.url(),
                 blobs: args.store.blob_location(),
-                realtime: args.signalr.unwrap_or(default_sink),
+                realtime: realtime_target(
+                    args.signalr.as_deref(),
+                    args.signalr_service.connection_string.as_deref(),
+                    default_sink,
+                )?,
             };
             serve::run(ServeOptions {
                 listen: args.listen,
@@ -141,11 +149,28 @@ async fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
         workflow_name: args.workflow,
         executed_by: args.executed_by,
     };
-    let report = simulate::run(store.as_ref(), clock.as_ref(), &options, |id| {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{id}");
-        let _ = out.flush();
-    })
+    let wait_for_stdin = args.wait_for_stdin;
+    let gate = async move {
+        if wait_for_stdin {
+            // A closed stdin counts as the go signal too: never hang forever.
+            let _ = tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)
+            })
+            .await;
+        }
+    };
+    let report = simulate::run_gated(
+        store.as_ref(),
+        clock.as_ref(),
+        &options,
+        |id| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{id}");
+            let _ = out.flush();
+        },
+        gate,
+    )
     .await
     .context("simulation stopped")?;
     tracing::info!(

@@ -45,7 +45,19 @@ pub async fn run(
     store: &dyn Store,
     clock: &dyn Clock,
     options: &SimulateOptions,
+    on_execution: impl FnMut(&str),
+) -> Result<SimulateReport, StoreError> {
+    run_gated(store, clock, options, on_execution, std::future::ready(())).await
+}
+
+/// `run`, but the logs start only once `gate` completes (after every execution exists), so a
+/// test can subscribe to the executions before their first log is written.
+pub async fn run_gated(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    options: &SimulateOptions,
     mut on_execution: impl FnMut(&str),
+    gate: impl std::future::Future<Output = ()>,
 ) -> Result<SimulateReport, StoreError> {
     let mut executions = Vec::new();
     for index in 0..options.executions {
@@ -80,6 +92,7 @@ pub async fn run(
         executions.push(doc);
     }
 
+    gate.await;
     let started = Instant::now();
     let mut written: u64 = 0;
     for sequence in 1..=options.logs_per_execution {

@@ -88,9 +88,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Change-feed triggers through the managed identity and the Cosmos data-plane role.
     CosmosDbConnection__accountEndpoint: cosmosEndpoint
     // SignalR: the binary signs its REST calls and negotiate tokens itself, which needs the access
-    // key (the identity form `__serviceUri` only serves the host's own bindings). Enable this line
-    // when the code reads the setting (the consistency test asks for it then, and rejects it before):
-    // AzureSignalRConnectionString: signalr.listKeys().primaryConnectionString
+    // key (the identity form `__serviceUri` only serves the host's own bindings).
+    AzureSignalRConnectionString: signalr.listKeys().primaryConnectionString
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
     // The app root is read-only; until the Cosmos store backend lands the functions keep their
@@ -100,7 +99,6 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Results over 2 MB: the `execution-data` container of the storage account once the code has
     // an Azure Blob backend (modules/storage.bicep creates it); only the directory form exists yet.
     BIFROST_BLOBS: 'dir:/tmp/bifrost/blobs'
-    BIFROST_SIGNALR: 'none'
     // Logs go to stdout (Information in App Insights); the host maps stderr to Error.
     RUST_LOG: 'info'
   }

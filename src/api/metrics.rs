@@ -56,13 +56,10 @@ async fn daily_documents(
     scope: &Scope,
     from: NaiveDate,
 ) -> Result<BTreeMap<String, MetricsDoc>, ApiError> {
-    let mut query = Query::new(400)
-        .filter("type", FilterOp::Eq(json!(MetricsDoc::TYPE)))
-        .filter(
-            "date",
-            FilterOp::Ge(json!(from.format("%Y-%m-%d").to_string())),
-        )
-        .order_by("date", false);
+    let mut query = Query::new(400);
+    for (field, op) in MetricsDoc::from_date_filters(&from.format("%Y-%m-%d").to_string()) {
+        query = query.filter(field, op);
+    }
     let mut days = BTreeMap::new();
     loop {
         let page = store

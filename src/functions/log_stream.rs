@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{AppContext, BatchHandler, FunctionError};
+use super::{publish, AppContext, BatchHandler, FunctionError};
 use crate::model::{ExecutionDataDoc, LogDoc, ResultDoc, StateDoc, VariablesDoc};
 use crate::realtime::HubMessage;
 
@@ -19,6 +19,13 @@ pub const TARGET_LOGS: &str = "executionLogs";
 pub const TARGET_VARIABLES: &str = "executionVariables";
 pub const TARGET_STATE: &str = "executionState";
 pub const TARGET_RESULT: &str = "executionResult";
+
+/// Serialized logs per `executionLogs` message. The SignalR REST API refuses bodies over 1 MB, so
+/// a batch whose logs are bigger is split into several messages, still in sequence order.
+pub const MAX_LOGS_BYTES_PER_MESSAGE: usize = 512 * 1024;
+/// A single log bigger than the message budget is sent without `data` and with its message cut
+/// to this many characters, marked `truncated: true` (the query API has it whole).
+const TRUNCATED_MESSAGE_CHARS: usize = 16 * 1024;
 
 pub fn execution_group(execution_id: &str) -> String {
     format!("execution:{execution_id}")
@@ -80,17 +87,7 @@ pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>)
             target: target.to_owned(),
             arguments: vec![argument],
         };
-        if !found.logs.is_empty() {
-            let logs: Vec<Value> = found
-                .logs
-                .values()
-                .map(|log| {
-                    json!({
-                        "id": log.id, "sequence": log.sequence, "timestamp": log.timestamp,
-                        "level": log.level, "message": log.message, "data": log.data,
-                    })
-                })
-                .collect();
+        for logs in chunk_logs(found.logs.values()) {
             messages.push(message(
                 TARGET_LOGS,
                 json!({ "executionId": execution_id, "logs": logs }),
@@ -121,6 +118,45 @@ pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>)
     (messages, skipped)
 }
 
+fn log_entry(log: &LogDoc) -> Value {
+    json!({
+        "id": log.id, "sequence": log.sequence, "timestamp": log.timestamp,
+        "level": log.level, "message": log.message, "data": log.data,
+    })
+}
+
+/// The logs (already in sequence order) as message payloads of at most
+/// `MAX_LOGS_BYTES_PER_MESSAGE` serialized bytes each; usually exactly one.
+fn chunk_logs<'a>(logs: impl Iterator<Item = &'a LogDoc>) -> Vec<Vec<Value>> {
+    let mut chunks: Vec<Vec<Value>> = Vec::new();
+    let mut current: Vec<Value> = Vec::new();
+    let mut current_bytes = 0;
+    for log in logs {
+        let mut entry = log_entry(log);
+        let mut size = entry.to_string().len();
+        if size > MAX_LOGS_BYTES_PER_MESSAGE {
+            entry["data"] = Value::Null;
+            entry["message"] = json!(log
+                .message
+                .chars()
+                .take(TRUNCATED_MESSAGE_CHARS)
+                .collect::<String>());
+            entry["truncated"] = json!(true);
+            size = entry.to_string().len();
+        }
+        if !current.is_empty() && current_bytes + size > MAX_LOGS_BYTES_PER_MESSAGE {
+            chunks.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        current_bytes += size + 1;
+        current.push(entry);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
 pub struct LogStream;
 
 #[async_trait]
@@ -130,23 +166,13 @@ impl BatchHandler for LogStream {
         ctx: &AppContext,
         documents: &[Value],
     ) -> Result<Vec<String>, FunctionError> {
-        let (messages, skipped) = messages_for_batch(documents);
-        for reason in &skipped {
-            // Not fatal: the document stays in the store and the query API still serves it.
-            tracing::warn!(%reason, "LogStream skipped an unreadable execution_data document");
-        }
-        ctx.sink.send(&messages).await?;
-        let mut logs = vec![format!(
-            "LogStream: {} documents, {} messages",
+        publish(
+            ctx,
+            "LogStream",
             documents.len(),
-            messages.len()
-        )];
-        logs.extend(
-            skipped
-                .into_iter()
-                .map(|r| format!("LogStream skipped {r}")),
-        );
-        Ok(logs)
+            messages_for_batch(documents),
+        )
+        .await
     }
 }
 
@@ -182,6 +208,38 @@ mod tests {
             .collect();
         assert_eq!(seqs, vec![1, 2, 3]);
         assert_eq!(messages[1].group, "execution:b");
+    }
+
+    #[test]
+    fn big_batches_split_in_order_and_huge_logs_are_truncated() {
+        let big = |sequence: u64, bytes: usize| {
+            let mut doc = log("a", sequence);
+            doc["data"] = json!("x".repeat(bytes));
+            doc
+        };
+        let docs: Vec<Value> = (1..=5)
+            .map(|s| big(s, 200 * 1024))
+            .chain([big(6, 2_000_000)])
+            .collect();
+        let (messages, _) = messages_for_batch(&docs);
+        assert!(messages.len() >= 3, "{} messages", messages.len());
+        let mut seqs = Vec::new();
+        for m in &messages {
+            assert_eq!(m.target, TARGET_LOGS);
+            assert!(m.arguments[0].to_string().len() < 1024 * 1024);
+            for l in m.arguments[0]["logs"].as_array().unwrap() {
+                seqs.push(l["sequence"].as_u64().unwrap());
+            }
+        }
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+        let logs = messages.last().unwrap().arguments[0]["logs"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let last = logs.last().unwrap();
+        assert_eq!(last["sequence"], 6);
+        assert_eq!(last["truncated"], true);
+        assert!(last["data"].is_null());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The functions themselves: pure logic over a `Store` and a `MessageSink`, with no knowledge of
 //! whether the Functions host or `serve` invoked them.
 
+pub mod execution_updates;
 pub mod health;
 pub mod log_stream;
+pub mod subscribe;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +18,31 @@ use crate::host::protocol::{HttpRequest, HttpResponse, TimerInfo};
 use crate::model::Timestamp;
 use crate::realtime::{MessageSink, SinkError};
 use crate::store::{Store, StoreError};
+
+/// The common end of the change-feed → SignalR functions: warn about documents that could not be
+/// read (not fatal: they stay in the store and the query API serves them), send the messages
+/// (a failure fails the batch, so it is retried), and summarize for the host log.
+pub async fn publish(
+    ctx: &AppContext,
+    function: &str,
+    documents: usize,
+    (messages, skipped): (Vec<crate::realtime::HubMessage>, Vec<String>),
+) -> Result<Vec<String>, FunctionError> {
+    for reason in &skipped {
+        tracing::warn!(function, %reason, "skipped an unreadable document");
+    }
+    ctx.sink.send(&messages).await?;
+    let mut logs = vec![format!(
+        "{function}: {documents} documents, {} messages",
+        messages.len()
+    )];
+    logs.extend(
+        skipped
+            .into_iter()
+            .map(|r| format!("{function} skipped {r}")),
+    );
+    Ok(logs)
+}
 
 /// What every function may use.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::contribution::{source_position, Contribution};
+use super::contribution::{Contribution, Position};
 use super::ledger::{self, Update};
 use crate::functions::{AppContext, BatchHandler, FunctionError};
 use crate::model::ExecutionDoc;
@@ -26,7 +26,7 @@ pub fn updates_by_scope(
         if document.get("type").and_then(Value::as_str) != Some("execution") {
             continue;
         }
-        let position = source_position(document);
+        let position = Position::of(document);
         let execution = match ExecutionDoc::deserialize(document) {
             Ok(execution) => execution,
             Err(e) => {
@@ -42,7 +42,7 @@ pub fn updates_by_scope(
         };
         let key = (execution.scope.to_string(), execution.execution_id.clone());
         match latest.get(&key) {
-            Some(existing) if !super::contribution::is_newer(position, existing.position) => {}
+            Some(existing) if !position.is_newer_than(&existing.position) => {}
             _ => {
                 latest.insert(key, update);
             }

@@ -43,8 +43,50 @@ impl Contribution {
     }
 }
 
-/// The marker document: the applied contribution (none after an execution left a terminal
-/// state) and the feed position of the execution version it reflects.
+/// Where a version of an execution sits in its partition's history. Change-feed documents
+/// carry `_lsn` (Cosmos and SQLite); query results carry it on SQLite only, `_ts` (seconds)
+/// everywhere. Versions are compared by `_lsn` when both sides have it, else by `_ts`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Position {
+    pub lsn: Option<i64>,
+    pub ts: Option<i64>,
+}
+
+impl Position {
+    pub fn of(document: &Value) -> Position {
+        Position {
+            lsn: document.get("_lsn").and_then(Value::as_i64),
+            ts: document.get("_ts").and_then(Value::as_i64),
+        }
+    }
+
+    /// Whether a delivery at `self` may replace what a marker at `applied` reflects. Equal
+    /// `_lsn`s are the same version (a redelivery): not newer. By `_ts` alone (one-second
+    /// resolution) an equal time may be a newer version, so it counts as newer; when it is in
+    /// fact the same version its contribution is equal and nothing changes. Unknown positions
+    /// apply: refusing them could leave metrics stale, and the rollup repairs any harm.
+    pub fn is_newer_than(&self, applied: &Position) -> bool {
+        match (self.lsn, applied.lsn, self.ts, applied.ts) {
+            (Some(new), Some(old), _, _) => new > old,
+            (_, _, Some(new), Some(old)) => new >= old,
+            _ => true,
+        }
+    }
+
+    /// Whether `self` is certainly an older version than `applied` (reconciliation must not
+    /// go back past what the change feed applied after it read the source).
+    pub fn is_older_than(&self, applied: &Position) -> bool {
+        match (self.lsn, applied.lsn, self.ts, applied.ts) {
+            (Some(new), Some(old), _, _) => new < old,
+            (_, _, Some(new), Some(old)) => new < old,
+            _ => false,
+        }
+    }
+}
+
+/// The marker document: the applied contribution (none when the execution does not count,
+/// e.g. while it runs) and the position of the execution version it reflects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Marker {
@@ -54,8 +96,8 @@ pub struct Marker {
     pub scope: String,
     pub execution_id: String,
     pub contribution: Option<Contribution>,
-    /// `_lsn` (or `_ts`) of the execution version applied; older deliveries are ignored.
-    pub source_position: Option<i64>,
+    #[serde(default)]
+    pub source: Position,
     /// When the marker was last written: 15 days later its execution has expired and the
     /// rollup deletes it.
     pub updated_at: Timestamp,
@@ -70,7 +112,7 @@ impl Marker {
         scope: &str,
         execution_id: &str,
         contribution: Option<Contribution>,
-        source_position: Option<i64>,
+        source: Position,
         updated_at: Timestamp,
     ) -> Self {
         Marker {
@@ -79,28 +121,9 @@ impl Marker {
             scope: scope.to_owned(),
             execution_id: execution_id.to_owned(),
             contribution,
-            source_position,
+            source,
             updated_at,
         }
-    }
-}
-
-/// Where a delivered version sits in its partition's history: `_lsn` when the store gives it
-/// (Cosmos and SQLite both do), else `_ts`.
-pub fn source_position(document: &Value) -> Option<i64> {
-    document
-        .get("_lsn")
-        .and_then(Value::as_i64)
-        .or_else(|| document.get("_ts").and_then(Value::as_i64))
-}
-
-/// Whether a delivery at `incoming` may replace what a marker at `applied` reflects. Equal
-/// positions are the same version (a redelivery): nothing to do. Unknown positions apply, since
-/// refusing them could leave metrics stale forever; the hourly reconciliation corrects any harm.
-pub fn is_newer(incoming: Option<i64>, applied: Option<i64>) -> bool {
-    match (incoming, applied) {
-        (Some(new), Some(old)) => new > old,
-        _ => true,
     }
 }
 
@@ -131,12 +154,25 @@ mod tests {
 
     #[test]
     fn positions_order_deliveries() {
-        assert!(is_newer(Some(5), Some(4)));
-        assert!(!is_newer(Some(4), Some(4)));
-        assert!(!is_newer(Some(3), Some(4)));
-        assert!(is_newer(None, Some(4)));
-        assert!(is_newer(Some(1), None));
-        assert_eq!(source_position(&json!({"_lsn": 7, "_ts": 9})), Some(7));
-        assert_eq!(source_position(&json!({"_ts": 9})), Some(9));
+        let lsn = |l: i64, t: i64| Position {
+            lsn: Some(l),
+            ts: Some(t),
+        };
+        let ts = |t: i64| Position {
+            lsn: None,
+            ts: Some(t),
+        };
+        assert!(lsn(5, 100).is_newer_than(&lsn(4, 100)));
+        assert!(!lsn(4, 100).is_newer_than(&lsn(4, 100)), "a redelivery");
+        assert!(!lsn(3, 101).is_newer_than(&lsn(4, 100)), "lsn wins over ts");
+        // Without an lsn on one side (a marker written by reconciliation), time decides.
+        assert!(lsn(9, 101).is_newer_than(&ts(100)));
+        assert!(lsn(9, 100).is_newer_than(&ts(100)));
+        assert!(!lsn(9, 99).is_newer_than(&ts(100)));
+        assert!(Position::default().is_newer_than(&lsn(4, 100)));
+        assert!(ts(99).is_older_than(&lsn(4, 100)));
+        assert!(!ts(100).is_older_than(&lsn(4, 100)));
+        assert!(!Position::default().is_older_than(&lsn(4, 100)));
+        assert_eq!(Position::of(&json!({"_lsn": 7, "_ts": 9})), lsn(7, 9));
     }
 }

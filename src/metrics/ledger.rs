@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::contribution::{is_newer, Contribution, Marker};
+use super::contribution::{Contribution, Marker, Position};
 use super::summary;
 use crate::model::{MetricsDoc, Scope, Timestamp};
 use crate::store::{BatchOperation, Container, ETag, Store, StoreError};
@@ -30,7 +30,7 @@ pub const SCOPES_DOC_ID: &str = "metrics-scopes";
 pub struct Update {
     pub execution_id: String,
     pub contribution: Option<Contribution>,
-    pub position: Option<i64>,
+    pub position: Position,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -126,28 +126,20 @@ async fn try_chunk(
         let stored = store.read(Container::Entities, scope, &marker_id).await?;
         let (previous, applied_position, marker_etag) = match &stored {
             Some(doc) => match serde_json::from_value::<Marker>(doc.body.clone()) {
-                Ok(marker) => (
-                    marker.contribution,
-                    marker.source_position,
-                    Some(doc.etag.clone()),
-                ),
+                Ok(marker) => (marker.contribution, marker.source, Some(doc.etag.clone())),
                 // An unreadable marker is replaced; reconciliation repairs the day it skewed.
-                Err(_) => (None, None, Some(doc.etag.clone())),
+                Err(_) => (None, Position::default(), Some(doc.etag.clone())),
             },
-            None => (None, None, None),
+            None => (None, Position::default(), None),
         };
         let write_marker = if force {
             // Reconciliation read the source a moment ago; never undo a newer version the
             // change feed applied since.
-            let older = matches!(
-                (update.position, applied_position),
-                (Some(new), Some(old)) if new < old
-            );
-            previous != update.contribution && !older
+            previous != update.contribution && !update.position.is_older_than(&applied_position)
         } else {
             // Every newer version moves the marker, even when its contribution is the same:
             // an older version delivered later must still be recognised as older.
-            is_newer(update.position, applied_position)
+            update.position.is_newer_than(&applied_position)
         };
         if !write_marker {
             outcome.unchanged += 1;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration, NaiveDate};
 use serde_json::json;
 
-use super::contribution::{source_position, Contribution, Marker, MARKER_TYPE};
+use super::contribution::{Contribution, Marker, Position, MARKER_TYPE};
 use super::ledger::{self, Update};
 use super::summary;
 use crate::model::{ExecutionDoc, MetricsDoc, Timestamp, EXECUTION_TTL_SECONDS};
@@ -52,7 +52,7 @@ pub async fn live_contributions(
     store: &dyn Store,
     scope: &str,
     day: NaiveDate,
-) -> Result<BTreeMap<String, (Contribution, Option<i64>)>, StoreError> {
+) -> Result<BTreeMap<String, (Contribution, Position)>, StoreError> {
     let (start, end) = day_bounds(day);
     let query = Query::new(PAGE)
         .filter("type", FilterOp::Eq(json!("execution")))
@@ -61,7 +61,7 @@ pub async fn live_contributions(
     let day_text = day.format("%Y-%m-%d").to_string();
     let mut contributions = BTreeMap::new();
     for item in all_items(store, Container::Executions, scope, query).await? {
-        let position = source_position(&item);
+        let position = Position::of(&item);
         let Ok(execution) = serde_json::from_value::<ExecutionDoc>(item) else {
             continue;
         };
@@ -148,11 +148,11 @@ pub async fn reconcile_day(
             .await?;
         let (contribution, position) = match current {
             Some(doc) => {
-                let position = source_position(&doc.body);
+                let position = Position::of(&doc.body);
                 let execution = serde_json::from_value::<ExecutionDoc>(doc.body).ok();
                 (execution.as_ref().and_then(Contribution::of), position)
             }
-            None => (None, marker.source_position),
+            None => (None, marker.source),
         };
         updates.push(Update {
             execution_id: marker.execution_id.clone(),
@@ -311,9 +311,10 @@ pub async fn delete_stale_markers(
 
 /// Unsealed daily documents of a scope, by date.
 pub async fn unsealed_days(store: &dyn Store, scope: &str) -> Result<Vec<NaiveDate>, StoreError> {
-    let query = Query::new(PAGE)
-        .filter("type", FilterOp::Eq(json!(MetricsDoc::TYPE)))
-        .filter("sealed", FilterOp::Eq(json!(false)));
+    let mut query = Query::new(PAGE).filter("sealed", FilterOp::Eq(json!(false)));
+    for (field, op) in MetricsDoc::from_date_filters("0000-00-00") {
+        query = query.filter(field, op);
+    }
     let mut days = Vec::new();
     for item in all_items(store, Container::Entities, scope, query).await? {
         if let Some(date) = item["date"]

@@ -1,10 +1,14 @@
 //! Real-time messages and where they go. Functions produce `HubMessage`s (pure); a
-//! `MessageSink` delivers them. The SignalR Service REST sender and the built-in hub come in the
-//! real-time issue; until one is configured, messages go nowhere (`none`) or to a JSON-lines
-//! journal (`journal:PATH`) that operators and tests can read.
+//! `MessageSink` delivers them: the SignalR Service REST sender (Azure, or serve mode's built-in
+//! hub, which speaks the same REST API), or for operators and tests nowhere (`none`), stdout
+//! (`console`) or a JSON-lines journal (`journal:PATH`).
 
+pub mod connection_string;
 mod console;
+pub mod hub;
 mod journal;
+pub mod jwt;
+pub mod rest;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -14,8 +18,13 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use connection_string::ConnectionString;
 pub use console::ConsoleSink;
 pub use journal::JournalSink;
+pub use rest::RestSender;
+
+/// The SignalR hub every message and client uses (the legacy Web PubSub hub was `bifrost` too).
+pub const HUB: &str = "bifrost";
 
 /// One SignalR invocation for one group (`execution:{id}` or `history:{scope}`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,10 +35,22 @@ pub struct HubMessage {
     pub arguments: Vec<Value>,
 }
 
+/// What `/api/negotiate` gives a client: where to connect and the token to connect with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientConnection {
+    pub url: String,
+    pub access_token: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("sending real-time messages failed: {0}")]
     Send(String),
+    #[error("no SignalR service is configured")]
+    NotConfigured,
+    #[error("no SignalR connection {0:?} (it closed, or never existed)")]
+    UnknownConnection(String),
 }
 
 #[async_trait]
@@ -40,6 +61,16 @@ pub trait MessageSink: Send + Sync + std::fmt::Debug {
     /// Whether the transport answers, for `GET /api/health`; a sink with nothing to reach is fine.
     async fn probe(&self) -> Result<(), SinkError> {
         Ok(())
+    }
+
+    /// Connection info for a browser (negotiate); only a SignalR service has one.
+    fn client_connection(&self, _user_id: Option<&str>) -> Result<ClientConnection, SinkError> {
+        Err(SinkError::NotConfigured)
+    }
+
+    /// Adds a client connection to a group (subscribe).
+    async fn add_to_group(&self, _group: &str, _connection_id: &str) -> Result<(), SinkError> {
+        Err(SinkError::NotConfigured)
     }
 }
 
@@ -65,11 +96,19 @@ pub enum SinkTarget {
     /// Human-readable lines on stdout (the demo).
     Console,
     Journal(PathBuf),
+    /// Azure SignalR Service (or anything speaking its REST API), by connection string.
+    SignalR(ConnectionString),
+    /// serve mode's own hub on the `--listen` address (resolved to `SignalR` once bound).
+    BuiltInHub,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid real-time target {0:?}: expected \"none\", \"console\" or \"journal:PATH\"")]
-pub struct SinkTargetError(pub String);
+pub enum SinkTargetError {
+    #[error("invalid real-time target {0:?}: expected \"none\", \"console\", \"hub\", \"journal:PATH\" or a SignalR connection string \"Endpoint=…;AccessKey=…;Version=1.0;\"")]
+    Unknown(String),
+    #[error(transparent)]
+    ConnectionString(#[from] connection_string::ConnectionStringError),
+}
 
 impl FromStr for SinkTarget {
     type Err = SinkTargetError;
@@ -77,19 +116,34 @@ impl FromStr for SinkTarget {
         match s.trim() {
             "" | "none" => Ok(SinkTarget::None),
             "console" => Ok(SinkTarget::Console),
+            "hub" => Ok(SinkTarget::BuiltInHub),
+            other if ConnectionString::looks_like(other) => Ok(SinkTarget::SignalR(other.parse()?)),
             other => match other.strip_prefix("journal:") {
                 Some(path) if !path.is_empty() => Ok(SinkTarget::Journal(PathBuf::from(path))),
-                _ => Err(SinkTargetError(other.to_owned())),
+                // Never echo a whole connection-string-like value: it may hold a key.
+                _ => Err(SinkTargetError::Unknown(
+                    other
+                        .split(';')
+                        .next()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(24)
+                        .collect(),
+                )),
             },
         }
     }
 }
 
-pub async fn open(target: &SinkTarget) -> std::io::Result<Arc<dyn MessageSink>> {
+pub async fn open(target: &SinkTarget) -> anyhow::Result<Arc<dyn MessageSink>> {
     Ok(match target {
         SinkTarget::None => Arc::new(NullSink),
         SinkTarget::Console => Arc::new(ConsoleSink),
         SinkTarget::Journal(path) => Arc::new(JournalSink::open(path).await?),
+        SinkTarget::SignalR(connection) => Arc::new(RestSender::new(connection.clone(), HUB)?),
+        SinkTarget::BuiltInHub => {
+            anyhow::bail!("the built-in SignalR hub only runs in serve mode")
+        }
     })
 }
 
@@ -106,5 +160,10 @@ mod tests {
         );
         assert!("journal:".parse::<SinkTarget>().is_err());
         assert!("Endpoint=x".parse::<SinkTarget>().is_err());
+        assert!(matches!(
+            "Endpoint=https://r.service.signalr.net;AccessKey=k;Version=1.0;".parse::<SinkTarget>(),
+            Ok(SinkTarget::SignalR(c)) if c.endpoint == "https://r.service.signalr.net"
+        ));
+        assert_eq!("hub".parse::<SinkTarget>().unwrap(), SinkTarget::BuiltInHub);
     }
 }

@@ -2,6 +2,7 @@
 //! store, a scheduler for timers, and the HTTP functions under `/api` — with graceful shutdown.
 
 pub mod api;
+mod cors;
 pub mod pump;
 pub mod scheduler;
 
@@ -18,6 +19,8 @@ use tracing::Instrument;
 use crate::config::RuntimeConfig;
 use crate::functions::{AppContext, Handler};
 use crate::host::registry::{self, FunctionSpec, Trigger};
+use crate::realtime::hub::{Hub, HubLimits};
+use crate::realtime::SinkTarget;
 use crate::simulate::{self, SimulateOptions};
 
 /// How often serve mode removes expired documents from the embedded store.
@@ -45,7 +48,15 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         out.flush()?;
     }
 
-    let ctx = options.config.open_context("serve").await?;
+    // The built-in hub lives on this listener; the functions reach it through the same REST
+    // sender (and connection string) they would use against Azure SignalR Service.
+    let mut config = options.config.clone();
+    let hub = (config.realtime == SinkTarget::BuiltInHub).then(|| {
+        let hub = Hub::new(&local_endpoint(address), HubLimits::default());
+        config.realtime = SinkTarget::SignalR(hub.connection_string().clone());
+        hub
+    });
+    let ctx = config.open_context("serve").await?;
     tracing::info!(%address, store = %options.config.store, realtime = ctx.sink.name(), "serve mode started");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -57,7 +68,11 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         spawn_demo(&mut tasks, &ctx, demo, shutdown_rx.clone());
     }
 
-    let app = api::router(ctx.clone(), &functions);
+    let mut app = api::router(ctx.clone(), &functions);
+    if let Some(hub) = hub {
+        app = app.merge(hub.router());
+    }
+    let app = app.layer(axum::middleware::from_fn(cors::layer));
     let mut server_shutdown = shutdown_rx.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = server_shutdown.wait_for(|stop| *stop).await;
@@ -80,6 +95,17 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `http://ADDR` as clients and the sender reach it: an unspecified bind address (0.0.0.0, ::)
+/// is reached on loopback.
+fn local_endpoint(address: SocketAddr) -> String {
+    let ip = match address.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, address.port()))
 }
 
 fn spawn_functions(

@@ -132,7 +132,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<StoredDocument, StoreError>;
 
     /// Applies field operations to an existing document atomically (`NotFound` if absent),
-    /// optionally only to that version. Cheaper than read + replace on Cosmos.
+    /// optionally only to that version. Cheaper than read + replace on Cosmos. The default is
+    /// an optimistic read + conditional replace (backends override it).
     async fn patch(
         &self,
         container: Container,
@@ -140,7 +141,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         id: &str,
         operations: &[PatchOp],
         if_match: Option<&ETag>,
-    ) -> Result<StoredDocument, StoreError>;
+    ) -> Result<StoredDocument, StoreError> {
+        patch::read_modify_write(self, container, partition_key, id, operations, if_match).await
+    }
 
     /// Delete; `Ok(false)` when there was nothing to delete.
     async fn delete(

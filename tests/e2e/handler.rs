@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{client, fixture, spawn_handler, spawn_handler_with, temp_dir};
 
-async fn invoke(base: &str, function: &str, body: Vec<u8>) -> (u16, String, Value) {
+pub async fn invoke(base: &str, function: &str, body: Vec<u8>) -> (u16, String, Value) {
     let response = client()
         .post(format!("{base}/{function}"))
         .header("Content-Type", "application/json; charset=utf-8")
@@ -79,19 +79,6 @@ async fn daily_rollup_timer_fixture_runs_the_rollup() {
     assert_full_reply(&reply);
     assert!(reply.get("error").is_none(), "{reply}");
     assert!(reply["Logs"].to_string().contains("DailyRollup"), "{reply}");
-}
-
-#[tokio::test]
-async fn fixtures_for_functions_this_build_lacks_get_a_json_404() {
-    let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
-    for (function, name) in [("negotiate", "http_negotiate.json")] {
-        let (status, content_type, reply) = invoke(&app.base, function, fixture(name)).await;
-        assert_eq!(status, 404, "{function}");
-        assert!(content_type.starts_with("application/json"));
-        assert_full_reply(&reply);
-        assert!(reply["error"].as_str().unwrap().contains(function));
-    }
 }
 
 #[tokio::test]

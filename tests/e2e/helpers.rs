@@ -202,6 +202,13 @@ pub fn journal_logs(path: &Path) -> (BTreeMap<String, Vec<u64>>, BTreeSet<String
     let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
     for line in complete.lines() {
         let message: Value = serde_json::from_str(line).expect("journal line is JSON");
+        // ExecutionUpdates' list rows go to the scope's history group; only execution groups count here.
+        if message["group"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("history:"))
+        {
+            continue;
+        }
         let argument = &message["arguments"][0];
         let execution = argument["executionId"].as_str().unwrap().to_owned();
         assert_eq!(message["group"], format!("execution:{execution}"));

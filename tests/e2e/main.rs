@@ -12,3 +12,4 @@ mod metrics;
 mod observability;
 mod package;
 mod serve;
+mod signalr;

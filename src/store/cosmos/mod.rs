@@ -35,7 +35,7 @@ use azure_data_cosmos::{
     CosmosError, RoutingStrategy,
 };
 use base64::Engine;
-use futures::StreamExt;
+use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{

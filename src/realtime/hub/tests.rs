@@ -1,0 +1,206 @@
+//! The hub over real sockets, in process: negotiate and REST through `RestSender`, WebSockets
+//! through a minimal hand-written client (so a client can simply stop reading, like a stalled
+//! browser tab).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{Hub, HubLimits};
+use crate::realtime::{HubMessage, MessageSink, RestSender, HUB};
+
+async fn start(limits: HubLimits) -> (Hub, RestSender) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let hub = Hub::new(&format!("http://{address}"), limits);
+    let router = hub.clone().router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let sender = RestSender::new(hub.connection_string().clone(), HUB).unwrap();
+    (hub, sender)
+}
+
+/// Negotiates as the official client does and opens the WebSocket, handshake included.
+async fn connect(sender: &RestSender) -> (String, TcpStream) {
+    let info = sender.client_connection(Some("user")).unwrap();
+    let negotiate = info.url.replacen("/client/?", "/client/negotiate?", 1) + "&negotiateVersion=1";
+    let negotiated: Value = reqwest::Client::new()
+        .post(&negotiate)
+        .bearer_auth(&info.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let authority = info
+        .url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut stream = TcpStream::connect(&authority).await.unwrap();
+    let request = format!(
+        "GET /client/?hub={HUB}&id={} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {}\r\n\r\n",
+        negotiated["connectionToken"].as_str().unwrap(),
+        info.access_token
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.unwrap());
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // A masked text frame, as clients must send.
+    let payload = b"{\"protocol\":\"json\",\"version\":1}\x1e";
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&frame).await.unwrap();
+    assert_eq!(read_frame(&mut stream).await.unwrap(), "{}\u{1e}");
+    (
+        negotiated["connectionId"].as_str().unwrap().to_owned(),
+        stream,
+    )
+}
+
+/// One unmasked server frame's text; `None` when the connection closed.
+async fn read_frame(stream: &mut TcpStream) -> Option<String> {
+    let mut header = [0u8; 2];
+    stream.read_exact(&mut header).await.ok()?;
+    let length = match header[1] & 0x7f {
+        126 => u64::from(stream.read_u16().await.ok()?),
+        127 => stream.read_u64().await.ok()?,
+        n => u64::from(n),
+    };
+    let mut payload = vec![0; length as usize];
+    stream.read_exact(&mut payload).await.ok()?;
+    if header[0] & 0x0f == 0x8 {
+        return None;
+    }
+    Some(String::from_utf8(payload).unwrap())
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_without_slowing_the_others() {
+    let limits = HubLimits {
+        queue_capacity: 8,
+        ..HubLimits::default()
+    };
+    let (hub, sender) = start(limits).await;
+    let (fast_id, mut fast) = connect(&sender).await;
+    let (slow_id, _slow_never_reads) = connect(&sender).await;
+    sender.add_to_group("g", &fast_id).await.unwrap();
+    sender.add_to_group("g", &slow_id).await.unwrap();
+    assert_eq!(hub.connection_count(), 2);
+
+    let reader = tokio::spawn(async move {
+        let mut records = 0;
+        while records < 400 {
+            let Some(text) = read_frame(&mut fast).await else {
+                break;
+            };
+            records += text
+                .split('\u{1e}')
+                .filter(|record| record.contains("\"target\":\"push\""))
+                .count();
+        }
+        records
+    });
+    // 400 × 64 KiB: far more than the socket buffers and the 8-record queue can hold.
+    let filler = "x".repeat(64 * 1024);
+    for n in 0..400 {
+        let message = HubMessage {
+            group: "g".into(),
+            target: "push".into(),
+            arguments: vec![json!({ "n": n, "filler": filler })],
+        };
+        tokio::time::timeout(Duration::from_secs(10), sender.send(&[message]))
+            .await
+            .expect("a stalled client must not block the sender")
+            .unwrap();
+    }
+    let received = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("the fast client keeps receiving")
+        .unwrap();
+    assert_eq!(received, 400);
+    assert!(
+        !hub.state.exists(HUB, &slow_id),
+        "the stalled client is still connected"
+    );
+    assert!(hub.state.exists(HUB, &fast_id));
+    assert_eq!(
+        sender
+            .add_to_group("g", &slow_id)
+            .await
+            .unwrap_err()
+            .to_string(),
+        format!("no SignalR connection {slow_id:?} (it closed, or never existed)")
+    );
+}
+
+#[tokio::test]
+async fn unknown_or_reused_connection_tokens_are_refused() {
+    let (_hub, sender) = start(HubLimits::default()).await;
+    let info = sender.client_connection(None).unwrap();
+    let base = info.url.split("/client").next().unwrap().to_owned();
+    let response = reqwest::Client::new()
+        .get(format!("{base}/client/?hub={HUB}&id=nope"))
+        .bearer_auth(&info.access_token)
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "13")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("no negotiated connection"));
+}
+
+#[tokio::test]
+async fn the_sender_fails_loudly_on_a_wrong_key_or_an_unreachable_service() {
+    let (hub, _) = start(HubLimits::default()).await;
+    let message = HubMessage {
+        group: "g".into(),
+        target: "t".into(),
+        arguments: vec![],
+    };
+    let mut wrong_key = hub.connection_string().clone();
+    wrong_key.access_key = "not-the-key".into();
+    let error = RestSender::new(wrong_key, HUB)
+        .unwrap()
+        .send(std::slice::from_ref(&message))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("401"), "{error}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let unreachable = format!("Endpoint={endpoint};AccessKey=k;Version=1.0;")
+        .parse()
+        .unwrap();
+    let error = RestSender::new(unreachable, HUB)
+        .unwrap()
+        .send(&[message])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("gave up after 3 attempts"), "{error}");
+}

@@ -1,0 +1,184 @@
+// Drives the official @microsoft/signalr client against bifrost-workers for tests/e2e/signalr.rs.
+//
+// Usage: SIGNALR_MODULE=<node_modules/@microsoft/signalr> node client.cjs '<config JSON>'
+// config: {base, logsPerExecution, clients: [{name, principal, org?, executions: [ids],
+//          history?: bool, forbidden?: [ids], resume?: {execution, dropAfter}}]}
+//
+// Prints JSON lines on stdout: {"event":"ready"} once every client is connected and subscribed,
+// {"event":"complete","client"} when a client holds every log of its executions, and, after
+// stdin closes, {"event":"summary","client",...} with everything each client received, in
+// arrival order, for the Rust test to judge. Errors: {"event":"error","client","error"}.
+"use strict";
+
+const signalR = require(process.env.SIGNALR_MODULE);
+const config = JSON.parse(process.argv[2]);
+const print = (line) => process.stdout.write(JSON.stringify(line) + "\n");
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function headersOf(spec) {
+  const headers = { "x-ms-client-principal": spec.principal };
+  if (spec.org) headers["x-organization-id"] = spec.org;
+  return headers;
+}
+
+async function connect(spec, record) {
+  const connection = new signalR.HubConnectionBuilder()
+    .withUrl(`${config.base}/api`, { headers: headersOf(spec) })
+    .configureLogging({ log: () => {} })
+    .build();
+  // Client method names are case-insensitive; register the documented spelling.
+  for (const target of ["executionLogs", "executionVariables", "executionState", "executionResult",
+                        "executionUpdate", "executionHistoryUpdate"]) {
+    connection.on(target, (argument) => record(target, argument));
+  }
+  await connection.start();
+  return connection;
+}
+
+async function post(spec, path, body) {
+  const response = await fetch(`${config.base}${path}`, {
+    method: "POST",
+    headers: { ...headersOf(spec), "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.text() };
+}
+
+async function subscribe(spec, connection, execution) {
+  return post(spec, `/api/executions/${execution}/subscribe`, { connectionId: connection.connectionId });
+}
+
+/// Every log after `after`, following the API's paging header.
+async function fetchLogsAfter(spec, execution, after) {
+  const logs = [];
+  for (;;) {
+    const response = await fetch(
+      `${config.base}/api/executions/${execution}/logs?afterSequence=${after}`,
+      { headers: headersOf(spec) },
+    );
+    if (response.status !== 200) {
+      throw new Error(`GET logs afterSequence=${after}: ${response.status} ${await response.text()}`);
+    }
+    const body = await response.json();
+    const page = Array.isArray(body) ? body : body.logs;
+    logs.push(...page);
+    const next = response.headers.get("x-next-after-sequence");
+    if (!next || page.length === 0) return logs;
+    after = Number(next);
+  }
+}
+
+class Client {
+  constructor(spec) {
+    this.spec = spec;
+    this.logs = {};        // executionId -> [sequence, ...] in arrival order (live only)
+    this.resumed = {};     // executionId -> [sequence, ...] fetched through the API
+    this.counts = {};      // target -> number of messages
+    this.updates = {};     // executionId -> [status, ...]
+    this.history = {};     // executionId -> [status, ...]
+    this.subscribeStatus = {};
+    this.disconnectedAt = null;
+    this.done = false;
+  }
+
+  record(target, argument) {
+    this.counts[target] = (this.counts[target] || 0) + 1;
+    const id = argument.executionId;
+    if (target === "executionLogs") {
+      const list = (this.logs[id] = this.logs[id] || []);
+      for (const log of argument.logs) list.push(log.sequence);
+      this.onLogs(id);
+    } else if (target === "executionUpdate") {
+      (this.updates[id] = this.updates[id] || []).push(argument.status);
+    } else if (target === "executionHistoryUpdate") {
+      (this.history[id] = this.history[id] || []).push(argument.status);
+    }
+    this.checkComplete();
+  }
+
+  onLogs(id) {
+    const resume = this.spec.resume;
+    if (!resume || id !== resume.execution || this.disconnectedAt !== null) return;
+    const seen = this.logs[id];
+    if (seen[seen.length - 1] >= resume.dropAfter) {
+      this.disconnectedAt = seen[seen.length - 1];
+      this.resumeLater().catch((e) => print({ event: "error", client: this.spec.name, error: String(e) }));
+    }
+  }
+
+  /// Drop the connection, miss what is written meanwhile, reconnect, re-subscribe, then fetch
+  /// the gap from the API (subscribe first, so nothing falls between the two).
+  async resumeLater() {
+    const id = this.spec.resume.execution;
+    const last = this.disconnectedAt;
+    const old = this.connection;
+    this.connection = null;
+    await old.stop();
+    // Logs keep flowing while this client is away.
+    await sleep(1000);
+    this.connection = await connect(this.spec, (t, a) => this.record(t, a));
+    const status = await subscribe(this.spec, this.connection, id);
+    this.subscribeStatus[`resubscribe:${id}`] = status.status;
+    const fetched = await fetchLogsAfter(this.spec, id, last);
+    this.resumed[id] = fetched.map((log) => log.sequence);
+    this.checkComplete();
+  }
+
+  /// Every expected log present (live, or fetched after a resume).
+  checkComplete() {
+    if (this.done) return;
+    const expected = this.spec.executions.concat(this.spec.resume ? [this.spec.resume.execution] : []);
+    if (expected.length === 0) return;
+    const all = expected.every((id) => {
+      const have = new Set((this.logs[id] || []).concat(this.resumed[id] || []));
+      for (let s = 1; s <= config.logsPerExecution; s++) if (!have.has(s)) return false;
+      return true;
+    });
+    if (all) {
+      this.done = true;
+      print({ event: "complete", client: this.spec.name });
+    }
+  }
+
+  async start() {
+    this.connection = await connect(this.spec, (t, a) => this.record(t, a));
+    const targets = this.spec.executions.concat(this.spec.resume ? [this.spec.resume.execution] : []);
+    for (const id of targets) {
+      const status = await subscribe(this.spec, this.connection, id);
+      this.subscribeStatus[id] = status.status;
+      if (status.status !== 200) throw new Error(`subscribe ${id}: ${status.status} ${status.body}`);
+    }
+    for (const id of this.spec.forbidden || []) {
+      this.subscribeStatus[id] = (await subscribe(this.spec, this.connection, id)).status;
+    }
+    if (this.spec.history) {
+      const status = await post(this.spec, "/api/history/subscribe", { connectionId: this.connection.connectionId });
+      this.subscribeStatus.history = status.status;
+      if (status.status !== 200) throw new Error(`history subscribe: ${status.status} ${status.body}`);
+    }
+  }
+
+  summary() {
+    return {
+      event: "summary", client: this.spec.name, logs: this.logs, resumed: this.resumed,
+      counts: this.counts, updates: this.updates, history: this.history,
+      subscribeStatus: this.subscribeStatus, disconnectedAt: this.disconnectedAt,
+    };
+  }
+}
+
+async function main() {
+  const clients = config.clients.map((spec) => new Client(spec));
+  await Promise.all(clients.map((client) => client.start()));
+  print({ event: "ready" });
+  process.stdin.resume();
+  await new Promise((resolve) => process.stdin.on("end", resolve));
+  for (const client of clients) print(client.summary());
+  await Promise.all(clients.map((client) => client.connection && client.connection.stop()));
+  process.exit(0);
+}
+
+main().catch((e) => {
+  print({ event: "error", client: null, error: String(e && e.stack || e) });
+  process.exit(1);
+});
