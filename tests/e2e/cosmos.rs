@@ -6,10 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::cosmos_emulator;
-use crate::helpers::{client, journal_logs, run, spawn_serve, temp_dir};
+use crate::helpers::{health, journal_logs, run, spawn_serve, temp_dir};
 
 /// `(executionId → distinct sequences, executions with a result notice)` from a journal file.
 fn journal(path: &Path) -> (BTreeMap<String, BTreeSet<u64>>, BTreeSet<String>) {
@@ -100,35 +98,21 @@ async fn serve_runs_the_whole_system_on_cosmos_and_resumes_after_a_crash() {
     let journal_path = data.path().join("journal.jsonl");
     let sink = format!("journal:{}", journal_path.display());
     let mut first = spawn_serve(data.path(), &["--store", &store, "--signalr", &sink]);
-    let health: Value = client()
-        .get(format!("{}/api/health", first.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(health["store"]["backend"], "cosmos", "{health}");
+    let status = health(&first.base).await;
+    assert_eq!(status["store"]["backend"], "cosmos", "{status}");
     assert!(
-        !health.to_string().contains("C2y6"),
-        "the key leaked into health: {health}"
+        !status.to_string().contains("C2y6"),
+        "the key leaked into health: {status}"
     );
 
     let before = simulate(&store, 3, 40);
     assert_eq!(before.len(), 3);
     wait_for_all(&journal_path, &before, 40).await;
     // The request units spent so far are reported (the emulator charges by its own model).
-    let health: Value = client()
-        .get(format!("{}/api/health", first.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = health(&first.base).await;
     assert!(
-        health["store"]["requestUnits"].as_f64().unwrap_or(0.0) > 0.0,
-        "{health}"
+        status["store"]["requestUnits"].as_f64().unwrap_or(0.0) > 0.0,
+        "{status}"
     );
 
     // Crash, write while nothing is serving, restart: the checkpoint in `leases` resumes the feed.

@@ -229,3 +229,15 @@ pub fn journal_logs(path: &Path) -> (BTreeMap<String, Vec<u64>>, BTreeSet<String
     }
     (logs, results)
 }
+
+/// `GET /api/health` of a running app, as JSON.
+pub async fn health(base: &str) -> Value {
+    client()
+        .get(format!("{base}/api/health"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("health JSON")
+}

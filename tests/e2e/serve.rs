@@ -6,18 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{client, journal_logs, spawn_serve, temp_dir, BIN};
-
-async fn health(base: &str) -> Value {
-    client()
-        .get(format!("{base}/api/health"))
-        .send()
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("health JSON")
-}
+use crate::helpers::{client, health, journal_logs, spawn_serve, temp_dir, BIN};
 
 #[tokio::test]
 async fn health_and_unknown_routes_answer_json() {
