@@ -34,6 +34,8 @@ pub enum Command {
     Package(PackageArgs),
     /// Copy legacy Table/Blob Storage executions into the store: idempotent, resumable, verifiable.
     Migrate(MigrateArgs),
+    /// Create the store's database and containers (with TTLs and indexing policies) if missing.
+    Ensure(EnsureArgs),
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +95,12 @@ fn parse_seconds(raw: &str) -> Result<f64, String> {
 }
 
 #[derive(Debug, Args)]
+pub struct EnsureArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct PackageArgs {
     /// Output directory.
     #[arg(long, default_value = "dist")]
@@ -107,7 +115,9 @@ pub struct StoreArgs {
     /// Directory of the embedded store (used when --store is not given).
     #[arg(long, env = DATA_ENV, default_value = "data")]
     pub data: PathBuf,
-    /// Store URL: sqlite:PATH (default: sqlite:<data>/bifrost.db).
+    /// Store URL: sqlite:PATH (default: sqlite:<data>/bifrost.db), cosmos://ACCOUNT.documents.azure.com/?key=KEY,
+    /// cosmos://ACCOUNT.documents.azure.com/?identity=managed[&client_id=ID], cosmos+http://127.0.0.1:PORT/?key=KEY
+    /// (local emulator), or AccountEndpoint=https://…;AccountKey=…; (each may add a database, default bifrost).
     #[arg(long, env = STORE_ENV)]
     pub store: Option<StoreUrl>,
     /// Blob storage for results over 2 MB: dir:PATH (default: dir:<data>/blobs).

@@ -46,7 +46,7 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: STORE_ENV,
-        description: "Store the functions read and write: `sqlite:PATH` (default `sqlite:$BIFROST_DATA/bifrost.db`).",
+        description: "Store the functions read and write: `sqlite:PATH` (default `sqlite:$BIFROST_DATA/bifrost.db`), or Cosmos DB: `cosmos://ACCOUNT.documents.azure.com/?identity=managed`, `cosmos://…/?key=KEY` or an `AccountEndpoint=…;AccountKey=…;` connection string.",
         example: "sqlite:data/bifrost.db",
         in_local_settings: true,
     },

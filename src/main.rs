@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use bifrost_workers::cli::{Cli, Command, FunctionsArgs, PackageArgs, SimulateArgs};
+use bifrost_workers::cli::{Cli, Command, EnsureArgs, FunctionsArgs, PackageArgs, SimulateArgs};
 use bifrost_workers::clock::{Clock, SystemClock};
 use bifrost_workers::config::{realtime_target, RuntimeConfig};
 use bifrost_workers::host::{function_json, handler, manifest, registry};
@@ -25,11 +25,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Only handler mode logs to stdout; elsewhere a logged error would repeat the stderr line.
+    let logs_to_stdout = matches!(cli.command, Command::Handler(_));
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Never exit 0 on error: the Functions host would not restart the handler.
-            tracing::error!("{e:#}");
+            if logs_to_stdout {
+                tracing::error!("{e:#}");
+            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
@@ -92,7 +96,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(LogSink::Stderr);
             bifrost_workers::migrate::run_command(args).await
         }
+        Command::Ensure(args) => run_ensure(args).await,
     }
+}
+
+async fn run_ensure(args: EnsureArgs) -> anyhow::Result<()> {
+    let url = args.store.url();
+    match &url {
+        bifrost_workers::store::StoreUrl::Cosmos(settings) => {
+            let done = bifrost_workers::store::cosmos::ensure(settings)
+                .await
+                .with_context(|| format!("ensuring {url}"))?;
+            for step in done {
+                let state = if step.created { "created" } else { "exists" };
+                println!("{state} {}", step.resource);
+            }
+        }
+        bifrost_workers::store::StoreUrl::Sqlite(_) => {
+            // The SQLite schema is created on open; opening is the whole job.
+            let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
+            bifrost_workers::store::open(&url, clock)
+                .await
+                .with_context(|| format!("opening store {url}"))?;
+            println!("exists {url}");
+        }
+    }
+    Ok(())
 }
 
 fn run_package(args: PackageArgs) -> anyhow::Result<()> {

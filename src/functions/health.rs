@@ -29,6 +29,9 @@ impl HttpHandler for Health {
             }
         };
         let store_ok = store["status"] == "ok";
+        // Request units this process has spent (Cosmos only; `null` on SQLite).
+        let mut store = store;
+        store["requestUnits"] = json!(ctx.store.request_units());
 
         let mut pumps = BTreeMap::new();
         for (function, pump) in ctx.status.pumps() {

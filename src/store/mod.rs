@@ -6,8 +6,12 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 mod containers;
+pub mod cosmos;
+mod keyset;
+pub mod patch;
 pub mod query;
 pub mod sqlite;
+mod validate;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -17,6 +21,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use containers::Container;
+pub use patch::PatchOp;
 pub use query::{Field, Filter, FilterOp, OrderBy, Page, Query};
 
 use crate::clock::Clock;
@@ -31,8 +36,9 @@ impl std::fmt::Display for ETag {
     }
 }
 
-/// A document as stored: the body carries the system properties `_etag`, `_ts` (epoch seconds of
-/// the last write) and `_lsn` (its change-feed position), as Cosmos returns them.
+/// A document as stored: the body carries the system properties `_etag` and `_ts` (epoch seconds
+/// of the last write), as Cosmos returns them, and `_lsn` (its change-feed position) where the
+/// backend has it (SQLite always; Cosmos in change-feed documents). Nothing may rely on `_lsn`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredDocument {
     pub body: Value,
@@ -125,6 +131,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError>;
 
+    /// Applies field operations to an existing document atomically (`NotFound` if absent),
+    /// optionally only to that version. Cheaper than read + replace on Cosmos. The default is
+    /// an optimistic read + conditional replace (backends override it).
+    async fn patch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+        operations: &[PatchOp],
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError> {
+        patch::read_modify_write(self, container, partition_key, id, operations, if_match).await
+    }
+
     /// Delete; `Ok(false)` when there was nothing to delete.
     async fn delete(
         &self,
@@ -169,6 +189,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// Request units consumed since the store was opened (`None`: the backend has no RU cost).
+    fn request_units(&self) -> Option<f64> {
+        None
+    }
+
     /// Physically remove expired documents. Cosmos does this itself; embedded stores need a sweeper.
     async fn purge_expired(&self) -> Result<u64, StoreError> {
         Ok(0)
@@ -204,10 +229,13 @@ pub fn check_batch_size(operations: usize) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Which backend to open: `sqlite:PATH` (default under `--data`), later `cosmos://…`.
+/// Which backend to open: `sqlite:PATH` (default under `--data`), or a Cosmos DB account
+/// (`cosmos://…`, `cosmos+http://…` or an `AccountEndpoint=…` connection string; see
+/// `cosmos::settings`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     Sqlite(PathBuf),
+    Cosmos(cosmos::CosmosSettings),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -216,9 +244,9 @@ pub enum StoreUrlError {
     Empty,
     #[error("sqlite store URL needs a path: sqlite:PATH")]
     MissingPath,
-    #[error("the Cosmos DB backend is not available in this build yet: {0:?}")]
-    CosmosUnavailable(String),
-    #[error("unknown store {0:?}: expected sqlite:PATH or cosmos://…")]
+    #[error("{0}")]
+    Cosmos(#[from] cosmos::SettingsError),
+    #[error("unknown store {0:?}: expected sqlite:PATH, cosmos://HOST/?key=KEY or AccountEndpoint=…;AccountKey=…;")]
     UnknownScheme(String),
 }
 
@@ -236,10 +264,12 @@ impl FromStr for StoreUrl {
             }
             return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
         }
-        if s.starts_with("cosmos:") {
-            return Err(StoreUrlError::CosmosUnavailable(s.to_owned()));
+        if cosmos::CosmosSettings::claims(s) {
+            return Ok(StoreUrl::Cosmos(cosmos::CosmosSettings::parse(s)?));
         }
-        Err(StoreUrlError::UnknownScheme(s.to_owned()))
+        // Never echo what might be a secret pasted in the wrong place.
+        let shown: String = s.chars().take(24).collect();
+        Err(StoreUrlError::UnknownScheme(shown))
     }
 }
 
@@ -247,6 +277,7 @@ impl std::fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            StoreUrl::Cosmos(settings) => write!(f, "{settings}"),
         }
     }
 }
@@ -262,6 +293,7 @@ pub async fn open(url: &StoreUrl, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store
                     .map_err(|e| StoreError::Backend(format!("opening store: {e}")))??;
             Ok(Arc::new(store))
         }
+        StoreUrl::Cosmos(settings) => Ok(Arc::new(cosmos::CosmosStore::open(settings).await?)),
     }
 }
 
@@ -294,7 +326,15 @@ mod tests {
         ));
         assert!(matches!(
             "cosmos://acct".parse::<StoreUrl>(),
-            Err(StoreUrlError::CosmosUnavailable(_))
+            Err(StoreUrlError::Cosmos(_))
         ));
+        assert!(matches!(
+            "cosmos+http://127.0.0.1:1/?key=k".parse::<StoreUrl>(),
+            Ok(StoreUrl::Cosmos(_))
+        ));
+        // A secret pasted as an unknown store is not echoed whole.
+        let long = format!("secret{}", "x".repeat(100));
+        let error = long.parse::<StoreUrl>().unwrap_err().to_string();
+        assert!(!error.contains(&long), "{error}");
     }
 }

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use base64::Engine;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction,
@@ -22,23 +21,22 @@ use rusqlite::{
 };
 use serde_json::Value;
 
+use super::keyset;
+use super::patch::{self, PatchOp};
 use super::query::{Field, FilterOp, Query};
+use super::validate::{validate, validate_in_partition, ValidDocument as Incoming};
 use super::{
-    check_batch_size, string_field, BatchOperation, BatchOutcome, ChangeFeedPage, Container, ETag,
-    FeedPosition, Page, Store, StoreError, StoredDocument,
+    check_batch_size, BatchOperation, BatchOutcome, ChangeFeedPage, Container, ETag, FeedPosition,
+    Page, Store, StoreError, StoredDocument,
 };
 use crate::clock::Clock;
-use crate::model::MAX_DOCUMENT_BYTES;
 
 const SCHEMA_VERSION: i64 = 1;
 const READERS: usize = 4;
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-const SYSTEM_PROPERTIES: [&str; 6] = ["_etag", "_ts", "_lsn", "_rid", "_self", "_attachments"];
 /// How many expired change-log rows one feed read may step over beyond `max_items`, so a long
 /// run of expired documents costs several polls instead of one unbounded scan.
 const EXPIRED_SCAN_ALLOWANCE: usize = 10_000;
-/// Bumped when the continuation token format changes, so old tokens fail cleanly.
-const TOKEN_VERSION: u64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS documents (
@@ -243,68 +241,6 @@ impl SqliteStore {
     }
 }
 
-/// A validated document ready to write.
-struct Incoming {
-    pk: String,
-    id: String,
-    /// The document as written, kept so the reply needs no re-parse of `body`.
-    doc: Value,
-    body: String,
-    /// Seconds until expiry; `None` never expires.
-    ttl: Option<i64>,
-}
-
-fn prepare(container: Container, doc: Value) -> Result<Incoming, StoreError> {
-    let invalid = |reason: String| StoreError::InvalidDocument {
-        container: container.name(),
-        reason,
-    };
-    let Value::Object(mut map) = doc else {
-        return Err(invalid("a document must be a JSON object".into()));
-    };
-    for key in SYSTEM_PROPERTIES {
-        map.remove(key);
-    }
-    let doc = Value::Object(map);
-    let id = string_field(&doc, "id")
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| invalid("missing string \"id\"".into()))?
-        .to_owned();
-    let pk_field = container.partition_key_field();
-    let pk = string_field(&doc, pk_field)
-        .ok_or_else(|| invalid(format!("missing string partition key \"{pk_field}\"")))?
-        .to_owned();
-    // Cosmos honours a document's `ttl` only when the container has TTL on, and there rejects
-    // anything but a positive integer or -1.
-    let ttl = match (container.default_ttl(), doc.get("ttl")) {
-        (None, _) => None,
-        (Some(default), None | Some(Value::Null)) => Some(default),
-        (Some(_), Some(value)) => match value.as_i64() {
-            Some(-1) => None,
-            Some(seconds) if seconds > 0 => Some(seconds),
-            _ => {
-                return Err(invalid(format!(
-                    "\"ttl\" must be a positive integer or -1, not {value}"
-                )))
-            }
-        },
-    };
-    let body = doc.to_string();
-    if body.len() > MAX_DOCUMENT_BYTES {
-        return Err(StoreError::TooLarge {
-            size: body.len(),
-            max: MAX_DOCUMENT_BYTES,
-        });
-    }
-    Ok(Incoming {
-        pk,
-        id,
-        doc,
-        body,
-        ttl,
-    })
-}
-
 enum PreparedOp {
     Create(Incoming),
     Upsert(Incoming, Option<ETag>),
@@ -320,31 +256,17 @@ fn prepare_batch(
     operations: Vec<BatchOperation>,
 ) -> Result<Vec<PreparedOp>, StoreError> {
     check_batch_size(operations.len())?;
-    let in_partition = |doc: Incoming| {
-        if doc.pk == partition_key {
-            Ok(doc)
-        } else {
-            Err(StoreError::InvalidDocument {
-                container: container.name(),
-                reason: format!(
-                    "batch for partition {partition_key:?} holds a document of partition {:?}",
-                    doc.pk
-                ),
-            })
-        }
-    };
+    let in_partition = |doc| validate_in_partition(container, partition_key, doc);
     operations
         .into_iter()
         .map(|op| {
             Ok(match op {
-                BatchOperation::Create(doc) => {
-                    PreparedOp::Create(in_partition(prepare(container, doc)?)?)
-                }
+                BatchOperation::Create(doc) => PreparedOp::Create(in_partition(doc)?),
                 BatchOperation::Upsert { doc, if_match } => {
-                    PreparedOp::Upsert(in_partition(prepare(container, doc)?)?, if_match)
+                    PreparedOp::Upsert(in_partition(doc)?, if_match)
                 }
                 BatchOperation::Replace { doc, if_match } => {
-                    PreparedOp::Replace(in_partition(prepare(container, doc)?)?, if_match)
+                    PreparedOp::Replace(in_partition(doc)?, if_match)
                 }
                 BatchOperation::Delete { id, if_match } => {
                     PreparedOp::Delete(partition_key.to_owned(), id, if_match)
@@ -654,19 +576,6 @@ struct RenderedQuery {
     fingerprint: String,
 }
 
-/// FNV-1a: stable across builds and processes, unlike `std`'s hasher; this only needs to tell
-/// queries apart, not resist forgery (a forged token can only select rows the query allows).
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.iter().chain(&[0xff]) {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
-}
-
 fn sql_value_bytes(value: &SqlValue) -> Vec<u8> {
     match value {
         SqlValue::Null => vec![0],
@@ -740,7 +649,7 @@ fn render_query(
     hashed.extend(args.iter().map(sql_value_bytes));
     let fingerprint = format!(
         "{:016x}",
-        fnv1a(&hashed.iter().map(Vec::as_slice).collect::<Vec<_>>())
+        keyset::fnv1a(&hashed.iter().map(Vec::as_slice).collect::<Vec<_>>())
     );
 
     sql.push_str(" AND (expires_at IS NULL OR expires_at > ?)");
@@ -797,13 +706,6 @@ fn sql_to_json(value: SqlValue) -> Value {
     }
 }
 
-/// The keyset position after the last row of a page: its order-by values and id, tied to the
-/// query that produced it.
-fn encode_continuation(fingerprint: &str, keys: Vec<Value>, id: &str) -> String {
-    let token = serde_json::json!({ "v": TOKEN_VERSION, "q": fingerprint, "k": keys, "id": id });
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
-}
-
 /// The bound values (order keys, then id) to continue after, or `BadContinuation` for any token
 /// this query did not issue.
 fn decode_continuation(
@@ -811,24 +713,7 @@ fn decode_continuation(
     fingerprint: &str,
     key_count: usize,
 ) -> Result<Vec<SqlValue>, StoreError> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| StoreError::BadContinuation)?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadContinuation)?;
-    if value.get("v").and_then(Value::as_u64) != Some(TOKEN_VERSION)
-        || value.get("q").and_then(Value::as_str) != Some(fingerprint)
-    {
-        return Err(StoreError::BadContinuation);
-    }
-    let keys = value
-        .get("k")
-        .and_then(Value::as_array)
-        .filter(|keys| keys.len() == key_count)
-        .ok_or(StoreError::BadContinuation)?;
-    let id = value
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or(StoreError::BadContinuation)?;
+    let (keys, id) = keyset::decode(token, fingerprint, key_count)?;
     let mut bound = keys
         .iter()
         .map(|key| match typed_value(key) {
@@ -837,7 +722,7 @@ fn decode_continuation(
             _ => Err(StoreError::BadContinuation),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    bound.push(SqlValue::Text(id.to_owned()));
+    bound.push(SqlValue::Text(id));
     Ok(bound)
 }
 
@@ -873,7 +758,7 @@ fn run_query(conn: &Connection, query: RenderedQuery) -> Result<Page, StoreError
         }
     }
     let continuation = match (more, last) {
-        (true, Some((keys, id))) => Some(encode_continuation(&query.fingerprint, keys, &id)),
+        (true, Some((keys, id))) => Some(keyset::encode(&query.fingerprint, keys, &id)),
         _ => None,
     };
     Ok(Page {
@@ -979,7 +864,7 @@ impl Store for SqliteStore {
     }
 
     async fn create(&self, container: Container, doc: Value) -> Result<StoredDocument, StoreError> {
-        let doc = prepare(container, doc)?;
+        let doc = validate(container, doc)?;
         self.write_with(move |tx, now| tx_create(tx, container, doc, now))
             .await
     }
@@ -990,10 +875,52 @@ impl Store for SqliteStore {
         doc: Value,
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
-        let doc = prepare(container, doc)?;
+        let doc = validate(container, doc)?;
         let if_match = if_match.cloned();
         self.write_with(move |tx, now| tx_upsert(tx, container, doc, if_match.as_ref(), now))
             .await
+    }
+
+    async fn patch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+        operations: &[PatchOp],
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError> {
+        patch::check(container, operations)?;
+        let (pk, id) = (partition_key.to_owned(), id.to_owned());
+        let (operations, if_match) = (operations.to_vec(), if_match.cloned());
+        // Read, apply and write in one write transaction, so no other writer slips in between.
+        self.write_with(move |tx, now| {
+            let current: Option<(String, String)> = tx
+                .prepare_cached(
+                    "SELECT body, etag FROM documents
+                     WHERE container = ?1 AND pk = ?2 AND id = ?3
+                     AND (expires_at IS NULL OR expires_at > ?4)",
+                )
+                .map_err(backend)?
+                .query_row(params![container.name(), pk, id, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(backend)?;
+            let Some((body, etag)) = current else {
+                return Err(StoreError::NotFound {
+                    container: container.name(),
+                    id,
+                });
+            };
+            if if_match.is_some_and(|expected| expected.0 != etag) {
+                return Err(precondition_failed(container, &id));
+            }
+            let mut doc: Value = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Backend(format!("stored body is not JSON: {e}")))?;
+            patch::apply(container, &mut doc, &operations)?;
+            write_document(tx, container, validate(container, doc)?, now)
+        })
+        .await
     }
 
     async fn replace(
@@ -1002,7 +929,7 @@ impl Store for SqliteStore {
         doc: Value,
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
-        let doc = prepare(container, doc)?;
+        let doc = validate(container, doc)?;
         let if_match = if_match.cloned();
         self.write_with(move |tx, now| tx_replace(tx, container, doc, if_match.as_ref(), now))
             .await
@@ -1187,6 +1114,16 @@ mod tests {
         conformance::ttl_expires_documents(store, &clock).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_patches() {
+        conformance::patches(fresh().2).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_ttl_fields() {
+        conformance::ttl_fields_are_validated_and_kept(fresh().2).await;
+    }
+
     #[tokio::test]
     async fn conformance_change_feed_steps_over_expired() {
         let (_dir, clock, store) = fresh();
@@ -1301,7 +1238,7 @@ mod tests {
                 .unwrap()
                 .fingerprint;
             if continuation.is_some() {
-                query.continuation = Some(encode_continuation(
+                query.continuation = Some(keyset::encode(
                     &fingerprint,
                     vec![json!("2026-11-01T00:00:00.000000Z")],
                     "id-9",

@@ -4,7 +4,7 @@ use crate::helpers::{run, temp_dir};
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["handler", "serve", "simulate", "functions"] {
+    for sub in ["handler", "serve", "simulate", "functions", "ensure"] {
         let out = run(&[sub, "--help"]);
         assert!(out.status.success(), "{sub} --help failed");
         let text = String::from_utf8_lossy(&out.stdout);

@@ -1,10 +1,13 @@
 //! Spawning the real binary: `serve` on port 0 (address read from its first stdout line) and
 //! `handler` on a free port, killed when the handle drops.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bifrost-workers");
 
@@ -188,4 +191,53 @@ pub fn run(args: &[&str]) -> std::process::Output {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run binary")
+}
+
+/// Every `(executionId, sequence)` in the journal's `executionLogs` messages, with repeats.
+pub fn journal_logs(path: &Path) -> (BTreeMap<String, Vec<u64>>, BTreeSet<String>) {
+    let mut logs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut results = BTreeSet::new();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // The server may be writing a line right now: only newline-terminated lines are complete.
+    let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+    for line in complete.lines() {
+        let message: Value = serde_json::from_str(line).expect("journal line is JSON");
+        // ExecutionUpdates' list rows go to the scope's history group; only execution groups count here.
+        if message["group"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("history:"))
+        {
+            continue;
+        }
+        let argument = &message["arguments"][0];
+        let execution = argument["executionId"].as_str().unwrap().to_owned();
+        assert_eq!(message["group"], format!("execution:{execution}"));
+        match message["target"].as_str().unwrap() {
+            "executionLogs" => {
+                let seqs = argument["logs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l["sequence"].as_u64().unwrap());
+                logs.entry(execution).or_default().extend(seqs);
+            }
+            "executionResult" => {
+                results.insert(execution);
+            }
+            _ => {}
+        }
+    }
+    (logs, results)
+}
+
+/// `GET /api/health` of a running app, as JSON.
+pub async fn health(base: &str) -> Value {
+    client()
+        .get(format!("{base}/api/health"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("health JSON")
 }

@@ -2,6 +2,9 @@
 
 mod api;
 mod cli;
+mod cosmos;
+#[path = "../support/cosmos_emulator.rs"]
+mod cosmos_emulator;
 mod handler;
 mod helpers;
 mod infra;

@@ -1,24 +1,12 @@
 //! `serve` mode: HTTP surface, graceful shutdown, and the change-feed pump surviving a crash.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{client, spawn_serve, temp_dir, BIN};
-
-async fn health(base: &str) -> Value {
-    client()
-        .get(format!("{base}/api/health"))
-        .send()
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("health JSON")
-}
+use crate::helpers::{client, health, journal_logs, spawn_serve, temp_dir, BIN};
 
 #[tokio::test]
 async fn health_and_unknown_routes_answer_json() {
@@ -63,41 +51,6 @@ async fn sigterm_shuts_down_cleanly() {
         .terminate(Duration::from_secs(15))
         .expect("exited after SIGTERM");
     assert!(status.success(), "{status:?}");
-}
-
-/// Every `(executionId, sequence)` in the journal's `executionLogs` messages, with repeats.
-fn journal_logs(path: &Path) -> (BTreeMap<String, Vec<u64>>, BTreeSet<String>) {
-    let mut logs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut results = BTreeSet::new();
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    for line in text.lines() {
-        let message: Value = serde_json::from_str(line).expect("journal line is JSON");
-        // ExecutionUpdates' list rows go to the scope's history group; only execution groups count here.
-        if message["group"]
-            .as_str()
-            .is_some_and(|g| g.starts_with("history:"))
-        {
-            continue;
-        }
-        let argument = &message["arguments"][0];
-        let execution = argument["executionId"].as_str().unwrap().to_owned();
-        assert_eq!(message["group"], format!("execution:{execution}"));
-        match message["target"].as_str().unwrap() {
-            "executionLogs" => {
-                let seqs = argument["logs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|l| l["sequence"].as_u64().unwrap());
-                logs.entry(execution).or_default().extend(seqs);
-            }
-            "executionResult" => {
-                results.insert(execution);
-            }
-            _ => {}
-        }
-    }
-    (logs, results)
 }
 
 #[tokio::test]

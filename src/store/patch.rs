@@ -1,0 +1,245 @@
+//! Partial updates (Cosmos "patch"): a few field operations applied to a stored document in
+//! one atomic step. On Cosmos this is one server-side PATCH, which sends only the changed
+//! fields and costs fewer RUs than a read plus a replace; on SQLite it is applied here.
+
+use serde_json::Value;
+
+use super::query::Field;
+use super::{Container, ETag, Store, StoreError, StoredDocument};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatchOp {
+    /// Sets the field, creating it if absent (its parent object must exist).
+    Set(Field, Value),
+    /// Adds to an existing numeric field. (Real Cosmos would create a missing one; the SDK's
+    /// emulator refuses, so the contract requires the field, and every backend refuses.)
+    Increment(Field, i64),
+    /// Removes the field, which must exist.
+    Remove(Field),
+}
+
+impl PatchOp {
+    pub fn field(&self) -> &Field {
+        match self {
+            PatchOp::Set(field, _) | PatchOp::Increment(field, _) | PatchOp::Remove(field) => field,
+        }
+    }
+
+    /// The JSON pointer Cosmos expects: `data.kind` → `/data/kind`.
+    pub fn pointer(&self) -> String {
+        self.field().segments().map(|s| format!("/{s}")).collect()
+    }
+}
+
+/// Refuses patches Cosmos refuses: none at all, more than 10 operations (one server-side
+/// PATCH), touching `id`, the partition key or a system property.
+pub fn check(container: Container, ops: &[PatchOp]) -> Result<(), StoreError> {
+    let invalid = |reason: String| StoreError::InvalidDocument {
+        container: container.name(),
+        reason,
+    };
+    if ops.is_empty() || ops.len() > 10 {
+        return Err(invalid(format!(
+            "a patch has 1 to 10 operations, not {}",
+            ops.len()
+        )));
+    }
+    for op in ops {
+        let first = op.field().segments().next().unwrap_or_default();
+        if first == "id" || first == container.partition_key_field() || first.starts_with('_') {
+            return Err(invalid(format!("a patch cannot change {first:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// Applies the operations to a document body (without system properties), all or nothing.
+pub fn apply(container: Container, doc: &mut Value, ops: &[PatchOp]) -> Result<(), StoreError> {
+    check(container, ops)?;
+    let invalid = |reason: String| StoreError::InvalidDocument {
+        container: container.name(),
+        reason,
+    };
+    let mut patched = doc.clone();
+    for op in ops {
+        let segments: Vec<&str> = op.field().segments().collect();
+        let (last, parents) = segments
+            .split_last()
+            .ok_or_else(|| invalid("empty patch path".into()))?;
+        let mut parent = &mut patched;
+        for segment in parents {
+            parent = parent
+                .get_mut(*segment)
+                .ok_or_else(|| invalid(format!("{} has no parent object", op.pointer())))?;
+        }
+        let Value::Object(parent) = parent else {
+            return Err(invalid(format!(
+                "the parent of {} is not an object",
+                op.pointer()
+            )));
+        };
+        match op {
+            PatchOp::Set(_, value) => {
+                parent.insert((*last).to_owned(), value.clone());
+            }
+            PatchOp::Increment(_, by) => {
+                let next = match parent.get(*last) {
+                    None => return Err(invalid(format!("{} does not exist", op.pointer()))),
+                    Some(Value::Number(n)) => {
+                        match n.as_i64() {
+                            Some(i) => Value::from(i.checked_add(*by).ok_or_else(|| {
+                                invalid(format!("{} would overflow", op.pointer()))
+                            })?),
+                            None => Value::from(n.as_f64().unwrap_or_default() + *by as f64),
+                        }
+                    }
+                    Some(_) => return Err(invalid(format!("{} is not a number", op.pointer()))),
+                };
+                parent.insert((*last).to_owned(), next);
+            }
+            PatchOp::Remove(_) => {
+                parent
+                    .remove(*last)
+                    .ok_or_else(|| invalid(format!("{} does not exist", op.pointer())))?;
+            }
+        }
+    }
+    *doc = patched;
+    Ok(())
+}
+
+/// How many lost races a read-modify-write patch retries before reporting contention.
+const MAX_RACES: usize = 16;
+
+/// `Store::patch` for backends without a native one: read, apply, replace only that version;
+/// a concurrent write in between is retried (unless the caller fixed the version).
+pub async fn read_modify_write<S: Store + ?Sized>(
+    store: &S,
+    container: Container,
+    partition_key: &str,
+    id: &str,
+    operations: &[PatchOp],
+    if_match: Option<&ETag>,
+) -> Result<StoredDocument, StoreError> {
+    check(container, operations)?;
+    for _ in 0..MAX_RACES {
+        let current = store
+            .read(container, partition_key, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                container: container.name(),
+                id: id.to_owned(),
+            })?;
+        if if_match.is_some_and(|expected| *expected != current.etag) {
+            return Err(StoreError::PreconditionFailed {
+                container: container.name(),
+                id: id.to_owned(),
+            });
+        }
+        let mut doc = current.body;
+        apply(container, &mut doc, operations)?;
+        match store.replace(container, doc, Some(&current.etag)).await {
+            Err(StoreError::PreconditionFailed { .. }) if if_match.is_none() => continue,
+            other => return other,
+        }
+    }
+    Err(StoreError::Unavailable(format!(
+        "patch of {id:?} in {container} lost {MAX_RACES} races with other writers"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(path: &str) -> Field {
+        Field::new(path).unwrap()
+    }
+
+    #[test]
+    fn operations_apply_all_or_nothing() {
+        let c = Container::Entities;
+        let mut doc = json!({"id": "m", "scope": "GLOBAL", "n": 1, "data": {"k": "v"}});
+        apply(
+            c,
+            &mut doc,
+            &[
+                PatchOp::Increment(field("n"), 4),
+                PatchOp::Set(field("data.k"), json!("w")),
+                PatchOp::Remove(field("data.k")),
+                PatchOp::Set(field("data.x"), json!(true)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            doc,
+            json!({"id": "m", "scope": "GLOBAL", "n": 5, "data": {"x": true}})
+        );
+        let before = doc.clone();
+        for bad in [
+            vec![
+                PatchOp::Set(field("n"), json!(0)),
+                PatchOp::Remove(field("missing")),
+            ],
+            vec![PatchOp::Increment(field("data"), 1)],
+            vec![PatchOp::Increment(field("absent"), 1)],
+            vec![PatchOp::Set(field("nope.deeper"), json!(1))],
+            vec![PatchOp::Set(field("scope"), json!("other"))],
+            vec![PatchOp::Set(field("id"), json!("other"))],
+            vec![],
+        ] {
+            assert!(apply(c, &mut doc, &bad).is_err(), "{bad:?}");
+            assert_eq!(doc, before, "{bad:?} changed the document");
+        }
+        assert_eq!(PatchOp::Remove(field("data.x")).pointer(), "/data/x");
+    }
+
+    /// The default (read + conditional replace) patch, over a store whose own patch is not used.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_modify_write_retries_lost_races_and_honours_if_match() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(crate::clock::ManualClock::new(
+            crate::model::Timestamp::from_epoch_millis(1_700_000_000_000).unwrap(),
+        ));
+        let store: Arc<dyn Store> = Arc::new(
+            crate::store::sqlite::SqliteStore::open(&dir.path().join("t.db"), clock).unwrap(),
+        );
+        let c = Container::Entities;
+        let created = store
+            .create(c, json!({"id": "m", "scope": "GLOBAL", "total": 0}))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..5 {
+                    let ops = [PatchOp::Increment(field("total"), 1)];
+                    read_modify_write(store.as_ref(), c, "GLOBAL", "m", &ops, None)
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let read = store.read(c, "GLOBAL", "m").await.unwrap().unwrap();
+        assert_eq!(read.body["total"], 20, "an increment was lost");
+        let ops = [PatchOp::Increment(field("total"), 1)];
+        assert!(matches!(
+            read_modify_write(store.as_ref(), c, "GLOBAL", "m", &ops, Some(&created.etag)).await,
+            Err(StoreError::PreconditionFailed { .. })
+        ));
+        assert!(matches!(
+            read_modify_write(store.as_ref(), c, "GLOBAL", "nope", &ops, None).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let patched = read_modify_write(store.as_ref(), c, "GLOBAL", "m", &ops, Some(&read.etag))
+            .await
+            .unwrap();
+        assert_eq!(patched.body["total"], 21);
+    }
+}
