@@ -778,3 +778,52 @@ fn a_source_that_goes_away_stops_the_run_cleanly_and_resume_finishes_it() {
     );
     assert_eq!(end_state(data.path()), end_state(reference.path()));
 }
+
+/// The same migration into the Cosmos backend (the Cosmos-compatible server of the tests, on a
+/// real socket): everything migrated, verify passes field by field, a rerun writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrates_into_the_cosmos_backend() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    seed_fixture(&azurite, 1, 20, 2);
+    let emulator = crate::cosmos_emulator::start().await.expect("emulator");
+    let store = emulator.store_url("bifrost");
+    let ensure = super::helpers::run(&["ensure", "--store", &store]);
+    assert!(
+        ensure.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ensure.stderr)
+    );
+    let data = temp_dir();
+    let to = ["--to", store.as_str()];
+
+    let first = migrate(&azurite, data.path(), &to);
+    assert_eq!(first.code, Some(1), "{}\n{}", first.stdout, first.stderr);
+    assert_eq!(
+        count(&first.stdout, "migrated"),
+        20 + FIXTURE_EXECUTIONS as u64,
+        "{}",
+        first.stdout
+    );
+    assert_eq!(count(&first.stdout, "failed"), 1);
+    // With --to the big result stays in the legacy account, referenced, not copied.
+    assert_eq!(count(&first.stdout, "blobs copied"), 0);
+    assert_eq!(count(&first.stdout, "metrics days rebuilt"), 3);
+
+    let verified = migrate(&azurite, data.path(), &["--verify", "--to", &store]);
+    assert_eq!(
+        verified.code,
+        Some(0),
+        "{}\n{}",
+        verified.stdout,
+        verified.stderr
+    );
+    assert_eq!(count(&verified.stdout, "matching in target"), 25);
+
+    let rerun = migrate(&azurite, data.path(), &to);
+    assert_eq!(count(&rerun.stdout, "unchanged"), 25, "{}", rerun.stdout);
+    assert_eq!(count(&rerun.stdout, "documents written"), 0);
+    // Nothing went to the embedded store.
+    assert!(!data.path().join("bifrost.db").exists());
+}
