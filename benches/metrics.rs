@@ -10,6 +10,9 @@ mod report;
 #[path = "../tests/support/cosmos_emulator.rs"]
 mod cosmos_emulator;
 
+#[path = "common/cosmos.rs"]
+mod cosmos_bench;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -292,18 +295,7 @@ async fn main() {
 
     // The same on the Cosmos backend (the SDK's in-memory emulator over HTTP), where request
     // units are counted from every response's request charge.
-    let emulator = cosmos_emulator::start().await.expect("cosmos emulator");
-    let url = emulator.store_url("metrics");
-    let settings = match url.parse().expect("url") {
-        bifrost_workers::store::StoreUrl::Cosmos(settings) => settings,
-        other => panic!("not a Cosmos URL: {other}"),
-    };
-    bifrost_workers::store::cosmos::ensure(&settings)
-        .await
-        .expect("create the database and containers");
-    let cosmos = bifrost_workers::store::open(&url.parse().expect("url"), clock.clone())
-        .await
-        .expect("open cosmos store");
+    let (_emulator, _url, cosmos) = cosmos_bench::start("metrics").await;
     let cosmos_dir = tempfile::tempdir().expect("tempdir");
     let outcome = compare(cosmos, cosmos_dir.path(), COSMOS_EXECUTIONS).await;
     let section = format!(

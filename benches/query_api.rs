@@ -10,6 +10,9 @@ mod report;
 #[path = "../tests/support/cosmos_emulator.rs"]
 mod cosmos_emulator;
 
+#[path = "common/cosmos.rs"]
+mod cosmos_bench;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -263,18 +266,7 @@ async fn main() {
 
     // The same requests against the Cosmos backend: `serve --store` on the SDK's in-memory
     // emulator (tests/support), one scope of 50,000 plus one small scope.
-    let emulator = cosmos_emulator::start().await.expect("cosmos emulator");
-    let url = emulator.store_url("bench");
-    let settings = match url.parse().expect("url") {
-        bifrost_workers::store::StoreUrl::Cosmos(settings) => settings,
-        other => panic!("not a Cosmos URL: {other}"),
-    };
-    bifrost_workers::store::cosmos::ensure(&settings)
-        .await
-        .expect("create the database and containers");
-    let store = bifrost_workers::store::open(&url.parse().expect("url"), Arc::new(SystemClock))
-        .await
-        .expect("open cosmos store");
+    let (_emulator, url, store) = cosmos_bench::start("bench").await;
     let seed_started = Instant::now();
     let detail_ids = seed(store.as_ref(), COSMOS_BIG_SCOPE, 1).await;
     let seeded = seed_started.elapsed();
