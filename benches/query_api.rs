@@ -305,73 +305,52 @@ async fn suite(
     let big = org(0);
     let small = if with_small_scopes { org(7) } else { org(1) };
     let tenth = token_of_page(&client, base, &big, 10).await;
-    let results = vec![
-        measure(
-            &client,
-            base,
+    let three_days_ago = (chrono::Utc::now() - chrono::Duration::days(3)).format("%Y-%m-%d");
+    let cases: Vec<(&str, Vec<String>, &String)> = vec![
+        (
             "first page (largest scope)",
-            &[format!("{base}/api/executions")],
+            vec![format!("{base}/api/executions")],
             &big,
-            samples,
-        )
-        .await,
-        measure(
-            &client,
-            base,
+        ),
+        (
             "tenth page (largest scope)",
-            &[format!(
+            vec![format!(
                 "{base}/api/executions?limit=25&continuationToken={tenth}"
             )],
             &big,
-            samples,
-        )
-        .await,
-        measure(
-            &client,
-            base,
+        ),
+        (
             "filtered page: status=failed & workflowName (1 in 20 match)",
-            &[format!(
+            vec![format!(
                 "{base}/api/executions?status=failed&workflowName=offboard_user"
             )],
             &big,
-            samples,
-        )
-        .await,
-        measure(
-            &client,
-            base,
+        ),
+        (
             "filtered page: one day window",
-            &[format!(
-                "{base}/api/executions?startDate={}&endDate={}",
-                (chrono::Utc::now() - chrono::Duration::days(3)).format("%Y-%m-%d"),
-                (chrono::Utc::now() - chrono::Duration::days(3)).format("%Y-%m-%d"),
+            vec![format!(
+                "{base}/api/executions?startDate={three_days_ago}&endDate={three_days_ago}"
             )],
             &big,
-            samples,
-        )
-        .await,
-        measure(
-            &client,
-            base,
+        ),
+        (
             "detail read (execution + 20 logs + result)",
-            &detail_ids
+            detail_ids
                 .iter()
                 .map(|id| format!("{base}/api/executions/{id}"))
-                .collect::<Vec<_>>(),
+                .collect(),
             &big,
-            samples,
-        )
-        .await,
-        measure(
-            &client,
-            base,
+        ),
+        (
             "first page (2,500-execution scope)",
-            &[format!("{base}/api/executions")],
+            vec![format!("{base}/api/executions")],
             &small,
-            samples,
-        )
-        .await,
+        ),
     ];
+    let mut results = Vec::with_capacity(cases.len());
+    for (name, urls, org_id) in &cases {
+        results.push(measure(&client, base, name, urls, org_id, samples).await);
+    }
     results
 }
 
