@@ -15,7 +15,7 @@ use crate::functions::{AppContext, HttpHandler};
 use crate::host::protocol::{HttpRequest, HttpResponse};
 use crate::metrics::{ledger, summary};
 use crate::model::{ExecutionDoc, MetricsDoc, Scope};
-use crate::store::{Container, FilterOp, Query, Store};
+use crate::store::{query_all, Container, FilterOp, Query, Store};
 
 pub const DASHBOARD_DAYS: i64 = 30;
 pub const DEFAULT_DAILY_DAYS: usize = 30;
@@ -61,23 +61,15 @@ async fn daily_documents(
         query = query.filter(field, op);
     }
     let mut days = BTreeMap::new();
-    loop {
-        let page = store
-            .query(Container::Entities, &scope.to_string(), &query)
-            .await?;
-        for item in page.items {
-            match serde_json::from_value::<MetricsDoc>(item) {
-                Ok(doc) => {
-                    days.insert(doc.date.clone(), doc);
-                }
-                Err(e) => tracing::error!(%scope, error = %e, "unreadable metrics document"),
+    for item in query_all(store, Container::Entities, &scope.to_string(), query).await? {
+        match serde_json::from_value::<MetricsDoc>(item) {
+            Ok(doc) => {
+                days.insert(doc.date.clone(), doc);
             }
-        }
-        match page.continuation {
-            Some(next) => query.continuation = Some(next),
-            None => return Ok(days),
+            Err(e) => tracing::error!(%scope, error = %e, "unreadable metrics document"),
         }
     }
+    Ok(days)
 }
 
 async fn count_status(store: &dyn Store, scope: &Scope, status: &str) -> Result<u64, ApiError> {

@@ -356,20 +356,16 @@ proptest! {
     fn reconciliation_repairs_lost_batches(scenario in scenario()) {
         runtime().block_on(async {
             let world = write_all(&scenario).await;
-            let deliveries = deliveries(&scenario, &world.versions, true);
-            process(&world.ctx, &scenario, deliveries).await;
+            let lossy = deliveries(&scenario, &world.versions, true);
+            process(&world.ctx, &scenario, lossy).await;
             reconcile_all(&world.ctx).await;
             assert_equal_to_live(&world.ctx).await?;
             // And the aggregation stays right after a repair: redeliver everything once more.
-            let again = deliveries_after_repair(&scenario, &world.versions);
+            let again = deliveries(&scenario, &world.versions, false);
             process(&world.ctx, &scenario, again).await;
             assert_equal_to_live(&world.ctx).await
         })?;
     }
-}
-
-fn deliveries_after_repair(scenario: &Scenario, versions: &[Value]) -> Vec<Value> {
-    deliveries(scenario, versions, false)
 }
 
 /// Reconciles every day of every scope (what one rollup pass does for recent days).

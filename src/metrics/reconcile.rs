@@ -10,7 +10,7 @@ use super::contribution::{Contribution, Marker, Position, MARKER_TYPE};
 use super::ledger::{self, Update};
 use super::summary;
 use crate::model::{ExecutionDoc, MetricsDoc, Timestamp, EXECUTION_TTL_SECONDS};
-use crate::store::{BatchOperation, Container, FilterOp, Query, Store, StoreError};
+use crate::store::{query_all, BatchOperation, Container, FilterOp, Query, Store, StoreError};
 
 const PAGE: usize = 1000;
 /// A day is sealed this many days after it ends at the latest... precisely: during day D+13,
@@ -29,24 +29,6 @@ pub fn day_bounds(day: NaiveDate) -> (String, String) {
     (start.canonical(), end.canonical())
 }
 
-/// Every page of a single-partition query.
-async fn all_items(
-    store: &dyn Store,
-    container: Container,
-    partition: &str,
-    mut query: Query,
-) -> Result<Vec<serde_json::Value>, StoreError> {
-    let mut items = Vec::new();
-    loop {
-        let page = store.query(container, partition, &query).await?;
-        items.extend(page.items);
-        match page.continuation {
-            Some(next) => query.continuation = Some(next),
-            None => return Ok(items),
-        }
-    }
-}
-
 /// The contributions of `day` read from the executions themselves, by execution id.
 pub async fn live_contributions(
     store: &dyn Store,
@@ -60,7 +42,7 @@ pub async fn live_contributions(
         .filter("completedAt", FilterOp::Lt(json!(end)));
     let day_text = day.format("%Y-%m-%d").to_string();
     let mut contributions = BTreeMap::new();
-    for item in all_items(store, Container::Executions, scope, query).await? {
+    for item in query_all(store, Container::Executions, scope, query).await? {
         let position = Position::of(&item);
         let Ok(execution) = serde_json::from_value::<ExecutionDoc>(item) else {
             continue;
@@ -99,7 +81,7 @@ async fn markers_of_day(
         .filter("type", FilterOp::Eq(json!(MARKER_TYPE)))
         .filter("contribution.day", FilterOp::Eq(json!(day)));
     let mut markers = Vec::new();
-    for item in all_items(store, Container::Entities, scope, query).await? {
+    for item in query_all(store, Container::Entities, scope, query).await? {
         let etag = item["_etag"]
             .as_str()
             .map(|e| crate::store::ETag(e.to_owned()));
@@ -298,7 +280,7 @@ pub async fn delete_stale_markers(
         .filter("type", FilterOp::Eq(json!(MARKER_TYPE)))
         .filter("updatedAt", FilterOp::Lt(json!(cutoff.canonical())));
     let mut markers = Vec::new();
-    for item in all_items(store, Container::Entities, scope, query).await? {
+    for item in query_all(store, Container::Entities, scope, query).await? {
         let etag = item["_etag"]
             .as_str()
             .map(|e| crate::store::ETag(e.to_owned()));
@@ -316,7 +298,7 @@ pub async fn unsealed_days(store: &dyn Store, scope: &str) -> Result<Vec<NaiveDa
         query = query.filter(field, op);
     }
     let mut days = Vec::new();
-    for item in all_items(store, Container::Entities, scope, query).await? {
+    for item in query_all(store, Container::Entities, scope, query).await? {
         if let Some(date) = item["date"]
             .as_str()
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())

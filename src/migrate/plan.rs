@@ -292,25 +292,19 @@ pub async fn read_partition(
     execution_id: &str,
 ) -> Result<BTreeMap<String, Value>, StoreError> {
     let mut docs = BTreeMap::new();
-    let mut continuation = None;
-    loop {
-        let page = store
-            .query(
-                Container::ExecutionData,
-                execution_id,
-                &Query::new(1000).after(continuation),
-            )
-            .await?;
-        for item in page.items {
-            if let Some(id) = item["id"].as_str() {
-                docs.insert(id.to_owned(), item);
-            }
-        }
-        match page.continuation {
-            Some(next) => continuation = Some(next),
-            None => return Ok(docs),
+    let items = crate::store::query_all(
+        store,
+        Container::ExecutionData,
+        execution_id,
+        Query::new(1000),
+    )
+    .await?;
+    for item in items {
+        if let Some(id) = item["id"].as_str() {
+            docs.insert(id.to_owned(), item);
         }
     }
+    Ok(docs)
 }
 
 fn terminal_day(execution: &Value) -> Option<String> {

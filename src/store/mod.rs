@@ -297,6 +297,24 @@ pub async fn open(url: &StoreUrl, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store
     }
 }
 
+/// Every page of a single-partition query, following its continuation tokens to the end.
+pub async fn query_all(
+    store: &dyn Store,
+    container: Container,
+    partition_key: &str,
+    mut query: Query,
+) -> Result<Vec<Value>, StoreError> {
+    let mut items = Vec::new();
+    loop {
+        let page = store.query(container, partition_key, &query).await?;
+        items.extend(page.items);
+        match page.continuation {
+            Some(next) => query.continuation = Some(next),
+            None => return Ok(items),
+        }
+    }
+}
+
 /// The string value of a document field (ids and partition keys are strings in every container).
 pub fn string_field<'a>(doc: &'a Value, field: &str) -> Option<&'a str> {
     doc.get(field).and_then(Value::as_str)
