@@ -218,6 +218,69 @@ pub fn log_docs(
         .collect()
 }
 
+/// The archive of an execution's logs that the legacy engine wrote at completion.
+pub const LOGS_ARCHIVE_BLOB: &str = "logs.json";
+
+/// An execution's `logs.json` archive → `log` documents, `sequence` 1.. in file order. Runs from
+/// before 2025-10-28 have only this archive (no `ExecutionLogs` rows), so it is the only copy of
+/// their logs. Each entry is `{timestamp (naive UTC), level (lowercase), message, source}`; the
+/// level is upper-cased as the API and UI expect, an entry without a readable time takes the
+/// previous entry's (or the execution's start), and a bare string entry is a message.
+pub fn archived_log_docs(
+    execution_id: &str,
+    bytes: &[u8],
+    started_at: Timestamp,
+    ttl: Option<i64>,
+) -> Result<Vec<Value>, String> {
+    let entries: Vec<Value> = serde_json::from_slice(bytes)
+        .map_err(|e| format!("{LOGS_ARCHIVE_BLOB} is not a JSON array: {e}"))?;
+    let mut last_time = started_at;
+    let mut docs = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let sequence = index as u64 + 1;
+        let (timestamp, level, message, source, data) = match &entry {
+            Value::Object(fields) => (
+                fields
+                    .get("timestamp")
+                    .and_then(Value::as_str)
+                    .and_then(|t| Timestamp::parse(t).ok()),
+                fields.get("level").and_then(Value::as_str),
+                match fields.get("message") {
+                    Some(Value::String(message)) => message.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                },
+                fields.get("source").and_then(Value::as_str),
+                fields.get("data").filter(|d| !d.is_null()).cloned(),
+            ),
+            Value::String(message) => (None, None, message.clone(), None, None),
+            other => (None, None, other.to_string(), None, None),
+        };
+        let timestamp = timestamp.unwrap_or(last_time);
+        last_time = timestamp;
+        let doc = LogDoc {
+            id: LogDoc::id_for(execution_id, sequence),
+            execution_id: execution_id.to_owned(),
+            timestamp,
+            level: level.unwrap_or("info").to_uppercase(),
+            message,
+            data,
+            sequence,
+            ttl,
+        };
+        let mut value = to_object(&ExecutionDataDoc::Log(doc));
+        if let Some(source) = source {
+            value.insert("source".into(), Value::String(source.to_owned()));
+        }
+        value.insert(
+            "legacyArchive".into(),
+            Value::String(LOGS_ARCHIVE_BLOB.into()),
+        );
+        docs.push(Value::Object(value));
+    }
+    Ok(docs)
+}
+
 /// Where a result came from.
 #[derive(Debug, Clone, Copy)]
 pub enum ResultSource<'a> {
@@ -544,6 +607,70 @@ mod tests {
         assert_eq!(remaining_ttl(started, late), None);
         // Clock skew: a start in the future gets the full 14 days, not more.
         assert_eq!(remaining_ttl(now, started), Some(EXECUTION_TTL_SECONDS));
+    }
+
+    #[test]
+    fn a_logs_archive_becomes_log_documents_in_file_order() {
+        let started = Timestamp::parse("2025-10-20T09:00:00").unwrap();
+        let archive = json!([
+            {"timestamp": "2025-10-20T09:00:01.250000", "level": "info", "message": "start", "source": "workflow"},
+            {"timestamp": "2025-10-20T09:00:02", "level": "warning", "message": {"n": 1}, "data": {"k": 2}},
+            {"level": "error", "message": "no time: keeps the previous one"},
+            "a bare line"
+        ]);
+        let docs =
+            archived_log_docs("e1", archive.to_string().as_bytes(), started, Some(9)).unwrap();
+        let view: Vec<_> = docs
+            .iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap(),
+                    d["sequence"].as_u64().unwrap(),
+                    d["timestamp"].as_str().unwrap(),
+                    d["level"].as_str().unwrap(),
+                    d["message"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            view,
+            vec![
+                (
+                    "log-e1-00000001",
+                    1,
+                    "2025-10-20T09:00:01.250000Z",
+                    "INFO",
+                    "start"
+                ),
+                (
+                    "log-e1-00000002",
+                    2,
+                    "2025-10-20T09:00:02.000000Z",
+                    "WARNING",
+                    "{\"n\":1}"
+                ),
+                (
+                    "log-e1-00000003",
+                    3,
+                    "2025-10-20T09:00:02.000000Z",
+                    "ERROR",
+                    "no time: keeps the previous one"
+                ),
+                (
+                    "log-e1-00000004",
+                    4,
+                    "2025-10-20T09:00:02.000000Z",
+                    "INFO",
+                    "a bare line"
+                ),
+            ]
+        );
+        assert_eq!(docs[0]["source"], "workflow");
+        assert_eq!(docs[0]["legacyArchive"], "logs.json");
+        assert_eq!(docs[1]["data"], json!({"k": 2}));
+        assert_eq!(docs[3]["ttl"], 9);
+        assert!(archived_log_docs("e1", b"{\"not\": \"a list\"}", started, None).is_err());
+        assert!(archived_log_docs("e1", b"", started, None).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! - `connection`: storage connection strings; `signing`: SharedKey/SharedKeyLite (pure);
 //! - `client`: the small Table/Blob REST reader (paging, backoff);
+//! - `log_source`: each execution's `ExecutionLogs` rows, per execution or from a one-pass spool;
 //! - `mapping`: legacy rows and blobs → documents (pure);
 //! - `plan`: one execution read and compared with the target; `checkpoint`: resumable progress;
 //! - `runner`: the paged, parallel run, memberships, summary, and `verify`; `progress`: bar/lines.
@@ -9,6 +10,7 @@
 pub mod checkpoint;
 pub mod client;
 pub mod connection;
+pub mod log_source;
 pub mod mapping;
 pub mod plan;
 pub mod progress;
@@ -53,6 +55,7 @@ pub async fn run_command(args: MigrateArgs) -> anyhow::Result<()> {
         parallelism: usize::from(args.parallelism),
         page_size: usize::from(args.page_size),
         progress_interval: Duration::from_secs_f64(args.progress_interval),
+        log_read: args.log_read,
     };
     if args.verify {
         let report = verify(&client, store, blobs, clock.as_ref(), &options).await?;

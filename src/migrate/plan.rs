@@ -7,8 +7,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::client::{Entity, ReadError, StorageClient};
+use super::log_source::{LogSource, LogSourceError};
 use super::mapping::{
-    self, comparable, LegacyExecution, ResultSource, BLOB_CONTAINER, RESULT_BLOBS, VARIABLES_BLOB,
+    self, comparable, LegacyExecution, ResultSource, BLOB_CONTAINER, LOGS_ARCHIVE_BLOB,
+    RESULT_BLOBS, VARIABLES_BLOB,
 };
 use crate::blobs::{BlobError, BlobStore};
 use crate::model::{Scope, Timestamp};
@@ -18,6 +20,8 @@ use crate::store::{Container, Query, Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct PlanContext {
     pub client: StorageClient,
+    /// Where each execution's `ExecutionLogs` rows are read.
+    pub logs: LogSource,
     pub store: Arc<dyn Store>,
     /// Where documents' `blobRef`s are copied (serve mode's blob directory); `None` leaves the
     /// legacy blobs where they are (in Azure the app reads the same storage account).
@@ -73,6 +77,8 @@ pub enum Planned {
 enum FetchError {
     #[error(transparent)]
     Source(#[from] ReadError),
+    #[error(transparent)]
+    Logs(#[from] LogSourceError),
     #[error("reading the target store: {0}")]
     Target(#[from] StoreError),
     #[error("reading the target blobs: {0}")]
@@ -121,15 +127,24 @@ async fn plan_mapped(
     let id = execution.execution_id.clone();
     let at = execution.completed_at.unwrap_or(execution.started_at);
 
-    let escaped = id.replace('\'', "''");
-    let log_rows = ctx
-        .client
-        .query_all("ExecutionLogs", &format!("PartitionKey eq '{escaped}'"))
-        .await?;
+    let log_rows = ctx.logs.rows_for(&ctx.client, &id).await?;
     let mut data = match mapping::log_docs(&id, &log_rows, ttl) {
         Ok(docs) => docs,
         Err(e) => return Ok(Planned::BadRow(format!("execution {id}: {e}"))),
     };
+    if log_rows.is_empty() {
+        // Runs from before the ExecutionLogs table have their logs only in the archive blob.
+        let archive = ctx
+            .client
+            .get_blob(BLOB_CONTAINER, &format!("{id}/{LOGS_ARCHIVE_BLOB}"))
+            .await?;
+        if let Some(bytes) = archive {
+            match mapping::archived_log_docs(&id, &bytes, execution.started_at, ttl) {
+                Ok(docs) => data = docs,
+                Err(e) => return Ok(Planned::BadRow(format!("execution {id}: {e}"))),
+            }
+        }
+    }
     let log_documents = data.len();
     // Blob bytes by the blobRef a document would carry, for the copy to serve mode's blobs.
     let mut blob_bytes: Vec<(String, Vec<u8>)> = Vec::new();

@@ -85,3 +85,80 @@ impl Progress {
         }
     }
 }
+
+/// Progress of a read whose size is not known up front (the log spool): a spinner with the count
+/// and rate on a terminal, plain periodic lines otherwise. Shared by parallel readers.
+#[derive(Debug)]
+pub struct RowCounter {
+    what: &'static str,
+    bar: Option<ProgressBar>,
+    state: std::sync::Mutex<CounterState>,
+    started: Instant,
+    interval: Duration,
+}
+
+#[derive(Debug, Default)]
+struct CounterState {
+    rows: u64,
+    last_line: Option<Instant>,
+}
+
+impl RowCounter {
+    pub fn new(what: &'static str, interval: Duration) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            if let Ok(style) =
+                ProgressStyle::with_template("{spinner} {msg}: {pos} rows  {per_sec}")
+            {
+                bar.set_style(style);
+            }
+            bar.set_message(what);
+            bar
+        });
+        RowCounter {
+            what,
+            bar,
+            state: Default::default(),
+            started: Instant::now(),
+            interval,
+        }
+    }
+
+    pub fn add(&self, rows: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(rows);
+            return;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.rows += rows;
+        if state
+            .last_line
+            .is_none_or(|at| at.elapsed() >= self.interval)
+        {
+            state.last_line = Some(Instant::now());
+            eprintln!("{}", self.line(state.rows));
+        }
+    }
+
+    fn line(&self, rows: u64) -> String {
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
+        format!(
+            "progress: {}: {rows} rows, {:.1} rows/s",
+            self.what,
+            rows as f64 / elapsed
+        )
+    }
+
+    pub fn finish(&self) {
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => {
+                if let Ok(state) = self.state.lock() {
+                    eprintln!("{} (done)", self.line(state.rows));
+                }
+            }
+        }
+    }
+}

@@ -12,9 +12,10 @@ use tokio::task::JoinSet;
 
 use super::checkpoint::{odata_string, Checkpoint};
 use super::client::{Continuation, Entity, StorageClient, MAX_PAGE};
+use super::log_source::{LogReadMode, LogSource, LogSpool};
 use super::mapping::{self, comparable};
 use super::plan::{self, PlanContext, Planned, TargetState};
-use super::progress::Progress;
+use super::progress::{Progress, RowCounter};
 use crate::blobs::BlobStore;
 use crate::clock::Clock;
 use crate::model::{MembershipDoc, Scope, Timestamp};
@@ -32,6 +33,8 @@ pub struct MigrateOptions {
     /// Source rows per page (and per checkpoint), at most 1000.
     pub page_size: usize,
     pub progress_interval: Duration,
+    /// How the `ExecutionLogs` rows are read.
+    pub log_read: LogReadMode,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -170,8 +173,28 @@ where
         .collect()
 }
 
+/// The log source this run uses: with a whole-account scan, the table is read here, once.
+async fn log_source(client: &StorageClient, options: &MigrateOptions) -> anyhow::Result<LogSource> {
+    let partial_run = options.scope.is_some() || options.since.is_some();
+    if !options.log_read.spools(partial_run) {
+        return Ok(LogSource::PerExecution);
+    }
+    let counter = Arc::new(RowCounter::new(
+        "reading ExecutionLogs",
+        options.progress_interval,
+    ));
+    let reported = counter.clone();
+    let spool = LogSpool::fill(client, move |rows| reported.add(rows))
+        .await
+        .context("reading the ExecutionLogs table into the local spool")?;
+    counter.finish();
+    tracing::info!(rows = spool.len(), "ExecutionLogs spooled");
+    Ok(LogSource::Spooled(spool))
+}
+
 fn plan_context(
     client: &StorageClient,
+    logs: LogSource,
     store: &Arc<dyn Store>,
     blobs: Option<Arc<dyn BlobStore>>,
     clock: &dyn Clock,
@@ -179,6 +202,7 @@ fn plan_context(
 ) -> PlanContext {
     PlanContext {
         client: client.clone(),
+        logs,
         store: store.clone(),
         blobs,
         now: clock.now(),
@@ -248,12 +272,20 @@ pub async fn migrate(
     if options.resume {
         tracing::info!(checkpoint = %checkpoint_id, partitions = checkpoint.partitions.len(), "resuming");
     }
-    let ctx = plan_context(client, &store, blobs, clock, options);
     let mut summary = Summary::default();
 
     if !checkpoint.executions_done() {
         let filter = execution_filter(options.scope.as_ref(), checkpoint.resume_filter());
         let total = count_rows(client, &filter).await?;
+        let logs = match log_source(client, options).await {
+            Ok(logs) => logs,
+            // Nothing is written yet: the rerun (or --resume) reads the logs again.
+            Err(e) => {
+                summary.stopped = Some(format!("{e:#} (run again with --resume)"));
+                return Ok(summary);
+            }
+        };
+        let ctx = plan_context(client, logs, &store, blobs, clock, options);
         let mut progress = Progress::new(total, options.progress_interval);
         let mut next: Option<Continuation> = None;
         loop {
@@ -495,6 +527,8 @@ pub struct VerifyReport {
     pub skipped_expired: u64,
     pub skipped_before_since: u64,
     pub source_log_documents: u64,
+    /// Target executions newer than every source execution: written after the move, not compared.
+    pub target_newer_than_source: u64,
     /// Source rows that cannot be migrated (migrate reports them too).
     pub unmigratable: Vec<String>,
     /// One line per difference.
@@ -516,6 +550,10 @@ impl VerifyReport {
         out.push_str(&format!(
             "  source log documents: {}\n",
             self.source_log_documents
+        ));
+        out.push_str(&format!(
+            "  target executions newer than the source (not compared): {}\n",
+            self.target_newer_than_source
         ));
         out.push_str(&format!("  skipped expired: {}\n", self.skipped_expired));
         out.push_str(&format!(
@@ -545,14 +583,17 @@ pub async fn verify(
     clock: &dyn Clock,
     options: &MigrateOptions,
 ) -> anyhow::Result<VerifyReport> {
-    let ctx = plan_context(client, &store, blobs, clock, options);
+    let logs = log_source(client, options).await?;
+    let ctx = plan_context(client, logs, &store, blobs, clock, options);
     let filter = execution_filter(options.scope.as_ref(), None);
     let mut report = VerifyReport::default();
+    let mut source = SourceExecutions::default();
     let mut next: Option<Continuation> = None;
     loop {
         let page = client
             .query_page("Entities", &filter, None, options.page_size, next.as_ref())
             .await?;
+        page.entities.iter().for_each(|row| source.add(row));
         let planned = plan_rows(&ctx, page.entities, options.parallelism).await;
         for result in planned {
             match result {
@@ -585,8 +626,81 @@ pub async fn verify(
             None => break,
         }
     }
+    verify_target_extras(store.as_ref(), options.scope.as_ref(), &source, &mut report).await?;
     verify_memberships(client, store.as_ref(), &mut report).await?;
     Ok(report)
+}
+
+/// Every execution id the source holds (migratable or not), and its newest start time.
+#[derive(Debug, Default)]
+struct SourceExecutions {
+    ids: std::collections::HashSet<String>,
+    newest_start: Option<Timestamp>,
+}
+
+impl SourceExecutions {
+    fn add(&mut self, row: &Entity) {
+        match mapping::execution_from_row(row) {
+            Ok(legacy) => {
+                let started = legacy.doc.started_at;
+                self.newest_start = Some(self.newest_start.map_or(started, |t| t.max(started)));
+                self.ids.insert(legacy.doc.execution_id);
+            }
+            // An unmappable row: keep whatever id it names, so its target copy (if any) is not
+            // reported twice.
+            Err(_) => {
+                let (_, row_key) = row_key_pair(row);
+                let id = mapping::text(row, "ExecutionId")
+                    .or_else(|| row_key.split_once('_').map(|(_, id)| id.to_owned()));
+                self.ids.extend(id);
+            }
+        }
+    }
+}
+
+/// Target executions (in the verified scope) that the source does not have: left over from an
+/// earlier source, planted, or migrated from a different account. Executions started after the
+/// newest source execution were written by the new system and are only counted.
+async fn verify_target_extras(
+    store: &dyn Store,
+    scope: Option<&Scope>,
+    source: &SourceExecutions,
+    report: &mut VerifyReport,
+) -> anyhow::Result<()> {
+    let scope_text = scope.map(Scope::to_string);
+    let mut position = crate::store::FeedPosition::Beginning;
+    loop {
+        let page = store
+            .read_change_feed(Container::Executions, &position, 1000)
+            .await
+            .context("listing the target executions")?;
+        if page.documents.is_empty() {
+            return Ok(());
+        }
+        for doc in &page.documents {
+            let (Some(id), Some(doc_scope)) = (doc["id"].as_str(), doc["scope"].as_str()) else {
+                continue;
+            };
+            if doc["type"] != "execution"
+                || scope_text.as_deref().is_some_and(|s| s != doc_scope)
+                || source.ids.contains(id)
+            {
+                continue;
+            }
+            let started = doc["startedAt"]
+                .as_str()
+                .and_then(|t| Timestamp::parse(t).ok());
+            match (started, source.newest_start) {
+                (Some(started), Some(newest)) if started > newest => {
+                    report.target_newer_than_source += 1
+                }
+                _ => report.mismatches.push(format!(
+                    "{doc_scope} {id}: execution in target but not in the source"
+                )),
+            }
+        }
+        position = crate::store::FeedPosition::Continuation(page.continuation);
+    }
 }
 
 async fn verify_memberships(

@@ -326,6 +326,44 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
         (&text["result"], &text["resultType"]),
         (&json!("plain text result"), &json!("text"))
     );
+    // Its logs come from the logs.json archive: levels upper-cased, times canonical.
+    let archived: Vec<(u64, String, String, String)> = (1..=2)
+        .map(|sequence| {
+            let log = doc(
+                &snap,
+                "execution_data",
+                "00000000-0000-0000-0000-00000000b1f1",
+                &format!("log-00000000-0000-0000-0000-00000000b1f1-{sequence:08}"),
+            );
+            assert_eq!(
+                (&log["type"], &log["source"], &log["legacyArchive"]),
+                (&json!("log"), &json!("workflow"), &json!("logs.json"))
+            );
+            (
+                log["sequence"].as_u64().expect("sequence"),
+                log["level"].as_str().unwrap_or_default().to_owned(),
+                log["message"].as_str().unwrap_or_default().to_owned(),
+                log["timestamp"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        archived,
+        vec![
+            (
+                1,
+                "INFO".into(),
+                "greeting".into(),
+                format!("{day}T19:05:07.600000Z")
+            ),
+            (
+                2,
+                "ERROR".into(),
+                "Boom: KeyError 'x'".into(),
+                format!("{day}T19:05:08.000000Z")
+            ),
+        ]
+    );
     // Sparse Running row: absent properties are null.
     let running = doc(
         &snap,
@@ -431,9 +469,55 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
     );
     let big_blob = "execution-data/00000000-0000-0000-0000-00000000b1f4/result.json";
     std::fs::remove_file(data.path().join("blobs").join(big_blob)).expect("delete copied blob");
+    // An execution the source never had (a copy of a migrated one under a new id), and one that
+    // started after every source execution (the new system's own run: counted, not a mismatch).
+    for (id, started) in [
+        ("planted-0001", None),
+        ("after-the-move-0001", Some("2999-01-01T00:00:00.000000Z")),
+    ] {
+        let started = started
+            .map(|t| format!(", '$.startedAt', '{t}'"))
+            .unwrap_or_default();
+        execute_sql(
+            data.path(),
+            &format!(
+                "INSERT INTO documents (container, pk, id, body, etag, ts, lsn, expires_at) \
+                 SELECT container, pk, '{id}', \
+                        json_set(body, '$.id', '{id}', '$.executionId', '{id}'{started}), \
+                        etag, ts, lsn, expires_at \
+                 FROM documents WHERE container = 'executions' \
+                 AND id = '00000000-0000-0000-0000-00000000b1f1'"
+            ),
+        );
+        execute_sql(
+            data.path(),
+            &format!(
+                "INSERT INTO change_log (container, pk, id) VALUES ('executions', 'GLOBAL', '{id}')"
+            ),
+        );
+    }
     let caught = migrate(&azurite, data.path(), &["--verify"]);
     assert_eq!(caught.code, Some(1), "{}", caught.stdout);
     assert_eq!(count(&caught.stdout, "matching in target"), 32);
+    assert!(
+        caught
+            .stdout
+            .contains("mismatch: GLOBAL planted-0001: execution in target but not in the source"),
+        "{}",
+        caught.stdout
+    );
+    assert!(
+        !caught.stdout.contains("after-the-move-0001"),
+        "{}",
+        caught.stdout
+    );
+    assert_eq!(
+        count(
+            &caught.stdout,
+            "target executions newer than the source (not compared)"
+        ),
+        1
+    );
     assert!(
         caught
             .stdout
@@ -479,7 +563,18 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
         source_changed.stdout
     );
 
-    // A migration repairs all of it, and verify passes again.
+    // A migration repairs all of it (the planted execution is removed by hand: migrate never
+    // deletes), and verify passes again.
+    for id in ["planted-0001", "after-the-move-0001"] {
+        execute_sql(
+            data.path(),
+            &format!("DELETE FROM documents WHERE id = '{id}'"),
+        );
+        execute_sql(
+            data.path(),
+            &format!("DELETE FROM change_log WHERE id = '{id}'"),
+        );
+    }
     let repair = migrate(&azurite, data.path(), &[]);
     assert_eq!(count(&repair.stdout, "updated"), 4, "{}", repair.stdout);
     assert_eq!(count(&repair.stdout, "blobs copied"), 1);
@@ -536,7 +631,8 @@ fn spawn_paged_migrate(
     let mut seen = 0;
     while seen < pages {
         let line = stderr.next().expect("a progress line").expect("line");
-        if line.starts_with("progress: ") {
+        // Execution pages only (the log spool's progress lines come first).
+        if line.starts_with("progress: ") && line.contains(" executions (") {
             seen += 1;
         }
     }
@@ -571,8 +667,14 @@ fn a_run_killed_halfway_resumes_to_the_same_end_state() {
     seed_fixture(&azurite, 2, 300, 3);
     let total = 300 + FIXTURE_EXECUTIONS;
 
+    // The reference reads the logs one partition per execution; the runs below scan the table
+    // into the spool (the default for a whole-account run): both must give the same documents.
     let reference = temp_dir();
-    migrate(&azurite, reference.path(), &["--page-size", "50"]);
+    migrate(
+        &azurite,
+        reference.path(),
+        &["--page-size", "50", "--log-read", "per-execution"],
+    );
     let expected = end_state(reference.path());
     assert_eq!(
         expected

@@ -154,6 +154,12 @@ def fixture(tables, blobs, args):
 
     blobs.upload_blob("00000000-0000-0000-0000-00000000b1f0/variables.json",
                       json.dumps({"counter": 2, "user": {"email": "a@b.c"}}, indent=2), overwrite=True)
+    # The failed run's logs exist only as the archive blob, as for runs from before the
+    # ExecutionLogs table (the engine's completion-time logs.json: naive times, lowercase levels).
+    blobs.upload_blob("00000000-0000-0000-0000-00000000b1f1/logs.json", json.dumps([
+        {"timestamp": f"{day}T19:05:07.600000", "level": "info", "message": "greeting", "source": "workflow"},
+        {"timestamp": f"{day}T19:05:08", "level": "error", "message": "Boom: KeyError 'x'", "source": "workflow"},
+    ], indent=2), overwrite=True)
     blobs.upload_blob("00000000-0000-0000-0000-00000000b1f2/result.html",
                       "<table>" + "<tr><td>row</td></tr>" * 200 + "</table>", overwrite=True)
     big = json.dumps({"rows": ["x" * 1000] * 2200}, indent=2)  # about 2.2 MB
@@ -181,7 +187,8 @@ def bulk(tables, blobs, args):
     for i in range(args.offset, args.offset + args.executions):
         started = f"{args.day}T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.{i % 1000000:06d}"
         executions.append(execution_entity(
-            scopes[i % 3], str(uuid.UUID(int=i + 1)), started, WorkflowName=f"wf_{i % 7}",
+            # Deterministic but spread like the uuid4 ids Bifrost writes.
+            scopes[i % 3], str(uuid.uuid5(uuid.NAMESPACE_OID, f"bench-{i}")), started, WorkflowName=f"wf_{i % 7}",
             ExecutedBy="bench", ExecutedByName="bench", Status="Success" if i % 5 else "Failed",
             InputData=json.dumps({"i": i}), ResultInBlob=False, CompletedAt=started, DurationMs=i % 5000,
             Result=json.dumps({"ok": i})))
