@@ -14,7 +14,7 @@ use super::mapping::{
 };
 use crate::blobs::{BlobError, BlobStore};
 use crate::model::{Scope, Timestamp};
-use crate::store::{Container, Query, Store, StoreError};
+use crate::store::{BatchOperation, Container, Query, Store, StoreError, MAX_BATCH_OPERATIONS};
 
 /// What every plan needs; cheap to clone into tasks.
 #[derive(Debug, Clone)]
@@ -382,13 +382,38 @@ pub async fn apply_plan(
     Ok(())
 }
 
-/// Upserts with a few retries on transient store errors.
+/// A Cosmos transactional batch carries at most 2 MB of request body; stay well under it.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// Upserts the documents in order, each run of documents of one (container, partition) as
+/// transactional batches (one SQLite transaction, one Cosmos request, instead of one per
+/// document), with a few retries on transient store errors.
 pub async fn apply(store: &dyn Store, writes: &[(Container, Value)]) -> Result<(), StoreError> {
-    for (container, doc) in writes {
+    for group in write_groups(writes) {
+        let (container, partition_key) = group.key;
         let mut attempt = 0;
         loop {
-            match store.upsert(*container, doc.clone(), None).await {
-                Ok(_) => break,
+            let result = if group.docs.len() == 1 {
+                store
+                    .upsert(container, group.docs[0].clone(), None)
+                    .await
+                    .map(drop)
+            } else {
+                let operations = group
+                    .docs
+                    .iter()
+                    .map(|doc| BatchOperation::Upsert {
+                        doc: (*doc).clone(),
+                        if_match: None,
+                    })
+                    .collect();
+                store
+                    .batch(container, &partition_key, operations)
+                    .await
+                    .map(drop)
+            };
+            match result {
+                Ok(()) => break,
                 Err(e) if e.is_transient() && attempt < 5 => {
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
@@ -398,6 +423,43 @@ pub async fn apply(store: &dyn Store, writes: &[(Container, Value)]) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Consecutive writes to one (container, partition), at most `MAX_BATCH_OPERATIONS` documents
+/// and `MAX_BATCH_BYTES` of JSON each (a single larger document is a group of its own).
+#[derive(Debug)]
+struct WriteGroup<'a> {
+    key: (Container, String),
+    docs: Vec<&'a Value>,
+    bytes: usize,
+}
+
+fn write_groups(writes: &[(Container, Value)]) -> Vec<WriteGroup<'_>> {
+    let mut groups: Vec<WriteGroup<'_>> = Vec::new();
+    for (container, doc) in writes {
+        let partition_key = doc[container.partition_key_field()]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let key = (*container, partition_key);
+        let bytes = doc.to_string().len();
+        match groups.last_mut() {
+            Some(group)
+                if group.key == key
+                    && group.docs.len() < MAX_BATCH_OPERATIONS
+                    && group.bytes + bytes <= MAX_BATCH_BYTES =>
+            {
+                group.docs.push(doc);
+                group.bytes += bytes;
+            }
+            _ => groups.push(WriteGroup {
+                key,
+                docs: vec![doc],
+                bytes,
+            }),
+        }
+    }
+    groups
 }
 
 #[cfg(test)]
@@ -414,6 +476,41 @@ mod tests {
         assert_eq!(
             text,
             "extra: source (absent) ≠ target 1; status: source \"Success\" ≠ target \"Failed\""
+        );
+    }
+
+    #[test]
+    fn writes_are_grouped_by_partition_in_order_within_the_batch_limits() {
+        let log = |execution: &str, n: usize| {
+            (
+                Container::ExecutionData,
+                json!({"id": format!("log-{n}"), "executionId": execution}),
+            )
+        };
+        let mut writes: Vec<(Container, Value)> = (0..150).map(|n| log("e1", n)).collect();
+        writes.push((
+            Container::Executions,
+            json!({"id": "e1", "scope": "GLOBAL"}),
+        ));
+        writes.push(log("e2", 0));
+        let big = "x".repeat(MAX_BATCH_BYTES - 30);
+        writes.push((
+            Container::ExecutionData,
+            json!({"id": "result", "executionId": "e2", "result": big}),
+        ));
+        let shape: Vec<(Container, String, usize)> = write_groups(&writes)
+            .iter()
+            .map(|g| (g.key.0, g.key.1.clone(), g.docs.len()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (Container::ExecutionData, "e1".into(), 100),
+                (Container::ExecutionData, "e1".into(), 50),
+                (Container::Executions, "GLOBAL".into(), 1),
+                (Container::ExecutionData, "e2".into(), 1),
+                (Container::ExecutionData, "e2".into(), 1),
+            ]
         );
     }
 

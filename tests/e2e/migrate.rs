@@ -140,6 +140,17 @@ fn without_ttl(body: &Value, started_at: &str) -> Value {
     body
 }
 
+/// A log document as (sequence, level, message, timestamp).
+fn log_view(log: &Value) -> (u64, String, String, String) {
+    let text = |field: &str| log[field].as_str().unwrap_or_default().to_owned();
+    (
+        log["sequence"].as_u64().expect("sequence"),
+        text("level"),
+        text("message"),
+        text("timestamp"),
+    )
+}
+
 fn execute_sql(data: &Path, sql: &str) {
     let db = rusqlite::Connection::open(data.join("bifrost.db")).expect("open db");
     let changed = db.execute(sql, []).expect("tamper");
@@ -233,12 +244,7 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
             assert_eq!(log["type"], "log");
             assert_eq!(log["source"], "workflow");
             assert_eq!(log["legacyLogId"].as_str().map(str::len), Some(36));
-            (
-                log["sequence"].as_u64().expect("sequence"),
-                log["level"].as_str().unwrap_or_default().to_owned(),
-                log["message"].as_str().unwrap_or_default().to_owned(),
-                log["timestamp"].as_str().unwrap_or_default().to_owned(),
-            )
+            log_view(&log)
         })
         .collect();
     assert_eq!(
@@ -339,12 +345,7 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
                 (&log["type"], &log["source"], &log["legacyArchive"]),
                 (&json!("log"), &json!("workflow"), &json!("logs.json"))
             );
-            (
-                log["sequence"].as_u64().expect("sequence"),
-                log["level"].as_str().unwrap_or_default().to_owned(),
-                log["message"].as_str().unwrap_or_default().to_owned(),
-                log["timestamp"].as_str().unwrap_or_default().to_owned(),
-            )
+            log_view(log)
         })
         .collect();
     assert_eq!(
