@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::client::Entity;
 use crate::model::{
     ExecutionDataDoc, ExecutionDoc, ExecutionDocType, ExecutionStatus, LogDoc, MembershipDoc,
-    ResultDoc, Scope, Timestamp, VariablesDoc, EXECUTION_TTL_SECONDS, MAX_DOCUMENT_BYTES,
+    ResultDoc, Scope, StateDoc, Timestamp, VariablesDoc, EXECUTION_TTL_SECONDS, MAX_DOCUMENT_BYTES,
 };
 
 /// The legacy blob container of results and variables.
@@ -103,6 +103,13 @@ pub struct LegacyExecution {
     pub doc: ExecutionDoc,
     /// The inline `Result` property (≤ 1 KB in legacy data).
     pub inline_result: Option<String>,
+    /// Rows written 2025-10-14 … 10-17 carried the run's logs and variables as JSON-string
+    /// columns (`Logs`: `[{timestamp, level, message, data}]`; `Variables`: an object).
+    pub inline_logs: Option<String>,
+    pub inline_variables: Option<String>,
+    /// The other columns of that era (`ErrorType`, `ErrorDetails`, `StateSnapshots`,
+    /// `IntegrationCalls`), kept as the execution's `state` document so nothing is lost.
+    pub legacy_state: Option<Value>,
 }
 
 pub fn execution_from_row(row: &Entity) -> Result<LegacyExecution, RowError> {
@@ -161,8 +168,52 @@ pub fn execution_from_row(row: &Entity) -> Result<LegacyExecution, RowError> {
     };
     Ok(LegacyExecution {
         inline_result: text(row, "Result"),
+        inline_logs: text(row, "Logs"),
+        inline_variables: text(row, "Variables"),
+        legacy_state: legacy_state(row),
         doc,
     })
+}
+
+/// `{errorType, errorDetails, stateSnapshots, integrationCalls}` from the 2025-10 columns that
+/// have no field of their own (JSON columns parsed, kept as text when they do not parse), or
+/// `None` when the row has none of them.
+fn legacy_state(row: &Entity) -> Option<Value> {
+    let mut state = Map::new();
+    for (column, field, is_json) in [
+        ("ErrorType", "errorType", false),
+        ("ErrorDetails", "errorDetails", true),
+        ("StateSnapshots", "stateSnapshots", true),
+        ("IntegrationCalls", "integrationCalls", true),
+    ] {
+        let Some(raw) = text(row, column) else {
+            continue;
+        };
+        let value = if is_json {
+            serde_json::from_str(&raw).unwrap_or(Value::String(raw))
+        } else {
+            Value::String(raw)
+        };
+        state.insert(field.into(), value);
+    }
+    (!state.is_empty()).then_some(Value::Object(state))
+}
+
+/// The execution's `state` document holding [`LegacyExecution::legacy_state`].
+pub fn legacy_state_doc(
+    execution_id: &str,
+    at: Timestamp,
+    state: Value,
+    ttl: Option<i64>,
+) -> Value {
+    Value::Object(to_object(&ExecutionDataDoc::State(StateDoc {
+        id: "state".into(),
+        execution_id: execution_id.to_owned(),
+        timestamp: at,
+        version: 1,
+        state,
+        ttl,
+    })))
 }
 
 /// Seconds left of the execution's 14 days at `now`; `None` when already expired.
@@ -220,20 +271,24 @@ pub fn log_docs(
 
 /// The archive of an execution's logs that the legacy engine wrote at completion.
 pub const LOGS_ARCHIVE_BLOB: &str = "logs.json";
+/// The `Entities` column that held the logs before the archive blob (2025-10-14 … 10-17).
+pub const LOGS_COLUMN: &str = "Logs column";
 
-/// An execution's `logs.json` archive → `log` documents, `sequence` 1.. in file order. Runs from
-/// before 2025-10-28 have only this archive (no `ExecutionLogs` rows), so it is the only copy of
-/// their logs. Each entry is `{timestamp (naive UTC), level (lowercase), message, source}`; the
-/// level is upper-cased as the API and UI expect, an entry without a readable time takes the
-/// previous entry's (or the execution's start), and a bare string entry is a message.
+/// An execution's log archive (the `logs.json` blob, or the older `Logs` column: `origin`) →
+/// `log` documents, `sequence` 1.. in archive order. Runs from before 2025-10-28 have no
+/// `ExecutionLogs` rows, so the archive is the only copy of their logs. Each entry is
+/// `{timestamp (naive UTC), level (lowercase), message, source | data}`; the level is
+/// upper-cased as the API and UI expect, an entry without a readable time takes the previous
+/// entry's (or the execution's start), and a bare string entry is a message.
 pub fn archived_log_docs(
     execution_id: &str,
+    origin: &str,
     bytes: &[u8],
     started_at: Timestamp,
     ttl: Option<i64>,
 ) -> Result<Vec<Value>, String> {
-    let entries: Vec<Value> = serde_json::from_slice(bytes)
-        .map_err(|e| format!("{LOGS_ARCHIVE_BLOB} is not a JSON array: {e}"))?;
+    let entries: Vec<Value> =
+        serde_json::from_slice(bytes).map_err(|e| format!("{origin} is not a JSON array: {e}"))?;
     let mut last_time = started_at;
     let mut docs = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
@@ -251,7 +306,10 @@ pub fn archived_log_docs(
                     None => String::new(),
                 },
                 fields.get("source").and_then(Value::as_str),
-                fields.get("data").filter(|d| !d.is_null()).cloned(),
+                fields
+                    .get("data")
+                    .filter(|d| !d.is_null() && d.as_object().is_none_or(|o| !o.is_empty()))
+                    .cloned(),
             ),
             Value::String(message) => (None, None, message.clone(), None, None),
             other => (None, None, other.to_string(), None, None),
@@ -272,10 +330,7 @@ pub fn archived_log_docs(
         if let Some(source) = source {
             value.insert("source".into(), Value::String(source.to_owned()));
         }
-        value.insert(
-            "legacyArchive".into(),
-            Value::String(LOGS_ARCHIVE_BLOB.into()),
-        );
+        value.insert("legacyArchive".into(), Value::String(origin.into()));
         docs.push(Value::Object(value));
     }
     Ok(docs)
@@ -610,6 +665,23 @@ mod tests {
     }
 
     #[test]
+    fn the_2025_10_error_and_state_columns_are_kept_as_state() {
+        let with = row(json!({
+            "ErrorType": "InternalError", "ErrorDetails": "{\"exception\": \"KeyError\"}",
+            "StateSnapshots": "not json", "Logs": "[]"
+        }));
+        assert_eq!(
+            legacy_state(&with),
+            Some(json!({
+                "errorType": "InternalError",
+                "errorDetails": {"exception": "KeyError"},
+                "stateSnapshots": "not json"
+            }))
+        );
+        assert_eq!(legacy_state(&row(json!({"Status": "Success"}))), None);
+    }
+
+    #[test]
     fn a_logs_archive_becomes_log_documents_in_file_order() {
         let started = Timestamp::parse("2025-10-20T09:00:00").unwrap();
         let archive = json!([
@@ -618,8 +690,14 @@ mod tests {
             {"level": "error", "message": "no time: keeps the previous one"},
             "a bare line"
         ]);
-        let docs =
-            archived_log_docs("e1", archive.to_string().as_bytes(), started, Some(9)).unwrap();
+        let docs = archived_log_docs(
+            "e1",
+            LOGS_ARCHIVE_BLOB,
+            archive.to_string().as_bytes(),
+            started,
+            Some(9),
+        )
+        .unwrap();
         let view: Vec<_> = docs
             .iter()
             .map(|d| {
@@ -669,8 +747,9 @@ mod tests {
         assert_eq!(docs[0]["legacyArchive"], "logs.json");
         assert_eq!(docs[1]["data"], json!({"k": 2}));
         assert_eq!(docs[3]["ttl"], 9);
-        assert!(archived_log_docs("e1", b"{\"not\": \"a list\"}", started, None).is_err());
-        assert!(archived_log_docs("e1", b"", started, None).is_err());
+        let not_a_list = archived_log_docs("e1", LOGS_COLUMN, b"{\"a\": 1}", started, None);
+        assert!(not_a_list.is_err_and(|e| e.starts_with("Logs column is not a JSON array")));
+        assert!(archived_log_docs("e1", LOGS_ARCHIVE_BLOB, b"", started, None).is_err());
     }
 
     #[test]

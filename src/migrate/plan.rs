@@ -10,7 +10,7 @@ use super::client::{Entity, ReadError, StorageClient};
 use super::log_source::{LogSource, LogSourceError};
 use super::mapping::{
     self, comparable, LegacyExecution, ResultSource, BLOB_CONTAINER, LOGS_ARCHIVE_BLOB,
-    RESULT_BLOBS, VARIABLES_BLOB,
+    LOGS_COLUMN, RESULT_BLOBS, VARIABLES_BLOB,
 };
 use crate::blobs::{BlobError, BlobStore};
 use crate::model::{Scope, Timestamp};
@@ -133,13 +133,20 @@ async fn plan_mapped(
         Err(e) => return Ok(Planned::BadRow(format!("execution {id}: {e}"))),
     };
     if log_rows.is_empty() {
-        // Runs from before the ExecutionLogs table have their logs only in the archive blob.
-        let archive = ctx
+        // Runs from before the ExecutionLogs table (2025-10-28) have their logs only in the
+        // archive blob, or before that (2025-10-17) in the row's `Logs` column.
+        let archive = match ctx
             .client
             .get_blob(BLOB_CONTAINER, &format!("{id}/{LOGS_ARCHIVE_BLOB}"))
-            .await?;
-        if let Some(bytes) = archive {
-            match mapping::archived_log_docs(&id, &bytes, execution.started_at, ttl) {
+            .await?
+        {
+            Some(bytes) => Some((LOGS_ARCHIVE_BLOB, bytes)),
+            None => legacy
+                .inline_logs
+                .map(|text| (LOGS_COLUMN, text.into_bytes())),
+        };
+        if let Some((origin, bytes)) = archive {
+            match mapping::archived_log_docs(&id, origin, &bytes, execution.started_at, ttl) {
                 Ok(docs) => data = docs,
                 Err(e) => return Ok(Planned::BadRow(format!("execution {id}: {e}"))),
             }
@@ -168,6 +175,12 @@ async fn plan_mapped(
     {
         data.push(mapping::variables_doc(&id, at, &bytes, ttl));
         blob_bytes.push((format!("{BLOB_CONTAINER}/{id}/{VARIABLES_BLOB}"), bytes));
+    } else if let Some(inline) = &legacy.inline_variables {
+        // A Table column holds at most 64 KB, so this never needs a blobRef.
+        data.push(mapping::variables_doc(&id, at, inline.as_bytes(), ttl));
+    }
+    if let Some(state) = legacy.legacy_state {
+        data.push(mapping::legacy_state_doc(&id, at, state, ttl));
     }
     let execution_value = serde_json::to_value(&execution).unwrap_or_default();
     let checksum = mapping::checksum(&execution_value, &data);

@@ -595,6 +595,35 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
         )["ttl"],
         -1
     );
+    // Its logs, variables and error/state columns (the 2025-10 row shape) are documents too.
+    let old_id = "00000000-0000-0000-0000-00000000e0e0";
+    let old_log = |sequence: u64| {
+        doc(
+            &snap,
+            "execution_data",
+            old_id,
+            &format!("log-{old_id}-{sequence:08}"),
+        )
+    };
+    assert_eq!(
+        (log_view(old_log(1)).1, log_view(old_log(2)).2),
+        ("INFO".to_owned(), "halo answered 502".to_owned())
+    );
+    assert_eq!(old_log(1)["data"], Value::Null);
+    assert_eq!(old_log(2)["data"], json!({"status": 502}));
+    assert_eq!(old_log(2)["legacyArchive"], "Logs column");
+    assert_eq!(
+        doc(&snap, "execution_data", old_id, "variables-snapshot-v1")["variables"],
+        json!({"ticket": 42})
+    );
+    assert_eq!(
+        doc(&snap, "execution_data", old_id, "state")["state"],
+        json!({
+            "errorType": "IntegrationError",
+            "errorDetails": {"integration": "halo", "status_code": 502},
+            "stateSnapshots": [{"timestamp": format!("{}T10:00:01", days_ago(30)), "name": "fetched", "data": {"n": 3}}]
+        })
+    );
 }
 
 fn reverse_ts(started: &str) -> i64 {

@@ -119,11 +119,22 @@ def fixture(tables, blobs, args):
         WorkflowName="big_report", ExecutedBy="d75b260a64504067bfc5b2905e3b8182", ExecutedByName="jack",
         Status="CompletedWithErrors", InputData="{}", ResultInBlob=True, CompletedAt=f"{day}T21:00:09.5",
         DurationMs=9499))
-    # 6. Expired (older than 14 days): skipped unless --keep-expired.
+    # 6. Expired (older than 14 days): skipped unless --keep-expired. Written the way rows of
+    #    2025-10-14 … 10-17 were: logs, variables and the error/state columns as JSON strings
+    #    (api/shared/execution_logger.py update_execution, json.dumps with default separators).
     rows.append(execution_entity(
         "GLOBAL", "00000000-0000-0000-0000-00000000e0e0", f"{old}T10:00:00.5",
-        WorkflowName="ancient", ExecutedBy="x", ExecutedByName="x", Status="Success", InputData="{}",
-        ResultInBlob=False, CompletedAt=f"{old}T10:00:01.5", DurationMs=1000))
+        WorkflowName="ancient", ExecutedBy="x", ExecutedByName="x", Status="Failed", InputData="{}",
+        ResultInBlob=False, CompletedAt=f"{old}T10:00:01.5", DurationMs=1000,
+        ErrorMessage="halo answered 502", ErrorType="IntegrationError",
+        ErrorDetails=json.dumps({"integration": "halo", "status_code": 502}),
+        StateSnapshots=json.dumps([{"timestamp": f"{old}T10:00:01", "name": "fetched", "data": {"n": 3}}]),
+        Logs=json.dumps([
+            {"timestamp": f"{old}T10:00:00.750000", "level": "info", "message": "calling halo", "data": {}},
+            {"timestamp": f"{old}T10:00:01.250000", "level": "error", "message": "halo answered 502",
+             "data": {"status": 502}},
+        ]),
+        Variables=json.dumps({"ticket": 42})))
     # 7. A bad row: an unknown status. Reported and skipped; never aborts the run.
     rows.append(execution_entity(
         "GLOBAL", "00000000-0000-0000-0000-00000000bad0", f"{day}T22:00:00",
