@@ -187,7 +187,7 @@ fn main() {
          run grows with its square; `per-execution` is therefore measured only up to \
          {PER_EXECUTION_UP_TO} executions. Azure Table Storage answers a partition query from its \
          index; there the difference is the request count (one per execution against one per \
-         1000 log rows).\n",
+         1000 log rows).\n\n",
         rows.join("\n")
     );
     report::write_section("## Migrate:", &section);

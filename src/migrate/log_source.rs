@@ -130,9 +130,11 @@ pub struct LogSpool {
 
 impl LogSpool {
     fn create() -> Result<LogSpool, LogSourceError> {
+        let temp = std::env::temp_dir();
+        remove_stale_spools(&temp);
         let dir = tempfile::Builder::new()
-            .prefix("bifrost-migrate-logs-")
-            .tempdir()
+            .prefix(&format!("{SPOOL_PREFIX}{}-", std::process::id()))
+            .tempdir_in(&temp)
             .map_err(|e| LogSourceError::Spool(format!("creating a temporary directory: {e}")))?;
         let connection = open_spool(&dir.path().join("logs.sqlite"))?;
         Ok(LogSpool {
@@ -214,6 +216,43 @@ impl LogSpool {
     }
 }
 
+const SPOOL_PREFIX: &str = "bifrost-migrate-logs-";
+
+/// A run killed by a signal never removes its spool (hundreds of MB for a large account): the
+/// next run removes every spool whose process is gone. Where that cannot be told (no `/proc`),
+/// spools are kept.
+fn remove_stale_spools(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let owner = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(SPOOL_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let Some(pid) = owner else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %entry.path().display(), "removed the log spool of an interrupted run")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %entry.path().display(), "cannot remove a stale log spool: {e}")
+                }
+            }
+        }
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
 fn open_spool(path: &Path) -> Result<Connection, LogSourceError> {
     let connection = Connection::open(path)?;
     // A scratch file: durability buys nothing, a crash just rescans.
@@ -287,6 +326,23 @@ mod tests {
             let hits = ranges.iter().filter(|f| matches(f, key)).count();
             assert_eq!(hits, 1, "{key:?} is in {hits} ranges");
         }
+    }
+
+    #[test]
+    fn spools_of_dead_processes_are_removed_and_others_kept() {
+        let temp = tempfile::tempdir().unwrap();
+        let dead = temp.path().join(format!("{SPOOL_PREFIX}4294967295-abc"));
+        let mine = temp
+            .path()
+            .join(format!("{SPOOL_PREFIX}{}-abc", std::process::id()));
+        let unrelated = temp.path().join("bifrost-migrate-logs-not-a-pid");
+        for dir in [&dead, &mine, &unrelated] {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::write(dir.join("logs.sqlite"), b"x").unwrap();
+        }
+        remove_stale_spools(temp.path());
+        assert!(!dead.exists());
+        assert!(mine.exists() && unrelated.exists());
     }
 
     #[test]
