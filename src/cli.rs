@@ -50,8 +50,9 @@ pub struct MigrateArgs {
     /// Directory of the embedded target store (used when --to is not given).
     #[arg(long, env = DATA_ENV, default_value = "data")]
     pub data: PathBuf,
-    /// Where blobs of results/variables over 2 MB are copied: dir:PATH (default with the embedded
-    /// store: dir:<data>/blobs, where serve reads them; with --to: not copied, they stay referenced).
+    /// Where blobs of results/variables over 2 MB are copied: dir:PATH or azblob:… as for serve's
+    /// --blobs (default with the embedded store: dir:<data>/blobs, where serve reads them; with
+    /// --to: not copied, they stay referenced in the legacy account).
     #[arg(long)]
     pub blobs: Option<crate::blobs::BlobLocation>,
     /// Read, map and compare, but write nothing (the summary says what would be written).
@@ -125,7 +126,8 @@ pub struct StoreArgs {
     /// (local emulator), or AccountEndpoint=https://…;AccountKey=…; (each may add a database, default bifrost).
     #[arg(long, env = STORE_ENV)]
     pub store: Option<StoreUrl>,
-    /// Blob storage for results over 2 MB: dir:PATH (default: dir:<data>/blobs).
+    /// Blob storage for results over 2 MB: dir:PATH (default: dir:<data>/blobs), azblob:<storage
+    /// connection string>, or azblob:https://ACCOUNT.blob.core.windows.net[?clientId=ID] (managed identity).
     #[arg(long, env = crate::blobs::BLOBS_ENV)]
     pub blobs: Option<crate::blobs::BlobLocation>,
 }

@@ -58,7 +58,7 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: crate::blobs::BLOBS_ENV,
-        description: "Where results over 2 MB are read from: `dir:PATH` (default `dir:$BIFROST_DATA/blobs`).",
+        description: "Where results over 2 MB are read from: `dir:PATH` (default `dir:$BIFROST_DATA/blobs`), `azblob:<storage connection string>`, or `azblob:https://ACCOUNT.blob.core.windows.net` (managed identity).",
         example: "dir:data/blobs",
         in_local_settings: true,
     },
@@ -139,6 +139,10 @@ impl RuntimeConfig {
         let sink = crate::realtime::open(&self.realtime)
             .await
             .context("opening the real-time sink")?;
-        Ok(AppContext::new(store, self.blobs.open(), sink, clock, mode))
+        let blobs = self
+            .blobs
+            .open()
+            .with_context(|| format!("opening blob storage {}", self.blobs))?;
+        Ok(AppContext::new(store, blobs, sink, clock, mode))
     }
 }

@@ -16,5 +16,6 @@ pub mod package;
 pub mod realtime;
 pub mod serve;
 pub mod simulate;
+pub mod storage_account;
 pub mod store;
 pub mod telemetry;

@@ -92,13 +92,16 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     AzureSignalRConnectionString: signalr.listKeys().primaryConnectionString
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
-    // The app root is read-only; until the Cosmos store backend lands the functions keep their
-    // state in an instance-local SQLite file.
-    BIFROST_STORE: 'sqlite:/tmp/bifrost/bifrost.db'
+    // The documents: the same Cosmos account the triggers read, through the managed identity
+    // (its data-plane role is in modules/access.bicep). `cosmosEndpoint` is
+    // `https://NAME.documents.azure.com:443/`; the store URL takes `host:port`.
+    BIFROST_STORE: 'cosmos://${replace(replace(cosmosEndpoint, 'https://', ''), '/', '')}/?identity=managed'
+    // Nothing is kept on the instance; the app root is read-only, so any scratch goes to /tmp.
     BIFROST_DATA: '/tmp/bifrost'
-    // Results over 2 MB: the `execution-data` container of the storage account once the code has
-    // an Azure Blob backend (modules/storage.bicep creates it); only the directory form exists yet.
-    BIFROST_BLOBS: 'dir:/tmp/bifrost/blobs'
+    // Results over 2 MB: the `execution-data` container of this storage account (created by
+    // modules/storage.bicep; the identity is Storage Blob Data Owner there), through the managed
+    // identity. `migrate --blobs azblob:…` copies legacy blobs into it.
+    BIFROST_BLOBS: 'azblob:${storage.properties.primaryEndpoints.blob}'
     // Logs go to stdout (Information in App Insights); the host maps stderr to Error.
     RUST_LOG: 'info'
   }

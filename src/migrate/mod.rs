@@ -1,6 +1,6 @@
 //! `migrate`: legacy Azure Table/Blob Storage executions → the document store (any `Store`).
 //!
-//! - `connection`: storage connection strings; `signing`: SharedKey/SharedKeyLite (pure);
+//! - `connection`, `signing` (from `storage_account`): connection strings, SharedKey/SharedKeyLite;
 //! - `client`: the small Table/Blob REST reader (paging, backoff);
 //! - `log_source`: each execution's `ExecutionLogs` rows, per execution or from a one-pass spool;
 //! - `mapping`: legacy rows and blobs → documents (pure);
@@ -9,13 +9,14 @@
 
 pub mod checkpoint;
 pub mod client;
-pub mod connection;
 pub mod log_source;
 pub mod mapping;
 pub mod plan;
 pub mod progress;
 pub mod runner;
-pub mod signing;
+
+// The account plumbing is shared with the Azure blob store.
+pub use crate::storage_account::{connection, signing};
 
 pub use client::StorageClient;
 pub use connection::StorageAccount;
@@ -42,8 +43,8 @@ pub async fn run_command(args: MigrateArgs) -> anyhow::Result<()> {
     // Serve mode reads results over 2 MB from its blob directory, so copy them there when the
     // target is the embedded store (or --blobs says where); elsewhere the legacy blob stays.
     let blobs = match (&args.blobs, &args.to) {
-        (Some(location), _) => Some(location.open()),
-        (None, None) => Some(crate::blobs::BlobLocation::under(&args.data).open()),
+        (Some(location), _) => Some(location.open().context("--blobs")?),
+        (None, None) => Some(crate::blobs::BlobLocation::under(&args.data).open()?),
         (None, Some(_)) => None,
     };
     let options = MigrateOptions {

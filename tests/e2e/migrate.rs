@@ -875,6 +875,65 @@ fn with_a_sas_connection_string_serve_shows_the_migrated_executions_right_after(
     });
 }
 
+/// Results over 2 MB in an Azure Storage account (`azblob:`), as in Azure: migrate copies the
+/// legacy blob into another account with its key (PUT, SharedKey), verify reads it back, and
+/// serve streams it from there with a SAS (GET), never from a local directory.
+#[test]
+fn results_over_2_mb_are_copied_to_and_served_from_azure_blob_storage() {
+    let Some(legacy) = Azurite::start() else {
+        return;
+    };
+    legacy.seed(&[
+        "fixture",
+        "--day",
+        &days_ago(1),
+        "--expired-day",
+        &days_ago(20),
+    ]);
+    // The new deployment's account: its `execution-data` container exists (the Bicep creates
+    // it; here the seed script's client setup does), and nothing is in it yet.
+    let target = Azurite::start().expect("second azurite");
+    let sas = target.seed(&["sas"]);
+    let keyed = format!("azblob:{}", target.connection_string);
+    let data = temp_dir();
+    let run = migrate(&legacy, data.path(), &["--blobs", &keyed]);
+    assert_eq!(count(&run.stdout, "blobs copied"), 1, "{}", run.stdout);
+    assert!(!data.path().join("blobs").exists(), "copied to a directory");
+    let verified = migrate(&legacy, data.path(), &["--verify", "--blobs", &keyed]);
+    assert_eq!(verified.code, Some(0), "{}", verified.stdout);
+
+    let from_sas = format!("azblob:{}", sas.trim());
+    let app = super::helpers::spawn_serve(data.path(), &["--blobs", &from_sas]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let response = super::helpers::client()
+            .get(format!(
+                "{}/api/executions/00000000-0000-0000-0000-00000000b1f4/result",
+                app.base
+            ))
+            .header("X-MS-CLIENT-PRINCIPAL", ada())
+            .header("X-Organization-Id", "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+        let result: Value = response.json().await.expect("json");
+        assert_eq!(result["resultType"], "json");
+        assert_eq!(
+            result["result"]["rows"].as_array().map(Vec::len),
+            Some(2200)
+        );
+    });
+    drop(app);
+
+    // A location that cannot be an account is refused before anything starts.
+    let refused = super::helpers::run(&["serve", "--blobs", "azblob:AccountName=x"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("AccountKey or SharedAccessSignature")
+    );
+}
+
 #[test]
 fn a_source_that_goes_away_stops_the_run_cleanly_and_resume_finishes_it() {
     let Some(azurite) = Azurite::start() else {

@@ -2,11 +2,15 @@
 //! `blobRef` (`execution-data/{executionId}/result.json`) and the API streams the blob through.
 //!
 //! Serve mode keeps blobs in a directory (`<data>/blobs/<blobRef>`); in Azure they live in the
-//! storage account's `execution-data` container.
+//! storage account's `execution-data` container (`azure`: the Blob REST API).
 
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
+
+use crate::storage_account::connection::StorageAccount;
+
+pub mod azure;
 
 pub const BLOBS_ENV: &str = "BIFROST_BLOBS";
 /// Largest blob the API will read into a response (Functions payload mode buffers bodies).
@@ -116,21 +120,69 @@ impl BlobStore for DirBlobs {
     }
 }
 
-/// Where blobs are read from: `dir:PATH` (or a bare path).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where blobs are read from: `dir:PATH` (or a bare path), or an Azure Storage account:
+/// `azblob:<connection string>` (account key or SAS), or
+/// `azblob:https://ACCOUNT.blob.core.windows.net[?clientId=ID]` with the managed identity.
+#[derive(Clone, PartialEq, Eq)]
 pub enum BlobLocation {
     Dir(PathBuf),
+    Account(StorageAccount),
+    ManagedIdentity {
+        endpoint: reqwest::Url,
+        client_id: Option<String>,
+    },
 }
+
+impl std::fmt::Debug for BlobLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Display never shows a key or SAS.
+        write!(f, "BlobLocation({self})")
+    }
+}
+
+const AZURE_PREFIX: &str = "azblob:";
 
 impl std::str::FromStr for BlobLocation {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(target) = s.strip_prefix(AZURE_PREFIX) {
+            return parse_azure(target.trim());
+        }
         let path = s.strip_prefix("dir:").unwrap_or(s);
         if path.is_empty() {
-            return Err("blob location is empty; expected dir:PATH".into());
+            return Err("blob location is empty; expected dir:PATH or azblob:…".into());
         }
         Ok(BlobLocation::Dir(PathBuf::from(path)))
     }
+}
+
+fn parse_azure(target: &str) -> Result<BlobLocation, String> {
+    if target.starts_with("https://") || target.starts_with("http://") {
+        let mut endpoint = reqwest::Url::parse(target)
+            .map_err(|e| format!("azblob: {target:?} is not a valid URL: {e}"))?;
+        let mut client_id = None;
+        for (name, value) in endpoint.query_pairs() {
+            match name.as_ref() {
+                "clientId" | "client_id" if !value.is_empty() => {
+                    client_id = Some(value.into_owned())
+                }
+                "identity" if value == "managed" => {}
+                other => {
+                    return Err(format!(
+                        "azblob: unknown URL parameter {other:?} (only clientId; keys go in a connection string)"
+                    ))
+                }
+            }
+        }
+        endpoint.set_query(None);
+        return Ok(BlobLocation::ManagedIdentity {
+            endpoint,
+            client_id,
+        });
+    }
+    StorageAccount::parse(target)
+        .map(BlobLocation::Account)
+        .map_err(|e| format!("azblob: {e}"))
 }
 
 impl BlobLocation {
@@ -139,10 +191,20 @@ impl BlobLocation {
         BlobLocation::Dir(data_dir.join("blobs"))
     }
 
-    pub fn open(&self) -> std::sync::Arc<dyn BlobStore> {
-        match self {
+    pub fn open(&self) -> Result<std::sync::Arc<dyn BlobStore>, BlobError> {
+        Ok(match self {
             BlobLocation::Dir(path) => std::sync::Arc::new(DirBlobs::new(path)),
-        }
+            BlobLocation::Account(account) => {
+                std::sync::Arc::new(azure::AzureBlobs::with_account(account)?)
+            }
+            BlobLocation::ManagedIdentity {
+                endpoint,
+                client_id,
+            } => std::sync::Arc::new(azure::AzureBlobs::with_managed_identity(
+                endpoint.clone(),
+                client_id.clone(),
+            )?),
+        })
     }
 }
 
@@ -150,6 +212,23 @@ impl std::fmt::Display for BlobLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BlobLocation::Dir(path) => write!(f, "dir:{}", path.display()),
+            BlobLocation::Account(account) => {
+                write!(
+                    f,
+                    "{AZURE_PREFIX}{} ({:?})",
+                    account.blob_endpoint, account.credentials
+                )
+            }
+            BlobLocation::ManagedIdentity {
+                endpoint,
+                client_id,
+            } => {
+                write!(f, "{AZURE_PREFIX}{endpoint} (managed identity")?;
+                if let Some(id) = client_id {
+                    write!(f, " {id}")?;
+                }
+                f.write_str(")")
+            }
         }
     }
 }
@@ -173,6 +252,41 @@ mod tests {
             "a b",
         ] {
             assert!(validate_ref(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn locations_parse_and_never_print_secrets() {
+        let dir: BlobLocation = "dir:/var/blobs".parse().unwrap();
+        assert_eq!(dir, BlobLocation::Dir("/var/blobs".into()));
+        let keyed: BlobLocation =
+            "azblob:AccountName=acct;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net"
+                .parse()
+                .unwrap();
+        let shown = keyed.to_string();
+        assert_eq!(
+            shown,
+            "azblob:https://acct.blob.core.windows.net/ (SharedKey(acct))"
+        );
+        assert!(!format!("{keyed:?}").contains("c2VjcmV0"));
+        let managed: BlobLocation = "azblob:https://acct.blob.core.windows.net?clientId=abc"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            managed,
+            BlobLocation::ManagedIdentity {
+                endpoint: reqwest::Url::parse("https://acct.blob.core.windows.net/").unwrap(),
+                client_id: Some("abc".into())
+            }
+        );
+        for bad in [
+            "",
+            "azblob:",
+            "azblob:AccountName=acct",
+            "azblob:https://acct.blob.core.windows.net?sig=x",
+            "azblob:https://",
+        ] {
+            assert!(bad.parse::<BlobLocation>().is_err(), "{bad:?}");
         }
     }
 

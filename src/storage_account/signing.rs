@@ -43,6 +43,19 @@ pub fn blob_shared_key(
     url: &reqwest::Url,
     ms_headers: &[(&str, &str)],
 ) -> String {
+    blob_shared_key_with_body(account, key, method, url, None, ms_headers)
+}
+
+/// The same for a request with a body: `content` is its (length, `Content-Type`), both part of
+/// the signed string.
+pub fn blob_shared_key_with_body(
+    account: &str,
+    key: &[u8],
+    method: &str,
+    url: &reqwest::Url,
+    content: Option<(usize, &str)>,
+    ms_headers: &[(&str, &str)],
+) -> String {
     let mut headers: Vec<(String, &str)> = ms_headers
         .iter()
         .map(|(name, value)| (name.to_ascii_lowercase(), value.trim()))
@@ -61,17 +74,25 @@ pub fn blob_shared_key(
     for (name, value) in params {
         resource.push_str(&format!("\n{name}:{value}"));
     }
-    // VERB, Content-Encoding, -Language, -Length (empty when 0), -MD5, -Type, Date (x-ms-date is
-    // used instead), If-Modified-Since, If-Match, If-None-Match, If-Unmodified-Since, Range.
-    let string_to_sign = format!("{method}\n\n\n\n\n\n\n\n\n\n\n\n{canonical_headers}{resource}");
+    // Content-Length is the empty string when there is no body (or it is 0).
+    let (length, content_type) = match content {
+        Some((length, content_type)) if length > 0 => (length.to_string(), content_type),
+        Some((_, content_type)) => (String::new(), content_type),
+        None => (String::new(), ""),
+    };
+    // VERB, Content-Encoding, -Language, -Length, -MD5, -Type, Date (x-ms-date is used instead),
+    // If-Modified-Since, If-Match, If-None-Match, If-Unmodified-Since, Range.
+    let string_to_sign = format!(
+        "{method}\n\n\n{length}\n\n{content_type}\n\n\n\n\n\n\n{canonical_headers}{resource}"
+    );
     let signature = hmac_base64(key, &string_to_sign);
     format!("SharedKey {account}:{signature}")
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::connection::{DEV_ACCOUNT, DEV_KEY};
     use super::*;
-    use crate::migrate::connection::{DEV_ACCOUNT, DEV_KEY};
 
     fn key() -> Vec<u8> {
         base64::engine::general_purpose::STANDARD
