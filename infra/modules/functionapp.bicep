@@ -13,6 +13,9 @@ param cosmosEndpoint string
 param signalRName string
 param maximumInstanceCount int
 
+// `cosmosEndpoint` is `https://NAME.documents.azure.com:443/`; the store URL takes `host:port`.
+var cosmosHost = replace(replace(cosmosEndpoint, 'https://', ''), '/', '')
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -93,9 +96,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
     // The documents: the same Cosmos account the triggers read, through the managed identity
-    // (its data-plane role is in modules/access.bicep). `cosmosEndpoint` is
-    // `https://NAME.documents.azure.com:443/`; the store URL takes `host:port`.
-    BIFROST_STORE: 'cosmos://${replace(replace(cosmosEndpoint, 'https://', ''), '/', '')}/?identity=managed'
+    // (its data-plane role is in modules/access.bicep).
+    BIFROST_STORE: 'cosmos://${cosmosHost}/?identity=managed'
     // Nothing is kept on the instance; the app root is read-only, so any scratch goes to /tmp.
     BIFROST_DATA: '/tmp/bifrost'
     // Results over 2 MB: the `execution-data` container of this storage account (created by
