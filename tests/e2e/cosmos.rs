@@ -7,7 +7,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cosmos_emulator;
-use crate::helpers::{health, journal_logs, run, spawn_serve, temp_dir};
+use bifrost_workers::store::{Container, FeedPosition};
+use serde_json::{json, Value};
+
+use crate::handler::invoke;
+use crate::helpers::{health, journal_logs, run, spawn_handler_with, spawn_serve, temp_dir};
 
 /// `(executionId → distinct sequences, executions with a result notice)` from a journal file.
 fn journal(path: &Path) -> (BTreeMap<String, BTreeSet<u64>>, BTreeSet<String>) {
@@ -139,6 +143,115 @@ async fn serve_runs_the_whole_system_on_cosmos_and_resumes_after_a_crash() {
         assert_eq!(seen[id].len(), 40);
     }
     drop(second);
+}
+
+/// An HTTP function invocation as the Functions host sends it (payload mode), from an admin.
+fn http_invocation(function: &str, path: &str, params: Value, query: Value) -> Vec<u8> {
+    use base64::Engine;
+    let admin = base64::engine::general_purpose::STANDARD.encode(
+        json!({"identityProvider": "aad", "userId": "ops", "userDetails": "ops@bifrost.dev",
+               "userRoles": ["anonymous", "authenticated", "PlatformAdmin"]})
+        .to_string(),
+    );
+    json!({
+        "Data": {"req": {
+            "Url": format!("https://bifrost-func.azurewebsites.net/api/{path}"), "Method": "GET",
+            "Query": query, "Params": params,
+            "Headers": {"X-MS-CLIENT-PRINCIPAL": [admin], "Host": ["bifrost-func.azurewebsites.net"]},
+            "Identities": []
+        }},
+        "Metadata": {"sys": {"MethodName": function, "UtcNow": chrono::Utc::now().to_rfc3339(),
+                              "RandGuid": uuid::Uuid::new_v4().to_string()}}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// `handler` mode as deployed (`BIFROST_STORE=cosmos://…`): the host's `MetricsAggregate`
+/// batch of execution documents is counted into the daily metrics in Cosmos, and the HTTP
+/// functions read executions and metrics back from Cosmos.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_mode_serves_the_functions_from_cosmos() {
+    let emulator = cosmos_emulator::start().await.expect("emulator");
+    let store_url = emulator.store_url("bifrost");
+    let ensured = run(&["ensure", "--store", &store_url]);
+    assert!(ensured.status.success());
+    let ids = simulate(&store_url, 3, 4);
+    assert_eq!(ids.len(), 3);
+
+    // The executions as the change-feed trigger delivers them (latest versions, with `_lsn`).
+    let store = bifrost_workers::store::open(
+        &store_url.parse().expect("store url"),
+        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
+    )
+    .await
+    .expect("open cosmos store");
+    let feed = store
+        .read_change_feed(Container::Executions, &FeedPosition::Beginning, 100)
+        .await
+        .expect("change feed");
+    assert_eq!(feed.documents.len(), 3);
+
+    let data = temp_dir();
+    let (app, _) = spawn_handler_with(
+        data.path(),
+        &[
+            ("BIFROST_STORE", store_url.as_str()),
+            ("BIFROST_SIGNALR", "none"),
+        ],
+    );
+    // The host double-encodes the documents (functions-protocol.md §11).
+    let documents = serde_json::to_string(&feed.documents).expect("documents");
+    let batch = json!({
+        "Data": {"documents": serde_json::to_string(&documents).expect("encoded")},
+        "Metadata": {"sys": {"MethodName": "MetricsAggregate", "UtcNow": chrono::Utc::now().to_rfc3339(),
+                              "RandGuid": uuid::Uuid::new_v4().to_string()}}
+    });
+    let (status, _, reply) = invoke(
+        &app.base,
+        "MetricsAggregate",
+        batch.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.get("error").is_none(), "{reply}");
+
+    let (status, _, reply) = invoke(
+        &app.base,
+        "GetExecution",
+        http_invocation(
+            "GetExecution",
+            &format!("executions/{}", ids[0]),
+            json!({"id": ids[0]}),
+            json!({}),
+        ),
+    )
+    .await;
+    let response = &reply["Outputs"]["res"];
+    assert_eq!(
+        (status, response["statusCode"].as_u64()),
+        (200, Some(200)),
+        "{reply}"
+    );
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap_or_default())
+        .unwrap_or_else(|_| response["body"].clone());
+    assert_eq!(body["executionId"], ids[0].as_str(), "{body}");
+
+    let (_, _, reply) = invoke(
+        &app.base,
+        "GetDailyMetrics",
+        http_invocation(
+            "GetDailyMetrics",
+            "metrics/daily",
+            json!({}),
+            json!({"days": "1"}),
+        ),
+    )
+    .await;
+    let response = &reply["Outputs"]["res"];
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap_or_default())
+        .unwrap_or_else(|_| response["body"].clone());
+    assert_eq!(body["days"][0]["totalExecutions"], 3, "{reply}");
 }
 
 #[test]
