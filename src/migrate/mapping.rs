@@ -62,13 +62,19 @@ pub fn text(row: &Entity, name: &str) -> Option<String> {
 }
 
 /// An integer property: `Edm.Int32` (JSON number), `Edm.Int64` (annotated string), or a numeric
-/// string (the legacy parser tolerated those).
+/// string (the legacy parser tolerated those). An `Edm.Double` (what SDKs other than Python's
+/// write for a JavaScript number with a fraction) is rounded: a duration off by half a
+/// millisecond is better than a skipped execution.
 pub fn integer(row: &Entity, name: &str) -> Result<Option<i64>, String> {
     match row.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && f.abs() < 9.0e15)
+                    .map(|f| f.round() as i64)
+            })
             .map(Some)
             .ok_or_else(|| format!("{name} is not an integer: {n}")),
         Some(Value::String(s)) => s
@@ -648,6 +654,10 @@ mod tests {
     fn int64_annotated_duration() {
         let r = row(json!({"DurationMs@odata.type": "Edm.Int64", "DurationMs": "3000000000"}));
         assert_eq!(integer(&r, "DurationMs").unwrap(), Some(3_000_000_000));
+        let double = row(json!({"DurationMs@odata.type": "Edm.Double", "DurationMs": 1234.5}));
+        assert_eq!(integer(&double, "DurationMs").unwrap(), Some(1235));
+        let huge = row(json!({"DurationMs": 1.0e300}));
+        assert!(integer(&huge, "DurationMs").is_err());
     }
 
     #[test]
