@@ -76,9 +76,10 @@ pub struct MigrateArgs {
     /// Executions read and written at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
-    /// How ExecutionLogs rows are read: `scan` reads the whole table once (16 parallel range
-    /// scans) into a local spool, `per-execution` asks for one partition per execution; `auto`
-    /// scans unless --scope or --since narrow the run.
+    /// How ExecutionLogs rows (and legacy blobs) are read: `scan` reads the whole table once (16
+    /// parallel range scans) into a local spool and lists the blobs once; `per-execution` asks
+    /// for one partition (and each possible blob) per execution; `auto` scans unless --scope or
+    /// --since narrow the run.
     #[arg(long, value_enum, default_value_t = crate::migrate::log_source::LogReadMode::Auto)]
     pub log_read: crate::migrate::log_source::LogReadMode,
     /// Source rows per page and checkpoint (at most 1000, the Table service's page limit).

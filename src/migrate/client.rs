@@ -190,9 +190,65 @@ impl StorageClient {
         let mut url = resource_url(&self.account.blob_endpoint, &format!("{container}/{name}"))?;
         self.set_query(&mut url, &[]);
         let what = format!("reading blob {container}/{name}");
+        let Some(response) = self.blob_get(&url, &what).await? else {
+            return Ok(None);
+        };
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ReadError::Transport { what, source })?;
+        Ok(Some(bytes.to_vec()))
+    }
+
+    /// The names of every blob in `container` (empty when it does not exist), `page_size` (at
+    /// most 5000) per request.
+    pub async fn list_blobs(
+        &self,
+        container: &str,
+        page_size: usize,
+    ) -> Result<Vec<String>, ReadError> {
+        let what = format!("listing blob container {container}");
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut url = resource_url(&self.account.blob_endpoint, container)?;
+            let mut query = vec![
+                ("restype", "container".to_owned()),
+                ("comp", "list".to_owned()),
+                ("maxresults", page_size.clamp(1, 5000).to_string()),
+            ];
+            if let Some(marker) = &marker {
+                query.push(("marker", marker.clone()));
+            }
+            self.set_query(&mut url, &query);
+            let Some(response) = self.blob_get(&url, &what).await? else {
+                return Ok(names);
+            };
+            let xml = response
+                .text()
+                .await
+                .map_err(|source| ReadError::Transport {
+                    what: what.clone(),
+                    source,
+                })?;
+            let (page, next) = parse_blob_list(&xml);
+            names.extend(page);
+            match next {
+                Some(next) => marker = Some(next),
+                None => return Ok(names),
+            }
+        }
+    }
+
+    /// A signed Blob-service GET with retries; `None` on 404.
+    async fn blob_get(
+        &self,
+        url: &reqwest::Url,
+        what: &str,
+    ) -> Result<Option<reqwest::Response>, ReadError> {
         let result = self
-            .send_with_retry(&what, || {
-                let (mut request, date) = self.dated_get(&url, BLOB_API_VERSION);
+            .send_with_retry(what, || {
+                let (mut request, date) = self.dated_get(url, BLOB_API_VERSION);
                 if let Credentials::SharedKey { account, key } = &self.account.credentials {
                     let headers = [
                         ("x-ms-date", date.as_str()),
@@ -200,22 +256,17 @@ impl StorageClient {
                     ];
                     request = request.header(
                         "Authorization",
-                        signing::blob_shared_key(account, key, "GET", &url, &headers),
+                        signing::blob_shared_key(account, key, "GET", url, &headers),
                     );
                 }
                 request
             })
             .await;
-        let response = match result {
-            Ok(response) => response,
-            Err(ReadError::Status { status: 404, .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| ReadError::Transport { what, source })?;
-        Ok(Some(bytes.to_vec()))
+        match result {
+            Ok(response) => Ok(Some(response)),
+            Err(ReadError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// A GET with `x-ms-date` (now) and `x-ms-version`; returns the date for signing.
@@ -340,6 +391,46 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
     .remove(b'~')
     .remove(b'$');
 
+/// The `<Name>`s of a List Blobs response and its `<NextMarker>` (absent or empty at the end).
+/// The response is small, flat XML: the two elements are picked out by tag, entities decoded.
+pub fn parse_blob_list(xml: &str) -> (Vec<String>, Option<String>) {
+    fn elements<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        let mut found = Vec::new();
+        let mut rest = xml;
+        while let Some(start) = rest.find(&open) {
+            let after = &rest[start + open.len()..];
+            let Some(end) = after.find(&close) else {
+                break;
+            };
+            found.push(&after[..end]);
+            rest = &after[end + close.len()..];
+        }
+        found
+    }
+    fn unescape(text: &str) -> String {
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&")
+    }
+    // Only blob names: `<Name>` also appears inside `<Blobs>` only, but a container-level
+    // `<Name>` would precede `<Blobs>`; cut to the blob list first.
+    let blobs = xml
+        .find("<Blobs>")
+        .map(|start| &xml[start..])
+        .map(|list| list.find("</Blobs>").map_or(list, |end| &list[..end]))
+        .unwrap_or("");
+    let names = elements(blobs, "Name").into_iter().map(unescape).collect();
+    let next = elements(xml, "NextMarker")
+        .into_iter()
+        .next()
+        .map(unescape)
+        .filter(|marker| !marker.is_empty());
+    (names, next)
+}
+
 fn percent_encode(input: &str) -> String {
     percent_encoding::utf8_percent_encode(input, QUERY_VALUE).to_string()
 }
@@ -347,6 +438,19 @@ fn percent_encode(input: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blob_lists_give_names_and_the_next_marker() {
+        let xml = r#"<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="http://x/" ContainerName="execution-data"><MaxResults>2</MaxResults><Blobs><Blob><Name>e1/result.json</Name><Properties><Content-Length>9</Content-Length></Properties></Blob><Blob><Name>e&amp;2/variables.json</Name></Blob></Blobs><NextMarker>2!84!MDAwMDI1</NextMarker></EnumerationResults>"#;
+        let (names, next) = parse_blob_list(xml);
+        assert_eq!(names, ["e1/result.json", "e&2/variables.json"]);
+        assert_eq!(next.as_deref(), Some("2!84!MDAwMDI1"));
+        let last = "<EnumerationResults><Blobs /><NextMarker /></EnumerationResults>";
+        assert_eq!(parse_blob_list(last), (Vec::<String>::new(), None));
+        let empty_marker =
+            "<EnumerationResults><Blobs></Blobs><NextMarker></NextMarker></EnumerationResults>";
+        assert_eq!(parse_blob_list(empty_marker).1, None);
+    }
 
     #[test]
     fn query_encoding_uses_percent_twenty() {

@@ -22,6 +22,10 @@ pub struct PlanContext {
     pub client: StorageClient,
     /// Where each execution's `ExecutionLogs` rows are read.
     pub logs: LogSource,
+    /// Every blob name in the legacy `execution-data` container, listed once by a whole-account
+    /// run: a blob not in it is not asked for (most executions have no variables or result
+    /// blob, so this saves a request per execution). `None`: ask for each.
+    pub blob_names: Option<Arc<std::collections::HashSet<String>>>,
     pub store: Arc<dyn Store>,
     /// Where documents' `blobRef`s are copied (serve mode's blob directory); `None` leaves the
     /// legacy blobs where they are (in Azure the app reads the same storage account).
@@ -135,11 +139,7 @@ async fn plan_mapped(
     if log_rows.is_empty() {
         // Runs from before the ExecutionLogs table (2025-10-28) have their logs only in the
         // archive blob, or before that (2025-10-17) in the row's `Logs` column.
-        let archive = match ctx
-            .client
-            .get_blob(BLOB_CONTAINER, &format!("{id}/{LOGS_ARCHIVE_BLOB}"))
-            .await?
-        {
+        let archive = match legacy_blob(ctx, &format!("{id}/{LOGS_ARCHIVE_BLOB}")).await? {
             Some(bytes) => Some((LOGS_ARCHIVE_BLOB, bytes)),
             None => legacy
                 .inline_logs
@@ -168,11 +168,7 @@ async fn plan_mapped(
     {
         data.push(result);
     }
-    if let Some(bytes) = ctx
-        .client
-        .get_blob(BLOB_CONTAINER, &format!("{id}/{VARIABLES_BLOB}"))
-        .await?
-    {
+    if let Some(bytes) = legacy_blob(ctx, &format!("{id}/{VARIABLES_BLOB}")).await? {
         data.push(mapping::variables_doc(&id, at, &bytes, ttl));
         blob_bytes.push((format!("{BLOB_CONTAINER}/{id}/{VARIABLES_BLOB}"), bytes));
     } else if let Some(inline) = &legacy.inline_variables {
@@ -274,6 +270,18 @@ async fn plan_mapped(
     })))
 }
 
+/// A legacy blob of the `execution-data` container (`None` when it does not exist).
+async fn legacy_blob(ctx: &PlanContext, name: &str) -> Result<Option<Vec<u8>>, ReadError> {
+    if ctx
+        .blob_names
+        .as_ref()
+        .is_some_and(|names| !names.contains(name))
+    {
+        return Ok(None);
+    }
+    ctx.client.get_blob(BLOB_CONTAINER, name).await
+}
+
 async fn read_result(
     ctx: &PlanContext,
     id: &str,
@@ -287,11 +295,7 @@ async fn read_result(
         return Ok(inline.map(|raw| mapping::result_doc(id, at, ResultSource::Inline(raw), ttl)));
     }
     for (name, _) in RESULT_BLOBS {
-        if let Some(bytes) = ctx
-            .client
-            .get_blob(BLOB_CONTAINER, &format!("{id}/{name}"))
-            .await?
-        {
+        if let Some(bytes) = legacy_blob(ctx, &format!("{id}/{name}")).await? {
             let doc = mapping::result_doc(
                 id,
                 at,

@@ -173,12 +173,26 @@ where
         .collect()
 }
 
-/// The log source this run uses: with a whole-account scan, the table is read here, once.
-async fn log_source(client: &StorageClient, options: &MigrateOptions) -> anyhow::Result<LogSource> {
+/// What a run reads up front: with a whole-account scan, the `ExecutionLogs` table (into the
+/// spool) and the names of the legacy blobs, each once.
+struct ReadAhead {
+    logs: LogSource,
+    blob_names: Option<Arc<std::collections::HashSet<String>>>,
+}
+
+async fn read_ahead(client: &StorageClient, options: &MigrateOptions) -> anyhow::Result<ReadAhead> {
     let partial_run = options.scope.is_some() || options.since.is_some();
     if !options.log_read.spools(partial_run) {
-        return Ok(LogSource::PerExecution);
+        return Ok(ReadAhead {
+            logs: LogSource::PerExecution,
+            blob_names: None,
+        });
     }
+    let names = client
+        .list_blobs(mapping::BLOB_CONTAINER, options.page_size)
+        .await
+        .context("listing the legacy blobs")?;
+    tracing::info!(blobs = names.len(), "legacy blobs listed");
     let counter = Arc::new(RowCounter::new(
         "reading ExecutionLogs",
         options.progress_interval,
@@ -189,12 +203,15 @@ async fn log_source(client: &StorageClient, options: &MigrateOptions) -> anyhow:
         .context("reading the ExecutionLogs table into the local spool")?;
     counter.finish();
     tracing::info!(rows = spool.len(), "ExecutionLogs spooled");
-    Ok(LogSource::Spooled(spool))
+    Ok(ReadAhead {
+        logs: LogSource::Spooled(spool),
+        blob_names: Some(Arc::new(names.into_iter().collect())),
+    })
 }
 
 fn plan_context(
     client: &StorageClient,
-    logs: LogSource,
+    ahead: ReadAhead,
     store: &Arc<dyn Store>,
     blobs: Option<Arc<dyn BlobStore>>,
     clock: &dyn Clock,
@@ -202,7 +219,8 @@ fn plan_context(
 ) -> PlanContext {
     PlanContext {
         client: client.clone(),
-        logs,
+        logs: ahead.logs,
+        blob_names: ahead.blob_names,
         store: store.clone(),
         blobs,
         now: clock.now(),
@@ -277,15 +295,15 @@ pub async fn migrate(
     if !checkpoint.executions_done() {
         let filter = execution_filter(options.scope.as_ref(), checkpoint.resume_filter());
         let total = count_rows(client, &filter).await?;
-        let logs = match log_source(client, options).await {
-            Ok(logs) => logs,
-            // Nothing is written yet: the rerun (or --resume) reads the logs again.
+        let ahead = match read_ahead(client, options).await {
+            Ok(ahead) => ahead,
+            // Nothing is written yet: the rerun (or --resume) reads it again.
             Err(e) => {
                 summary.stopped = Some(format!("{e:#} (run again with --resume)"));
                 return Ok(summary);
             }
         };
-        let ctx = plan_context(client, logs, &store, blobs, clock, options);
+        let ctx = plan_context(client, ahead, &store, blobs, clock, options);
         let mut progress = Progress::new(total, options.progress_interval);
         let mut next: Option<Continuation> = None;
         loop {
@@ -583,8 +601,8 @@ pub async fn verify(
     clock: &dyn Clock,
     options: &MigrateOptions,
 ) -> anyhow::Result<VerifyReport> {
-    let logs = log_source(client, options).await?;
-    let ctx = plan_context(client, logs, &store, blobs, clock, options);
+    let ahead = read_ahead(client, options).await?;
+    let ctx = plan_context(client, ahead, &store, blobs, clock, options);
     let filter = execution_filter(options.scope.as_ref(), None);
     let mut report = VerifyReport::default();
     let mut source = SourceExecutions::default();

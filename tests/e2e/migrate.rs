@@ -576,7 +576,8 @@ fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tam
             &format!("DELETE FROM change_log WHERE id = '{id}'"),
         );
     }
-    let repair = migrate(&azurite, data.path(), &[]);
+    // Two rows and two blob names per request: the blob listing (4 blobs) pages too.
+    let repair = migrate(&azurite, data.path(), &["--page-size", "2"]);
     assert_eq!(count(&repair.stdout, "updated"), 4, "{}", repair.stdout);
     assert_eq!(count(&repair.stdout, "blobs copied"), 1);
     let verified = migrate(&azurite, data.path(), &["--verify"]);
