@@ -178,7 +178,8 @@ fn main() {
          then the same command again (every execution read and compared, nothing written). The \
          run checks that every execution was migrated and every log row read. `--log-read scan` \
          (the default for a whole-account run) reads `ExecutionLogs` once into a local spool with \
-         16 parallel range scans; `per-execution` queries one partition per execution. Azurite CPU \
+         16 parallel range scans and lists the blob container once; `per-execution` queries one \
+         partition (and each possible blob) per execution. Azurite CPU \
          is the emulator's own user+system time during the first run.\n\n\
          | executions | log rows | `--log-read` | seed (Python SDK) | first run | Azurite CPU during it | rerun (no-op) |\n\
          |---|---|---|---|---|---|---|\n{}\n\n\
