@@ -14,12 +14,12 @@ use azure_core::credentials::TokenCredential;
 
 use super::{validate_ref, BlobError, BlobStore, MAX_BLOB_BYTES};
 use crate::storage_account::connection::{Credentials, StorageAccount};
+use crate::storage_account::http::{send_with_retry, ReadError};
 use crate::storage_account::signing;
 
 /// 2017-11-09 is the first version that takes bearer tokens.
 const API_VERSION: &str = "2019-02-02";
 const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
-const ATTEMPTS: u32 = 4;
 
 #[derive(Clone)]
 pub enum BlobAuth {
@@ -88,28 +88,35 @@ impl AzureBlobs {
         Ok(url)
     }
 
-    /// A signed request (`content`: the body's length and type, for PUT).
-    async fn request(
+    /// A signed request (`body`: a PUT of these bytes), made anew for each attempt: the date is
+    /// part of the signature. `token`: the managed identity's bearer token.
+    fn request(
         &self,
-        method: reqwest::Method,
         url: &reqwest::Url,
-        content: Option<(usize, &str)>,
-        extra_ms_headers: &[(&str, &str)],
-    ) -> Result<reqwest::RequestBuilder, BlobError> {
+        body: Option<&[u8]>,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        const CONTENT_TYPE: &str = "application/octet-stream";
+        let (method, content) = match body {
+            Some(bytes) => (reqwest::Method::PUT, Some((bytes.len(), CONTENT_TYPE))),
+            None => (reqwest::Method::GET, None),
+        };
         let date = signing::http_date(chrono::Utc::now());
         let mut ms_headers = vec![("x-ms-date", date.as_str()), ("x-ms-version", API_VERSION)];
-        ms_headers.extend_from_slice(extra_ms_headers);
+        if body.is_some() {
+            ms_headers.push(("x-ms-blob-type", "BlockBlob"));
+        }
         let mut request = self.http.request(method.clone(), url.clone());
         for (name, value) in &ms_headers {
             request = request.header(*name, *value);
         }
-        if let Some((length, content_type)) = content {
+        if let Some(bytes) = body {
             request = request
-                .header("Content-Length", length)
-                .header("Content-Type", content_type);
+                .header("Content-Type", CONTENT_TYPE)
+                .body(bytes.to_vec());
         }
-        match &self.auth {
-            BlobAuth::Account(Credentials::SharedKey { account, key }) => {
+        match (&self.auth, token) {
+            (BlobAuth::Account(Credentials::SharedKey { account, key }), _) => {
                 let authorization = signing::blob_shared_key_with_body(
                     account,
                     key,
@@ -118,76 +125,39 @@ impl AzureBlobs {
                     content,
                     &ms_headers,
                 );
-                request = request.header("Authorization", authorization);
+                request.header("Authorization", authorization)
             }
-            BlobAuth::Account(Credentials::Sas(_)) => {}
-            BlobAuth::Token(credential) => {
-                let token = credential
-                    .get_token(&[STORAGE_SCOPE], None)
-                    .await
-                    .map_err(|e| BlobError::Io(format!("managed identity token: {e}")))?;
-                request = request.bearer_auth(token.token.secret());
-            }
+            (_, Some(token)) => request.bearer_auth(token),
+            // SAS: the signature is in the URL.
+            _ => request,
         }
-        Ok(request)
     }
 
-    /// Sends (a PUT when `body` is given) with retries on throttling and transient failures;
-    /// `Ok(None)` on 404, other failures are errors naming the blob.
+    /// Sends (a PUT when `body` is given) with the storage retry policy; `Ok(None)` on 404,
+    /// other failures are errors naming the blob.
     async fn send(
         &self,
         blob_ref: &str,
         body: Option<&[u8]>,
     ) -> Result<Option<reqwest::Response>, BlobError> {
         let url = self.url_of(blob_ref)?;
-        let mut backoff = Duration::from_millis(200);
-        for attempt in 1..=ATTEMPTS {
-            let last = attempt == ATTEMPTS;
-            let request = match body {
-                None => self.request(reqwest::Method::GET, &url, None, &[]).await?,
-                Some(bytes) => self
-                    .request(
-                        reqwest::Method::PUT,
-                        &url,
-                        Some((bytes.len(), "application/octet-stream")),
-                        &[("x-ms-blob-type", "BlockBlob")],
-                    )
-                    .await?
-                    .body(bytes.to_vec()),
-            };
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(e) if !last && (e.is_connect() || e.is_timeout()) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    continue;
-                }
-                Err(e) => return Err(BlobError::Io(format!("blob {blob_ref}: {e}"))),
-            };
-            let status = response.status();
-            if status.is_success() {
-                return Ok(Some(response));
-            }
-            if status == reqwest::StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            if !last && matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504) {
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-                continue;
-            }
-            let code = response
-                .headers()
-                .get("x-ms-error-code")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            return Err(BlobError::Io(format!(
-                "blob {blob_ref}: HTTP {} {code}",
-                status.as_u16()
-            )));
+        // One token for all attempts: it is valid for an hour, and the credential caches it.
+        let token = match &self.auth {
+            BlobAuth::Token(credential) => Some(
+                credential
+                    .get_token(&[STORAGE_SCOPE], None)
+                    .await
+                    .map_err(|e| BlobError::Io(format!("managed identity token: {e}")))?,
+            ),
+            BlobAuth::Account(_) => None,
+        };
+        let token = token.as_ref().map(|t| t.token.secret());
+        let what = format!("blob {blob_ref}");
+        match send_with_retry(&what, || self.request(&url, body, token)).await {
+            Ok(response) => Ok(Some(response)),
+            Err(ReadError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(BlobError::Io(e.to_string())),
         }
-        Err(BlobError::Io(format!("blob {blob_ref}: no answer")))
     }
 }
 

@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 
 use super::connection::{Credentials, StorageAccount};
 use super::signing;
+pub use crate::storage_account::http::ReadError;
+use crate::storage_account::http::{send_with_retry, xml_elements};
 
 /// One Table Storage entity as the service returned it (`minimalmetadata` JSON, including the
 /// `Prop@odata.type` annotations).
@@ -18,41 +20,6 @@ pub type Entity = Map<String, Value>;
 pub const MAX_PAGE: usize = 1000;
 const TABLE_API_VERSION: &str = "2019-02-02";
 const BLOB_API_VERSION: &str = "2019-02-02";
-const ATTEMPTS: u32 = 7;
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("{what}: HTTP {status} {code}: {message}")]
-    Status {
-        what: String,
-        status: u16,
-        code: String,
-        message: String,
-    },
-    #[error("{what}: {source}")]
-    Transport {
-        what: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("{what}: unexpected response: {reason}")]
-    Decode { what: String, reason: String },
-}
-
-impl ReadError {
-    fn is_transient(&self) -> bool {
-        match self {
-            ReadError::Status { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
-            ReadError::Transport { source, .. } => {
-                source.is_connect() || source.is_timeout() || source.is_request()
-            }
-            ReadError::Decode { .. } => false,
-        }
-    }
-}
-
 /// Where the next page starts (the `x-ms-continuation-*` headers, opaque).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Continuation {
@@ -111,22 +78,21 @@ impl StorageClient {
         }
         self.set_query(&mut url, &query);
         let what = format!("querying table {table}");
-        let response = self
-            .send_with_retry(&what, || {
-                let (mut request, date) = self.dated_get(&url, TABLE_API_VERSION);
-                request = request
-                    .header("Accept", "application/json;odata=minimalmetadata")
-                    .header("DataServiceVersion", "3.0;NetFx")
-                    .header("MaxDataServiceVersion", "3.0;NetFx");
-                if let Credentials::SharedKey { account, key } = &self.account.credentials {
-                    request = request.header(
-                        "Authorization",
-                        signing::table_shared_key_lite(account, key, &date, &url),
-                    );
-                }
-                request
-            })
-            .await?;
+        let response = send_with_retry(&what, || {
+            let (mut request, date) = self.dated_get(&url, TABLE_API_VERSION);
+            request = request
+                .header("Accept", "application/json;odata=minimalmetadata")
+                .header("DataServiceVersion", "3.0;NetFx")
+                .header("MaxDataServiceVersion", "3.0;NetFx");
+            if let Credentials::SharedKey { account, key } = &self.account.credentials {
+                request = request.header(
+                    "Authorization",
+                    signing::table_shared_key_lite(account, key, &date, &url),
+                );
+            }
+            request
+        })
+        .await?;
         let header = |name: &str| {
             response
                 .headers()
@@ -246,22 +212,21 @@ impl StorageClient {
         url: &reqwest::Url,
         what: &str,
     ) -> Result<Option<reqwest::Response>, ReadError> {
-        let result = self
-            .send_with_retry(what, || {
-                let (mut request, date) = self.dated_get(url, BLOB_API_VERSION);
-                if let Credentials::SharedKey { account, key } = &self.account.credentials {
-                    let headers = [
-                        ("x-ms-date", date.as_str()),
-                        ("x-ms-version", BLOB_API_VERSION),
-                    ];
-                    request = request.header(
-                        "Authorization",
-                        signing::blob_shared_key(account, key, "GET", url, &headers),
-                    );
-                }
-                request
-            })
-            .await;
+        let result = send_with_retry(what, || {
+            let (mut request, date) = self.dated_get(url, BLOB_API_VERSION);
+            if let Credentials::SharedKey { account, key } = &self.account.credentials {
+                let headers = [
+                    ("x-ms-date", date.as_str()),
+                    ("x-ms-version", BLOB_API_VERSION),
+                ];
+                request = request.header(
+                    "Authorization",
+                    signing::blob_shared_key(account, key, "GET", url, &headers),
+                );
+            }
+            request
+        })
+        .await;
         match result {
             Ok(response) => Ok(Some(response)),
             Err(ReadError::Status { status: 404, .. }) => Ok(None),
@@ -292,48 +257,6 @@ impl StorageClient {
         }
         url.set_query((!parts.is_empty()).then(|| parts.join("&")).as_deref());
     }
-
-    async fn send_with_retry(
-        &self,
-        what: &str,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, ReadError> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            let (error, retry_after) = match build().send().await {
-                Ok(response) if response.status().is_success() => return Ok(response),
-                Ok(response) => {
-                    let retry_after = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    (status_error(what, response).await, retry_after)
-                }
-                Err(source) => (
-                    ReadError::Transport {
-                        what: what.to_owned(),
-                        source,
-                    },
-                    None,
-                ),
-            };
-            if !error.is_transient() || attempt >= ATTEMPTS {
-                return Err(error);
-            }
-            let wait = retry_after.unwrap_or(backoff).min(MAX_BACKOFF);
-            tracing::warn!(
-                attempt,
-                wait_ms = wait.as_millis() as u64,
-                "{error}; retrying"
-            );
-            tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            attempt += 1;
-        }
-    }
 }
 
 /// `endpoint` + a table or blob path (names come from code and legacy ids, never a full URL).
@@ -342,45 +265,6 @@ fn resource_url(endpoint: &reqwest::Url, path: &str) -> Result<reqwest::Url, Rea
         what: path.to_owned(),
         reason: format!("not a valid resource path: {e}"),
     })
-}
-
-/// Reads the service's error code and message (JSON `odata.error` for tables, XML for blobs and
-/// auth failures) into a `ReadError::Status`.
-async fn status_error(what: &str, response: reqwest::Response) -> ReadError {
-    let status = response.status().as_u16();
-    let header_code = response
-        .headers()
-        .get("x-ms-error-code")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = response.text().await.unwrap_or_default();
-    let (code, message) = match serde_json::from_str::<Value>(&body) {
-        Ok(json) => {
-            let error = &json["odata.error"];
-            (
-                error["code"].as_str().map(str::to_owned),
-                error["message"]["value"].as_str().map(str::to_owned),
-            )
-        }
-        Err(_) => (xml_element(&body, "Code"), xml_element(&body, "Message")),
-    };
-    ReadError::Status {
-        what: what.to_owned(),
-        status,
-        code: code.or(header_code).unwrap_or_else(|| "Unknown".into()),
-        message: message
-            .unwrap_or_else(|| body.chars().take(200).collect())
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-    }
-}
-
-fn xml_element(body: &str, name: &str) -> Option<String> {
-    let start = body.find(&format!("<{name}>"))? + name.len() + 2;
-    let end = body[start..].find(&format!("</{name}>"))? + start;
-    Some(body[start..end].to_owned())
 }
 
 /// Everything but unreserved characters (and `$` of `$filter`) is escaped.
@@ -394,20 +278,6 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
 /// The `<Name>`s of a List Blobs response and its `<NextMarker>` (absent or empty at the end).
 /// The response is small, flat XML: the two elements are picked out by tag, entities decoded.
 pub fn parse_blob_list(xml: &str) -> (Vec<String>, Option<String>) {
-    fn elements<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
-        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-        let mut found = Vec::new();
-        let mut rest = xml;
-        while let Some(start) = rest.find(&open) {
-            let after = &rest[start + open.len()..];
-            let Some(end) = after.find(&close) else {
-                break;
-            };
-            found.push(&after[..end]);
-            rest = &after[end + close.len()..];
-        }
-        found
-    }
     fn unescape(text: &str) -> String {
         text.replace("&lt;", "<")
             .replace("&gt;", ">")
@@ -422,8 +292,11 @@ pub fn parse_blob_list(xml: &str) -> (Vec<String>, Option<String>) {
         .map(|start| &xml[start..])
         .map(|list| list.find("</Blobs>").map_or(list, |end| &list[..end]))
         .unwrap_or("");
-    let names = elements(blobs, "Name").into_iter().map(unescape).collect();
-    let next = elements(xml, "NextMarker")
+    let names = xml_elements(blobs, "Name")
+        .into_iter()
+        .map(unescape)
+        .collect();
+    let next = xml_elements(xml, "NextMarker")
         .into_iter()
         .next()
         .map(unescape)
@@ -536,15 +409,5 @@ mod tests {
                 .unwrap(),
             None
         );
-    }
-
-    #[test]
-    fn xml_errors_are_read() {
-        let body = "<?xml version=\"1.0\"?><Error><Code>AuthorizationFailure</Code><Message>Server failed to authenticate</Message></Error>";
-        assert_eq!(
-            xml_element(body, "Code").as_deref(),
-            Some("AuthorizationFailure")
-        );
-        assert_eq!(xml_element(body, "Missing"), None);
     }
 }
