@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use bifrost_workers::api::metrics::GetMetrics;
 use bifrost_workers::clock::{Clock, SystemClock};
-use bifrost_workers::functions::{AppContext, BatchHandler, HttpHandler};
-use bifrost_workers::host::protocol::HttpRequest;
 use bifrost_workers::metrics::aggregate::MetricsAggregate;
 use bifrost_workers::metrics::contribution::Contribution;
+use bifrost_workers::metrics::routes::GetMetrics;
 use bifrost_workers::metrics::summary;
 use bifrost_workers::model::ExecutionDoc;
+use bifrost_workers::runtime::HttpRequest;
+use bifrost_workers::runtime::{AppContext, BatchHandler, HttpHandler};
 use bifrost_workers::store::{
     sqlite::SqliteStore, Container, FeedPosition, FilterOp, Query, Store,
 };

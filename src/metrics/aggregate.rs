@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::contribution::{Contribution, Position};
 use super::ledger::{self, Update};
-use crate::functions::{AppContext, BatchHandler, FunctionError};
 use crate::model::ExecutionDoc;
+use crate::runtime::{AppContext, BatchHandler, FunctionError};
 
 pub struct MetricsAggregate;
 
@@ -80,14 +81,18 @@ impl BatchHandler for MetricsAggregate {
         ledger::register_scopes(ctx.store.as_ref(), &scopes).await?;
         let now = ctx.clock.now();
         for (scope, updates) in &by_scope {
+            // The span is attached to the future, never entered across an await.
             let span = tracing::info_span!("metrics", %scope, executions = updates.len());
-            let _guard = span.enter();
-            let report = ledger::apply(ctx.store.as_ref(), now, scope, updates, false).await?;
+            let report = ledger::apply(ctx.store.as_ref(), now, scope, updates, false)
+                .instrument(span.clone())
+                .await?;
             if report.sealed_skips > 0 {
-                tracing::warn!(
-                    skips = report.sealed_skips,
-                    "changes to sealed days were not applied"
-                );
+                span.in_scope(|| {
+                    tracing::warn!(
+                        skips = report.sealed_skips,
+                        "changes to sealed days were not applied"
+                    )
+                });
             }
             logs.push(format!(
                 "MetricsAggregate: {scope}: {} executions, {} changed, {} unchanged, days {:?}, {} conflicts retried",

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::contribution::{Contribution, Marker, Position};
 use super::summary;
 use crate::model::{MetricsDoc, Scope, Timestamp};
-use crate::store::{BatchOperation, Container, ETag, Store, StoreError};
+use crate::store::{BatchOperation, Container, ETag, FilterOp, Query, Store, StoreError};
 
 /// Executions per batch: each may touch its marker and two days, and a Cosmos batch holds at
 /// most 100 operations (30 markers + up to 60 days).
@@ -297,4 +297,14 @@ pub async fn register_scopes(
         }
     }
     Ok(())
+}
+
+/// `query` narrowed to the daily documents from `date` on, by id range: an index seek on every
+/// backend (the `id` is always indexed), unlike a filter on `type`, which would also visit the
+/// partition's per-execution markers.
+pub fn daily_documents_from(query: Query, date: &str) -> Query {
+    query
+        .filter("id", FilterOp::Ge(json!(MetricsDoc::id_for(date))))
+        // `~` sorts after every digit: the end of the `metrics-daily-` range.
+        .filter("id", FilterOp::Lt(json!("metrics-daily-~")))
 }

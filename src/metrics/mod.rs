@@ -5,6 +5,7 @@
 //! - `ledger`: applying contribution changes atomically (markers + days in one batch, ETags).
 //! - `reconcile`: the live aggregate, day repair, sealing, marker cleanup.
 //! - `aggregate` / `rollup`: the change-feed function and the hourly timer built on them.
+//! - `routes`: the dashboard's HTTP functions (`GET /api/metrics`, `GET /api/metrics/daily`).
 
 pub mod aggregate;
 pub mod contribution;
@@ -13,9 +14,13 @@ pub mod ledger;
 mod properties;
 pub mod reconcile;
 pub mod rollup;
+pub mod routes;
 pub mod summary;
 
+pub use aggregate::MetricsAggregate;
 pub use reconcile::{live_aggregate, reconcile_day};
+pub use rollup::DailyRollup;
+pub use routes::{GetDailyMetrics, GetMetrics};
 
 use chrono::NaiveDate;
 

@@ -11,8 +11,8 @@ use super::aggregate::MetricsAggregate;
 use super::reconcile::{live_aggregate, reconcile_day};
 use super::summary;
 use crate::clock::ManualClock;
-use crate::functions::{AppContext, BatchHandler};
 use crate::model::{ExecutionStatus, MetricsDoc, Timestamp};
+use crate::runtime::{AppContext, BatchHandler};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Container, Store};
 

@@ -293,10 +293,10 @@ pub async fn delete_stale_markers(
 
 /// Unsealed daily documents of a scope, by date.
 pub async fn unsealed_days(store: &dyn Store, scope: &str) -> Result<Vec<NaiveDate>, StoreError> {
-    let mut query = Query::new(PAGE).filter("sealed", FilterOp::Eq(json!(false)));
-    for (field, op) in MetricsDoc::from_date_filters("0000-00-00") {
-        query = query.filter(field, op);
-    }
+    let query = ledger::daily_documents_from(
+        Query::new(PAGE).filter("sealed", FilterOp::Eq(json!(false))),
+        "0000-00-00",
+    );
     let mut days = Vec::new();
     for item in query_all(store, Container::Entities, scope, query).await? {
         if let Some(date) = item["date"]

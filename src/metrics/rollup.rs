@@ -8,12 +8,13 @@
 
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate, Timelike};
+use tracing::Instrument;
 
 use super::ledger;
 use super::reconcile::{self, SEAL_AFTER_DAYS};
-use crate::functions::{AppContext, FunctionError, TimerHandler};
-use crate::host::protocol::TimerInfo;
 use crate::model::Timestamp;
+use crate::runtime::TimerInfo;
+use crate::runtime::{AppContext, FunctionError, TimerHandler};
 use crate::store::Store;
 
 pub const SCHEDULE: &str = "0 0 * * * *";
@@ -44,6 +45,62 @@ fn days_to_reconcile(now: Timestamp) -> Vec<NaiveDate> {
     first.iter_days().take_while(|d| *d <= today).collect()
 }
 
+/// Reconciles, seals and cleans one scope, appending what it changed to `logs`.
+async fn rollup_scope(
+    store: &dyn Store,
+    now: Timestamp,
+    scope: &str,
+    seal_through: NaiveDate,
+    logs: &mut Vec<String>,
+) -> Result<(), crate::store::StoreError> {
+    let unsealed = reconcile::unsealed_days(store, scope).await?;
+    let mut days = days_to_reconcile(now);
+    // Days due for sealing get a last reconciliation first, while their executions exist.
+    days.extend(unsealed.iter().filter(|d| **d == seal_through));
+    days.sort();
+    days.dedup();
+    for day in days {
+        let repair = reconcile::reconcile_day(store, now, scope, day).await?;
+        if let Some((before, after)) = &repair.rewritten {
+            tracing::warn!(
+                %day,
+                before_total = before.total_executions,
+                after_total = after.total_executions,
+                before_success = before.success_count,
+                after_success = after.success_count,
+                markers_fixed = repair.markers_fixed,
+                "daily metrics repaired"
+            );
+            logs.push(format!(
+                "DailyRollup: {scope} {day}: repaired total {} -> {}, success {} -> {}, failed {} -> {}, duration {} -> {} ms ({} markers fixed)",
+                before.total_executions, after.total_executions,
+                before.success_count, after.success_count,
+                before.failed_count, after.failed_count,
+                before.total_duration_ms, after.total_duration_ms,
+                repair.markers_fixed
+            ));
+        } else if repair.markers_fixed > 0 {
+            logs.push(format!(
+                "DailyRollup: {scope} {day}: {} markers fixed, totals were right",
+                repair.markers_fixed
+            ));
+        }
+    }
+    for day in unsealed.iter().filter(|d| **d <= seal_through) {
+        let text = day.format("%Y-%m-%d").to_string();
+        if reconcile::seal_day(store, now, scope, &text).await? {
+            logs.push(format!("DailyRollup: {scope} {text}: sealed"));
+        }
+    }
+    let removed = reconcile::delete_stale_markers(store, now, scope).await?;
+    if removed > 0 {
+        logs.push(format!(
+            "DailyRollup: {scope}: {removed} expired markers deleted"
+        ));
+    }
+    Ok(())
+}
+
 /// One rollup pass over every scope with metrics; returns log lines for the host.
 pub async fn run(
     store: &dyn Store,
@@ -54,53 +111,11 @@ pub async fn run(
     let seal_through = today - Duration::days(SEAL_AFTER_DAYS);
     for scope in ledger::known_scopes(store).await? {
         let scope = scope.to_string();
+        // The span is attached to the future, never entered across an await.
         let span = tracing::info_span!("rollup", %scope);
-        let _guard = span.enter();
-        let unsealed = reconcile::unsealed_days(store, &scope).await?;
-        let mut days = days_to_reconcile(now);
-        // Days due for sealing get a last reconciliation first, while their executions exist.
-        days.extend(unsealed.iter().filter(|d| **d == seal_through));
-        days.sort();
-        days.dedup();
-        for day in days {
-            let repair = reconcile::reconcile_day(store, now, &scope, day).await?;
-            if let Some((before, after)) = &repair.rewritten {
-                tracing::warn!(
-                    %day,
-                    before_total = before.total_executions,
-                    after_total = after.total_executions,
-                    before_success = before.success_count,
-                    after_success = after.success_count,
-                    markers_fixed = repair.markers_fixed,
-                    "daily metrics repaired"
-                );
-                logs.push(format!(
-                    "DailyRollup: {scope} {day}: repaired total {} -> {}, success {} -> {}, failed {} -> {}, duration {} -> {} ms ({} markers fixed)",
-                    before.total_executions, after.total_executions,
-                    before.success_count, after.success_count,
-                    before.failed_count, after.failed_count,
-                    before.total_duration_ms, after.total_duration_ms,
-                    repair.markers_fixed
-                ));
-            } else if repair.markers_fixed > 0 {
-                logs.push(format!(
-                    "DailyRollup: {scope} {day}: {} markers fixed, totals were right",
-                    repair.markers_fixed
-                ));
-            }
-        }
-        for day in unsealed.iter().filter(|d| **d <= seal_through) {
-            let text = day.format("%Y-%m-%d").to_string();
-            if reconcile::seal_day(store, now, &scope, &text).await? {
-                logs.push(format!("DailyRollup: {scope} {text}: sealed"));
-            }
-        }
-        let removed = reconcile::delete_stale_markers(store, now, &scope).await?;
-        if removed > 0 {
-            logs.push(format!(
-                "DailyRollup: {scope}: {removed} expired markers deleted"
-            ));
-        }
+        rollup_scope(store, now, &scope, seal_through, &mut logs)
+            .instrument(span)
+            .await?;
     }
     if logs.is_empty() {
         logs.push("DailyRollup: all daily metrics match their executions".to_owned());
@@ -138,11 +153,11 @@ mod retention_tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::api::metrics::{GetDailyMetrics, GetMetrics};
     use crate::clock::{Clock, ManualClock};
-    use crate::functions::{AppContext, BatchHandler, HttpHandler};
-    use crate::host::protocol::HttpRequest;
     use crate::metrics::aggregate::MetricsAggregate;
+    use crate::metrics::routes::{GetDailyMetrics, GetMetrics};
+    use crate::runtime::HttpRequest;
+    use crate::runtime::{AppContext, BatchHandler, HttpHandler};
     use crate::store::{sqlite::SqliteStore, Container, FeedPosition};
 
     const ORG: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::client::Entity;
 use crate::model::{
-    ExecutionDataDoc, ExecutionDoc, ExecutionDocType, ExecutionStatus, LogDoc, MembershipDoc,
+    rows, ExecutionDataDoc, ExecutionDoc, ExecutionDocType, ExecutionStatus, LogDoc, MembershipDoc,
     ResultDoc, Scope, StateDoc, Timestamp, VariablesDoc, EXECUTION_TTL_SECONDS, MAX_DOCUMENT_BYTES,
 };
 
@@ -387,7 +387,7 @@ pub fn result_doc(
             timestamp: at,
             result_type: blob_type
                 .map(str::to_owned)
-                .unwrap_or_else(|| result_type(&value).to_owned()),
+                .unwrap_or_else(|| rows::result_type_of(&value).unwrap_or("text").to_owned()),
             result: Some(value),
             result_size: size,
             blob_ref: None,
@@ -409,22 +409,6 @@ pub fn result_doc(
         blob_ref,
         ttl,
     })))
-}
-
-/// The legacy API's `resultType`: `json` for objects/arrays, `html` for markup, else `text`.
-pub fn result_type(value: &Value) -> &'static str {
-    match value {
-        Value::Object(_) | Value::Array(_) => "json",
-        Value::String(s) => {
-            let trimmed = s.trim();
-            if trimmed.starts_with('<') && trimmed.contains('>') {
-                "html"
-            } else {
-                "text"
-            }
-        }
-        _ => "text",
-    }
 }
 
 /// `variables.json` → the version-1 `variables` document. Over 2 MB it stays a blob

@@ -203,18 +203,6 @@ impl MetricsDoc {
     pub fn id_for(date: &str) -> String {
         format!("metrics-daily-{date}")
     }
-
-    /// Filters selecting the daily documents from `date` on by id range: an index seek on every
-    /// backend (the `id` is always indexed), unlike a filter on `type`, which would also visit
-    /// the partition's per-execution markers.
-    pub fn from_date_filters(date: &str) -> [(&'static str, crate::store::FilterOp); 2] {
-        use crate::store::FilterOp;
-        [
-            ("id", FilterOp::Ge(serde_json::json!(Self::id_for(date)))),
-            // `~` sorts after every digit: the end of the `metrics-daily-` range.
-            ("id", FilterOp::Lt(serde_json::json!("metrics-daily-~"))),
-        ]
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! Pure types: documents, scope, status, timestamps. No I/O here.
 
 mod documents;
+pub mod rows;
 mod scope;
 mod status;
 mod time;

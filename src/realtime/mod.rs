@@ -5,7 +5,6 @@
 
 pub mod connection_string;
 mod console;
-pub mod hub;
 mod journal;
 pub mod jwt;
 pub mod rest;

@@ -11,9 +11,9 @@ use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::functions::{AppContext, Handler, HttpHandler};
-use crate::host::protocol::{HttpRequest, HttpResponse};
-use crate::host::registry::{FunctionSpec, Trigger};
+use crate::runtime::function::{FunctionSpec, Trigger};
+use crate::runtime::{AppContext, Handler, HttpHandler};
+use crate::runtime::{HttpRequest, HttpResponse};
 
 /// Request bodies the query API accepts in serve mode.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;

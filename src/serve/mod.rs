@@ -3,6 +3,7 @@
 
 pub mod api;
 mod cors;
+pub mod hub;
 pub mod pump;
 pub mod scheduler;
 
@@ -16,12 +17,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::config::RuntimeConfig;
-use crate::functions::{AppContext, Handler};
-use crate::host::registry::{self, FunctionSpec, Trigger};
-use crate::realtime::hub::{Hub, HubLimits};
 use crate::realtime::SinkTarget;
+use crate::registry;
+use crate::runtime::config::RuntimeConfig;
+use crate::runtime::function::{FunctionSpec, Trigger, CHANGE_FEED_RETRY};
+use crate::runtime::{AppContext, Handler};
 use crate::simulate::{self, SimulateOptions};
+use hub::{Hub, HubLimits};
 
 /// How often serve mode removes expired documents from the embedded store.
 const PURGE_SCHEDULE: &str = "0 * * * * *";
@@ -36,65 +38,109 @@ pub struct ServeOptions {
     pub demo: Option<SimulateOptions>,
 }
 
+/// Binds `--listen`, builds the app and serves until SIGINT/SIGTERM.
 pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
-    // The first stdout line is a contract: scripts and tests read the address from it.
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{address}")?;
-        out.flush()?;
+    let app = App::build(options, address).await?;
+    app.run(listener, crate::runtime::shutdown::wait_for_signal())
+        .await
+}
+
+/// Serve mode assembled but not yet running: the context the functions share, the HTTP router
+/// (API, and the hub when it is the real-time target) and the background work (pumps,
+/// scheduler, purge, demo). The composition root: `run` binds nothing and a test can build an
+/// app on a listener of its own.
+pub struct App {
+    pub address: SocketAddr,
+    pub ctx: AppContext,
+    router: axum::Router,
+    functions: Vec<FunctionSpec>,
+    demo: Option<SimulateOptions>,
+}
+
+impl App {
+    /// Opens the store and the real-time sink. `address` is where clients reach this process
+    /// (the built-in hub's endpoint and negotiate URLs point there).
+    pub async fn build(options: ServeOptions, address: SocketAddr) -> anyhow::Result<App> {
+        // The built-in hub lives on this listener; the functions reach it through the same REST
+        // sender (and connection string) they would use against Azure SignalR Service.
+        let mut config = options.config.clone();
+        let hub = (config.realtime == SinkTarget::BuiltInHub).then(|| {
+            let hub = Hub::new(&local_endpoint(address), HubLimits::default());
+            config.realtime = SinkTarget::SignalR(hub.connection_string().clone());
+            hub
+        });
+        let ctx = config.open_context("serve").await?;
+        let functions = registry::registry();
+        let mut router = api::router(ctx.clone(), &functions);
+        if let Some(hub) = hub {
+            router = router.merge(hub.router());
+        }
+        let router = router.layer(axum::middleware::from_fn(cors::layer));
+        Ok(App {
+            address,
+            ctx,
+            router,
+            functions,
+            demo: options.demo,
+        })
     }
 
-    // The built-in hub lives on this listener; the functions reach it through the same REST
-    // sender (and connection string) they would use against Azure SignalR Service.
-    let mut config = options.config.clone();
-    let hub = (config.realtime == SinkTarget::BuiltInHub).then(|| {
-        let hub = Hub::new(&local_endpoint(address), HubLimits::default());
-        config.realtime = SinkTarget::SignalR(hub.connection_string().clone());
-        hub
-    });
-    let ctx = config.open_context("serve").await?;
-    tracing::info!(%address, store = %options.config.store, realtime = ctx.sink.name(), "serve mode started");
+    /// Starts the background work, announces the address and serves `listener` until `shutdown`
+    /// completes; then gives in-flight batches `SHUTDOWN_GRACE` to finish.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let App {
+            address,
+            ctx,
+            router,
+            functions,
+            demo,
+        } = self;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        spawn_functions(&mut tasks, &ctx, &functions, &shutdown_rx)?;
+        spawn_purge(&mut tasks, &ctx, &shutdown_rx)?;
+        if let Some(demo) = demo {
+            spawn_demo(&mut tasks, &ctx, demo, shutdown_rx.clone());
+        }
+        // The first stdout line is a contract: scripts and tests read the address from it.
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on http://{address}")?;
+            out.flush()?;
+        }
+        tracing::info!(%address, realtime = ctx.sink.name(), "serve mode started");
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let functions = registry::registry();
-    let mut tasks = JoinSet::new();
-    spawn_functions(&mut tasks, &ctx, &functions, &shutdown_rx)?;
-    spawn_purge(&mut tasks, &ctx, &shutdown_rx)?;
-    if let Some(demo) = options.demo {
-        spawn_demo(&mut tasks, &ctx, demo, shutdown_rx.clone());
-    }
+        let mut server_shutdown = shutdown_rx.clone();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = server_shutdown.wait_for(|stop| *stop).await;
+        });
+        let signals = tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; finishing in-flight work");
+            let _ = shutdown_tx.send(true);
+        });
 
-    let mut app = api::router(ctx.clone(), &functions);
-    if let Some(hub) = hub {
-        app = app.merge(hub.router());
+        server.await.context("HTTP server failed")?;
+        signals.abort();
+        if tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!("background tasks did not stop within {SHUTDOWN_GRACE:?}; their batches will be redelivered");
+        }
+        tracing::info!("stopped");
+        Ok(())
     }
-    let app = app.layer(axum::middleware::from_fn(cors::layer));
-    let mut server_shutdown = shutdown_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = server_shutdown.wait_for(|stop| *stop).await;
-    });
-    let signals = tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested; finishing in-flight work");
-        let _ = shutdown_tx.send(true);
-    });
-
-    server.await.context("HTTP server failed")?;
-    signals.abort();
-    if tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await
-    .is_err()
-    {
-        tracing::warn!("background tasks did not stop within {SHUTDOWN_GRACE:?}; their batches will be redelivered");
-    }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// `http://ADDR` as clients and the sender reach it: an unspecified bind address (0.0.0.0, ::)
@@ -121,7 +167,7 @@ fn spawn_functions(
                     function: spec.name,
                     container: trigger.container,
                     handler: handler.clone(),
-                    retry: spec.retry.unwrap_or(registry::CHANGE_FEED_RETRY),
+                    retry: spec.retry.unwrap_or(CHANGE_FEED_RETRY),
                     poll_interval: Duration::from_millis(u64::from(trigger.feed_poll_delay_ms)),
                     max_items: trigger.max_items_per_invocation as usize,
                 };
@@ -196,28 +242,4 @@ fn spawn_demo(
             }
         }
     });
-}
-
-/// SIGINT (Ctrl-C) or SIGTERM.
-pub async fn wait_for_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
 }

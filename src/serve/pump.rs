@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::functions::{AppContext, BatchHandler};
-use crate::host::invoke::{self, Attempt, BatchOutcome};
-use crate::host::registry::RetryPolicy;
+use crate::runtime::function::RetryPolicy;
+use crate::runtime::invoke::{self, Attempt, BatchOutcome};
+use crate::runtime::{AppContext, BatchHandler};
 use crate::store::{string_field, Container, FeedPosition, StoreError};
 
 pub struct Pump {

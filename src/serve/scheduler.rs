@@ -6,8 +6,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::host::protocol::TimerInfo;
 use crate::model::Timestamp;
+use crate::runtime::TimerInfo;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid NCRONTAB schedule {expression:?}: {reason}")]

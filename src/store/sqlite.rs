@@ -1469,4 +1469,80 @@ mod tests {
             .unwrap();
         assert_eq!(stored.items.len(), PER_WRITER);
     }
+
+    /// The default (read + conditional replace) patch, over a store whose own patch is not used.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_modify_write_retries_lost_races_and_honours_if_match() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(crate::clock::ManualClock::new(
+            crate::model::Timestamp::from_epoch_millis(1_700_000_000_000).unwrap(),
+        ));
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("t.db"), clock).unwrap());
+        let c = Container::Entities;
+        let created = store
+            .create(c, json!({"id": "m", "scope": "GLOBAL", "total": 0}))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..5 {
+                    let ops = [crate::store::patch::PatchOp::Increment(
+                        crate::store::Field::new("total").unwrap(),
+                        1,
+                    )];
+                    crate::store::patch::read_modify_write(
+                        store.as_ref(),
+                        c,
+                        "GLOBAL",
+                        "m",
+                        &ops,
+                        None,
+                    )
+                    .await
+                    .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let read = store.read(c, "GLOBAL", "m").await.unwrap().unwrap();
+        assert_eq!(read.body["total"], 20, "an increment was lost");
+        let ops = [crate::store::patch::PatchOp::Increment(
+            crate::store::Field::new("total").unwrap(),
+            1,
+        )];
+        assert!(matches!(
+            crate::store::patch::read_modify_write(
+                store.as_ref(),
+                c,
+                "GLOBAL",
+                "m",
+                &ops,
+                Some(&created.etag)
+            )
+            .await,
+            Err(StoreError::PreconditionFailed { .. })
+        ));
+        assert!(matches!(
+            crate::store::patch::read_modify_write(store.as_ref(), c, "GLOBAL", "nope", &ops, None)
+                .await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let patched = crate::store::patch::read_modify_write(
+            store.as_ref(),
+            c,
+            "GLOBAL",
+            "m",
+            &ops,
+            Some(&read.etag),
+        )
+        .await
+        .unwrap();
+        assert_eq!(patched.body["total"], 21);
+    }
 }

@@ -33,7 +33,7 @@ fn package_layout_zip_and_the_packaged_binary_answers() {
         .into_iter()
         .map(str::to_owned)
         .collect();
-    for spec in bifrost_workers::host::registry::registry() {
+    for spec in bifrost_workers::registry::registry() {
         expected.insert(format!("{}/function.json", spec.name));
     }
     assert!(expected.contains("LogStream/function.json"));

@@ -1,0 +1,291 @@
+//! The HTTP server the Functions host talks to: `GET /` for readiness and `POST /{FunctionName}`
+//! per invocation. Every reply is `200` + a full JSON object unless failing the invocation is the
+//! only way to get a batch redelivered (then `500` + JSON; the host retries under the policy).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tracing::Instrument;
+
+use super::protocol::{self, Invocation, InvocationReply};
+use crate::runtime::deadletter::DeadLetterPayload;
+use crate::runtime::function::{CosmosTrigger, FunctionSpec, Trigger};
+use crate::runtime::invoke::{self, Attempt, BatchOutcome};
+use crate::runtime::HttpResponse;
+use crate::runtime::{AppContext, Handler};
+
+/// Far above the largest batch the host sends (`maxItemsPerInvocation` × document size, doubled
+/// by escaping); axum's 2 MB default would fail big batches with a non-retried 413.
+pub const MAX_INVOCATION_BYTES: usize = 512 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct HandlerState {
+    pub ctx: AppContext,
+    pub functions: Arc<Vec<FunctionSpec>>,
+}
+
+pub fn router(state: HandlerState) -> Router {
+    Router::new()
+        .route("/", get(ready))
+        .route("/{function}", post(invoke_function))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// The host's readiness probe and health ping: any response counts, so answer at once.
+async fn ready() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ready" }))
+}
+
+async fn not_found() -> Response {
+    reply(
+        StatusCode::NOT_FOUND,
+        &InvocationReply::failed("no such route: the host calls POST /{FunctionName}", vec![]),
+    )
+}
+
+fn reply(status: StatusCode, body: &InvocationReply) -> Response {
+    (status, Json(body.to_json())).into_response()
+}
+
+fn invocation_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-azure-functions-invocationid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+async fn invoke_function(
+    State(state): State<HandlerState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    let invocation_id = invocation_id(request.headers());
+    let Some(spec) = state.functions.iter().find(|f| f.name == name).cloned() else {
+        let known: Vec<_> = state.functions.iter().map(|f| f.name).collect();
+        return reply(
+            StatusCode::NOT_FOUND,
+            &InvocationReply::failed(
+                format!("no function named {name:?}; this handler serves {known:?}"),
+                vec![],
+            ),
+        );
+    };
+    let span = tracing::info_span!("invocation", function = spec.name, %invocation_id);
+    async move {
+        let started = Instant::now();
+        let body = match axum::body::to_bytes(request.into_body(), MAX_INVOCATION_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let message = format!(
+                    "could not read the invocation body (limit {MAX_INVOCATION_BYTES} bytes): {e}"
+                );
+                tracing::error!(%message);
+                // Nothing was read, so nothing can be dead-lettered: fail so the host retries.
+                return reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &InvocationReply::failed(message, vec![]),
+                );
+            }
+        };
+        let response = dispatch(&state.ctx, &spec, &body, &invocation_id).await;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            bytes = body.len(),
+            "invocation done"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn dispatch(
+    ctx: &AppContext,
+    spec: &FunctionSpec,
+    body: &[u8],
+    invocation_id: &str,
+) -> Response {
+    let invocation = Invocation::parse(body);
+    match (&spec.trigger, &spec.handler) {
+        (Trigger::CosmosDb(trigger), Handler::Batch(handler)) => {
+            let decoded = invocation.and_then(|inv| {
+                let docs = protocol::decode_documents(&inv, trigger.binding)?;
+                Ok((inv, docs))
+            });
+            let (outcome, count) = match decoded {
+                Ok((inv, documents)) => {
+                    // Without a RetryContext the host will not redeliver: treat it as the last attempt.
+                    let attempt = match inv.retry_context() {
+                        Some(ctx) => Attempt {
+                            retry_count: ctx.retry_count.max(0) as u64,
+                            is_last: ctx.is_last_attempt(),
+                        },
+                        None => Attempt {
+                            retry_count: 0,
+                            is_last: true,
+                        },
+                    };
+                    let outcome = invoke::run_batch(
+                        ctx,
+                        spec.name,
+                        handler.as_ref(),
+                        &documents,
+                        attempt,
+                        invocation_id,
+                    )
+                    .await;
+                    (outcome, documents.len())
+                }
+                Err(e) => {
+                    // Redelivery cannot fix a payload we cannot read; keep it verbatim instead.
+                    let error = format!("undecodable batch: {e}");
+                    tracing::error!(%error, bytes = body.len());
+                    let raw = String::from_utf8_lossy(body).into_owned();
+                    let outcome = invoke::dead_letter(
+                        ctx,
+                        spec.name,
+                        invocation_id,
+                        &error,
+                        1,
+                        DeadLetterPayload::Raw(raw),
+                        0,
+                    )
+                    .await;
+                    (outcome, 0)
+                }
+            };
+            record_batch(ctx, spec.name, trigger, count, &outcome);
+            match outcome {
+                BatchOutcome::Succeeded { logs } => {
+                    reply(StatusCode::OK, &InvocationReply::with_logs(logs))
+                }
+                BatchOutcome::DeadLettered { logs, error } => {
+                    reply(StatusCode::OK, &InvocationReply::failed(error, logs))
+                }
+                BatchOutcome::Retry { error } => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &InvocationReply::failed(error, vec![]),
+                ),
+            }
+        }
+        (Trigger::Timer(trigger), Handler::Timer(handler)) => {
+            let timer =
+                match invocation.and_then(|inv| protocol::decode_timer(&inv, trigger.binding)) {
+                    Ok(timer) => timer,
+                    Err(e) => {
+                        // A scheduled run carries no data to lose; report and let the next run happen.
+                        return reply(
+                            StatusCode::OK,
+                            &InvocationReply::failed(
+                                format!("undecodable timer invocation: {e}"),
+                                vec![],
+                            ),
+                        );
+                    }
+                };
+            match handler.handle(ctx, timer).await {
+                Ok(logs) => reply(StatusCode::OK, &InvocationReply::with_logs(logs)),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &InvocationReply::failed(e.to_string(), vec![]),
+                ),
+            }
+        }
+        (Trigger::Http(trigger), Handler::Http(handler)) => {
+            let response = match invocation
+                .and_then(|inv| protocol::decode_http(&inv, trigger.binding))
+            {
+                Ok(request) => {
+                    let method_allowed = trigger
+                        .methods
+                        .iter()
+                        .any(|m| m.eq_ignore_ascii_case(&request.method));
+                    if method_allowed {
+                        handler.handle(ctx, request).await
+                    } else {
+                        HttpResponse::error(405, format!("method {} not allowed", request.method))
+                    }
+                }
+                Err(e) => HttpResponse::error(400, format!("undecodable HTTP invocation: {e}")),
+            };
+            let logs = vec![format!("{}: {}", spec.name, response.status)];
+            let mut reply_body = InvocationReply::http("res", &response, logs);
+            if response.status >= 400 {
+                reply_body.error = serde_json::from_str::<serde_json::Value>(&response.body)
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+            }
+            reply(StatusCode::OK, &reply_body)
+        }
+        _ => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &InvocationReply::failed(
+                format!(
+                    "function {} has a handler that does not match its trigger",
+                    spec.name
+                ),
+                vec![],
+            ),
+        ),
+    }
+}
+
+/// Custom-handler mode: bind first so the host's readiness probe is answered at once, then open
+/// the store and serve until SIGTERM.
+pub async fn run(port: u16, config: crate::runtime::config::RuntimeConfig) -> anyhow::Result<()> {
+    use anyhow::Context;
+
+    // The host always dials 127.0.0.1 (not `localhost`, which may resolve to ::1 only).
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (FUNCTIONS_CUSTOMHANDLER_PORT)"))?;
+    let state = HandlerState {
+        ctx: config.open_context("handler").await?,
+        functions: Arc::new(crate::registry::registry()),
+    };
+    tracing::info!(%address, store = %config.store, "custom handler ready");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(crate::runtime::shutdown::wait_for_signal())
+        .await
+        .context("custom handler server failed")
+}
+
+/// The host owns the change feed in this mode; health shows what reached this process.
+fn record_batch(
+    ctx: &AppContext,
+    function: &str,
+    trigger: &CosmosTrigger,
+    documents: usize,
+    outcome: &BatchOutcome,
+) {
+    ctx.status.update_pump(function, |s| {
+        s.container = trigger.container.name().to_owned();
+        match outcome {
+            BatchOutcome::Succeeded { .. } => {
+                s.batches += 1;
+                s.documents += documents as u64;
+                s.last_batch_at = Some(ctx.clock.now());
+            }
+            BatchOutcome::DeadLettered { error, .. } => {
+                s.batches += 1;
+                s.dead_lettered_batches += 1;
+                s.documents += documents as u64;
+                s.last_batch_at = Some(ctx.clock.now());
+                s.last_error = Some(error.clone());
+            }
+            BatchOutcome::Retry { error } => {
+                s.failed_attempts += 1;
+                s.last_error = Some(error.clone());
+            }
+        }
+    });
+}

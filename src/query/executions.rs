@@ -1,0 +1,192 @@
+//! `GET /api/executions`, `POST /api/executions/query` and `GET /api/executions/{id}`.
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::execution_data;
+use super::params::{self, ListFilters, UpperBound};
+use crate::model::{rows, ExecutionDoc};
+use crate::runtime::auth::{resolve_caller, visible_execution, Caller};
+use crate::runtime::{respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse};
+use crate::store::{Container, FilterOp, Query};
+
+pub struct ListExecutions;
+pub struct QueryExecutions;
+pub struct GetExecution;
+
+#[async_trait]
+impl HttpHandler for ListExecutions {
+    async fn handle(&self, ctx: &AppContext, request: HttpRequest) -> HttpResponse {
+        respond(
+            async {
+                let caller = resolve_caller(ctx, &request).await?;
+                let filters = params::parse_list_query(&request.query)?;
+                list(ctx, &caller, filters).await
+            }
+            .await,
+        )
+    }
+}
+
+#[async_trait]
+impl HttpHandler for QueryExecutions {
+    async fn handle(&self, ctx: &AppContext, request: HttpRequest) -> HttpResponse {
+        respond(
+            async {
+                let caller = resolve_caller(ctx, &request).await?;
+                let filters = params::parse_list_body(request.body.as_deref())?;
+                list(ctx, &caller, filters).await
+            }
+            .await,
+        )
+    }
+}
+
+#[async_trait]
+impl HttpHandler for GetExecution {
+    async fn handle(&self, ctx: &AppContext, request: HttpRequest) -> HttpResponse {
+        respond(
+            async {
+                let (caller, execution) = visible_execution(ctx, &request).await?;
+                detail(ctx, &caller, &execution).await
+            }
+            .await,
+        )
+    }
+}
+
+/// The store query for a list request: every filter is pushed down, so a page is never short
+/// because rows were dropped after reading.
+pub fn list_query(filters: &ListFilters) -> Query {
+    let mut query = Query::new(filters.limit)
+        .filter("type", FilterOp::Eq(json!("execution")))
+        .order_by("startedAt", true)
+        .after(filters.continuation.clone());
+    if let Some(name) = &filters.workflow_name {
+        query = query.filter("workflowName", FilterOp::Eq(json!(name)));
+    }
+    match filters.statuses.as_slice() {
+        [] => {}
+        [one] => query = query.filter("status", FilterOp::Eq(json!(one))),
+        many => {
+            query = query.filter(
+                "status",
+                FilterOp::In(many.iter().map(|s| json!(s)).collect()),
+            )
+        }
+    }
+    if let Some(from) = filters.started_from {
+        query = query.filter("startedAt", FilterOp::Ge(json!(from.canonical())));
+    }
+    match filters.started_until {
+        Some(UpperBound::Inclusive(t)) => {
+            query = query.filter("startedAt", FilterOp::Le(json!(t.canonical())))
+        }
+        Some(UpperBound::Exclusive(t)) => {
+            query = query.filter("startedAt", FilterOp::Lt(json!(t.canonical())))
+        }
+        None => {}
+    }
+    if let Some(user) = &filters.executed_by {
+        query = query.filter("executedBy", FilterOp::Eq(json!(user)));
+    }
+    query
+}
+
+async fn list(
+    ctx: &AppContext,
+    caller: &Caller,
+    filters: ListFilters,
+) -> Result<HttpResponse, ApiError> {
+    let scope = caller.scope.to_string();
+    let page = ctx
+        .store
+        .query(Container::Executions, &scope, &list_query(&filters))
+        .await?;
+    let mut executions = Vec::with_capacity(page.items.len());
+    for item in page.items {
+        match serde_json::from_value::<ExecutionDoc>(item) {
+            Ok(doc) => executions.push(Value::Object(rows::execution_row(&doc))),
+            Err(e) => tracing::error!(%scope, error = %e, "unreadable execution document skipped"),
+        }
+    }
+    let token = page.continuation.as_deref().map(params::wrap_token);
+    Ok(HttpResponse::private_json(
+        200,
+        &json!({
+            "executions": executions,
+            "continuationToken": token,
+            // The legacy UI reads `hasMore`, which the legacy API never sent.
+            "hasMore": token.is_some(),
+        }),
+    ))
+}
+
+async fn detail(
+    ctx: &AppContext,
+    caller: &Caller,
+    execution: &ExecutionDoc,
+) -> Result<HttpResponse, ApiError> {
+    let id = &execution.execution_id;
+    let mut row = rows::execution_row(execution);
+    let (result, result_type) = execution_data::load_result(ctx, id).await?;
+    row.insert("result".into(), result);
+    row.insert("resultType".into(), json!(result_type));
+    let logs = execution_data::load_logs(ctx, caller, id, 0, params::DEFAULT_LOG_LIMIT).await?;
+    row.insert(
+        "logs".into(),
+        Value::Array(logs.entries.iter().map(rows::log_entry).collect()),
+    );
+    if caller.is_platform_admin {
+        row.insert(
+            "variables".into(),
+            execution_data::load_variables(ctx, id).await?,
+        );
+    }
+    Ok(HttpResponse::private_json(200, &Value::Object(row)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ExecutionStatus, Timestamp};
+
+    #[test]
+    fn every_filter_is_pushed_into_the_store_query() {
+        let filters = ListFilters {
+            workflow_name: Some("w".into()),
+            statuses: vec![ExecutionStatus::Failed, ExecutionStatus::Timeout],
+            started_from: Some(Timestamp::parse("2026-11-01").unwrap()),
+            started_until: Some(UpperBound::Exclusive(
+                Timestamp::parse("2026-11-02").unwrap(),
+            )),
+            executed_by: Some("u".into()),
+            limit: 10,
+            continuation: Some("t".into()),
+        };
+        let query = list_query(&filters);
+        let fields: Vec<&str> = query.filters.iter().map(|f| f.field.path()).collect();
+        assert_eq!(
+            fields,
+            [
+                "type",
+                "workflowName",
+                "status",
+                "startedAt",
+                "startedAt",
+                "executedBy"
+            ]
+        );
+        assert_eq!(
+            query.filters[3].op,
+            FilterOp::Ge(json!("2026-11-01T00:00:00.000000Z"))
+        );
+        assert_eq!(
+            query.filters[4].op,
+            FilterOp::Lt(json!("2026-11-02T00:00:00.000000Z"))
+        );
+        assert_eq!(query.limit, 10);
+        assert_eq!(query.continuation.as_deref(), Some("t"));
+        assert!(query.order_by[0].descending);
+    }
+}

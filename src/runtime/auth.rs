@@ -1,0 +1,436 @@
+//! Who is calling, and which scope they may read.
+//!
+//! The caller is the EasyAuth principal in `X-MS-CLIENT-PRINCIPAL` (base64 JSON), which App
+//! Service / Static Web Apps authentication sets after signing the user in and strips from
+//! client requests. Both shapes are accepted: Static Web Apps' `{userId, userDetails, userRoles}`
+//! and App Service's `{auth_typ, name_typ, role_typ, claims:[{typ, val}]}`.
+//!
+//! Unlike the legacy API there is no "any function key means admin" path: a request without a
+//! valid principal is 401, always.
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::context::AppContext;
+use super::http::{ApiError, HttpRequest, HttpResponse};
+use crate::model::{ExecutionDoc, MembershipDoc, Scope};
+use crate::store::Container;
+
+pub const PRINCIPAL_HEADER: &str = "x-ms-client-principal";
+pub const ORGANIZATION_HEADER: &str = "x-organization-id";
+pub const PLATFORM_ADMIN_ROLE: &str = "PlatformAdmin";
+/// A principal header larger than this is refused before decoding (EasyAuth's are ~1–4 KB).
+const MAX_PRINCIPAL_BYTES: usize = 16 * 1024;
+
+/// The authenticated caller and the one scope this request reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    /// Display name: the part of the e-mail before `@`, as the legacy API derived it.
+    pub name: Option<String>,
+    pub is_platform_admin: bool,
+    /// The scope of this request: for admins `X-Organization-Id` (default `GLOBAL`), for members
+    /// their organization.
+    pub scope: Scope,
+}
+
+impl Caller {
+    /// Whether this caller may read documents of `scope`. Admins may read any scope; everyone
+    /// else only the scope of their organization.
+    pub fn can_see(&self, scope: &Scope) -> bool {
+        self.is_platform_admin || &self.scope == scope
+    }
+}
+
+/// The identity EasyAuth asserted, before any store lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub user_details: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))
+    }
+
+    fn display_name(&self) -> Option<String> {
+        let details = self.user_details.as_deref()?;
+        Some(details.split('@').next().unwrap_or(details).to_owned())
+    }
+}
+
+/// Static Web Apps' client principal.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SwaPrincipal {
+    user_id: Option<String>,
+    user_details: Option<String>,
+    #[serde(default)]
+    user_roles: Vec<String>,
+}
+
+/// App Service authentication's client principal.
+#[derive(Deserialize)]
+struct AppServicePrincipal {
+    #[serde(default)]
+    name_typ: Option<String>,
+    #[serde(default)]
+    role_typ: Option<String>,
+    claims: Vec<Claim>,
+}
+
+#[derive(Deserialize)]
+struct Claim {
+    typ: String,
+    val: String,
+}
+
+const OBJECT_ID_CLAIMS: [&str; 3] = [
+    "http://schemas.microsoft.com/identity/claims/objectidentifier",
+    "oid",
+    "sub",
+];
+const DEFAULT_ROLE_CLAIMS: [&str; 2] = [
+    "http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
+    "roles",
+];
+const DEFAULT_NAME_CLAIMS: [&str; 3] = [
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+    "preferred_username",
+    "name",
+];
+
+/// Decodes the principal header. Pure, so every malformed shape is unit-tested.
+pub fn parse_principal(header: &str) -> Result<Principal, ApiError> {
+    let invalid =
+        |why: &str| ApiError::unauthorized(format!("invalid X-MS-CLIENT-PRINCIPAL header: {why}"));
+    let header = header.trim();
+    if header.len() > MAX_PRINCIPAL_BYTES {
+        return Err(invalid("too large"));
+    }
+    // Standard base64 as EasyAuth sends it; tolerate URL-safe and missing padding.
+    let unpadded = header.trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(unpadded)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(unpadded))
+        .map_err(|_| invalid("not base64"))?;
+    let json: Value = serde_json::from_slice(&bytes).map_err(|_| invalid("not JSON"))?;
+    if !json.is_object() {
+        return Err(invalid("not a JSON object"));
+    }
+    let principal = if json.get("claims").is_some() {
+        let app: AppServicePrincipal =
+            serde_json::from_value(json).map_err(|_| invalid("malformed claims"))?;
+        let claim = |types: &[&str]| {
+            app.claims
+                .iter()
+                .find(|c| types.iter().any(|t| c.typ.eq_ignore_ascii_case(t)))
+                .map(|c| c.val.clone())
+        };
+        let role_types: Vec<&str> = match &app.role_typ {
+            Some(t) => vec![t.as_str()],
+            None => DEFAULT_ROLE_CLAIMS.to_vec(),
+        };
+        let name_types: Vec<&str> = match &app.name_typ {
+            Some(t) => vec![t.as_str()],
+            None => DEFAULT_NAME_CLAIMS.to_vec(),
+        };
+        Principal {
+            user_id: claim(&OBJECT_ID_CLAIMS).unwrap_or_default(),
+            user_details: claim(&name_types),
+            roles: app
+                .claims
+                .iter()
+                .filter(|c| role_types.iter().any(|t| c.typ.eq_ignore_ascii_case(t)))
+                .map(|c| c.val.clone())
+                .collect(),
+        }
+    } else {
+        let swa: SwaPrincipal =
+            serde_json::from_value(json).map_err(|_| invalid("malformed principal"))?;
+        let user_details = swa.user_details.filter(|d| !d.is_empty());
+        Principal {
+            // The legacy API fell back to userDetails when userId is missing.
+            user_id: swa
+                .user_id
+                .filter(|id| !id.is_empty())
+                .or_else(|| user_details.clone())
+                .unwrap_or_default(),
+            user_details,
+            roles: swa.user_roles,
+        }
+    };
+    let valid_id = !principal.user_id.is_empty()
+        && principal.user_id.len() <= 256
+        && !principal.user_id.chars().any(char::is_control);
+    if !valid_id {
+        return Err(invalid("no user id"));
+    }
+    Ok(principal)
+}
+
+/// Identifies the caller and the scope of this request, or answers 401/403 JSON.
+pub async fn authenticate(ctx: &AppContext, request: &HttpRequest) -> Result<Caller, HttpResponse> {
+    resolve_caller(ctx, request)
+        .await
+        .map_err(HttpResponse::from)
+}
+
+/// As `authenticate`, with the error still typed (for handlers that return `ApiError`).
+pub async fn resolve_caller(ctx: &AppContext, request: &HttpRequest) -> Result<Caller, ApiError> {
+    let header = request.header(PRINCIPAL_HEADER).ok_or_else(|| {
+        ApiError::unauthorized("authentication required: no X-MS-CLIENT-PRINCIPAL header")
+    })?;
+    let principal = parse_principal(header)?;
+    let requested = match request.header(ORGANIZATION_HEADER).map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => Some(Scope::from_legacy_org_id(raw).map_err(|_| {
+            ApiError::bad_request(format!(
+                "X-Organization-Id must be an organization uuid or GLOBAL, got {:?}",
+                raw.chars().take(64).collect::<String>()
+            ))
+        })?),
+    };
+
+    // Admins by role need no lookup; everyone else needs their membership document.
+    let membership = if principal.has_role(PLATFORM_ADMIN_ROLE) {
+        None
+    } else {
+        find_membership(ctx, &principal).await?
+    };
+    let is_admin = principal.has_role(PLATFORM_ADMIN_ROLE)
+        || membership.as_ref().is_some_and(|m| m.is_platform_admin);
+    let name = principal.display_name();
+    if is_admin {
+        return Ok(Caller {
+            user_id: principal.user_id,
+            name,
+            is_platform_admin: true,
+            scope: requested.unwrap_or(Scope::Global),
+        });
+    }
+
+    let orgs: Vec<Scope> = membership
+        .map(|m| m.org_scopes)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| !s.is_global())
+        .collect();
+    let scope = match requested {
+        // A member may pick among their own organizations, never another one.
+        Some(scope) if orgs.contains(&scope) => scope,
+        Some(_) => {
+            return Err(ApiError::forbidden(
+                "X-Organization-Id names an organization you are not a member of",
+            ))
+        }
+        None => orgs
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::forbidden("you are not a member of any organization"))?,
+    };
+    Ok(Caller {
+        user_id: principal.user_id,
+        name,
+        is_platform_admin: false,
+        scope,
+    })
+}
+
+/// The membership document: by user id, then by e-mail (rows migrated from the legacy
+/// `userperm:{email}:{orgId}` index are keyed by e-mail).
+async fn find_membership(
+    ctx: &AppContext,
+    principal: &Principal,
+) -> Result<Option<MembershipDoc>, ApiError> {
+    let mut keys = vec![MembershipDoc::id_for(&principal.user_id)];
+    if let Some(email) = principal
+        .user_details
+        .as_deref()
+        .filter(|d| d.contains('@'))
+    {
+        keys.push(MembershipDoc::id_for(email));
+    }
+    for id in keys {
+        let Some(doc) = ctx
+            .store
+            .read(Container::Entities, Scope::GLOBAL, &id)
+            .await?
+        else {
+            continue;
+        };
+        match serde_json::from_value::<MembershipDoc>(doc.body) {
+            Ok(membership) => return Ok(Some(membership)),
+            Err(e) => {
+                // A broken membership document must not grant anything; say why in the log.
+                tracing::error!(%id, error = %e, "unreadable membership document");
+                return Err(ApiError::new(500, "membership record is unreadable"));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Longest execution id a route accepts.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// An execution id from the route: non-empty, at most `MAX_ID_CHARS`, and only characters a
+/// Cosmos id may hold that ids in practice use (uuids, `exec-…`).
+pub fn execution_id_param(raw: Option<&str>) -> Result<&str, ApiError> {
+    let id = raw.unwrap_or_default();
+    if id.is_empty() {
+        return Err(ApiError::bad_request("execution id is missing"));
+    }
+    if id.chars().count() > MAX_ID_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "execution id is longer than {MAX_ID_CHARS} characters"
+        )));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        return Err(ApiError::bad_request(
+            "execution id may only contain letters, digits, '-', '_', '.' and ':'",
+        ));
+    }
+    Ok(id)
+}
+
+/// The execution with this id in the caller's scope. Another scope's execution is "not found",
+/// never "forbidden", so ids cannot be probed.
+pub async fn find_execution(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<ExecutionDoc, ApiError> {
+    let not_found = || ApiError::not_found(format!("execution {id} not found"));
+    let stored = ctx
+        .store
+        .read(Container::Executions, &caller.scope.to_string(), id)
+        .await?
+        .ok_or_else(not_found)?;
+    let doc: ExecutionDoc = serde_json::from_value(stored.body).map_err(|e| {
+        tracing::error!(%id, error = %e, "unreadable execution document");
+        ApiError::new(
+            500,
+            format!("execution {id} is stored in an unreadable form"),
+        )
+    })?;
+    if !caller.can_see(&doc.scope) {
+        return Err(not_found());
+    }
+    Ok(doc)
+}
+
+/// The common start of every per-execution route: who asks, and the execution named by the
+/// route's `{id}` if the caller may see it.
+pub async fn visible_execution(
+    ctx: &AppContext,
+    request: &HttpRequest,
+) -> Result<(Caller, ExecutionDoc), ApiError> {
+    let caller = resolve_caller(ctx, request).await?;
+    let id = execution_id_param(request.params.get("id").map(String::as_str))?;
+    let execution = find_execution(ctx, &caller, id).await?;
+    Ok((caller, execution))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn encode(value: &Value) -> String {
+        base64::engine::general_purpose::STANDARD.encode(value.to_string())
+    }
+
+    #[test]
+    fn static_web_apps_principal() {
+        let p = parse_principal(&encode(&json!({
+            "identityProvider": "aad", "userId": "d75b260a64504067bfc5b2905e3b8182",
+            "userDetails": "jack@contoso.com", "userRoles": ["anonymous", "authenticated", "PlatformAdmin"]
+        })))
+        .unwrap();
+        assert_eq!(p.user_id, "d75b260a64504067bfc5b2905e3b8182");
+        assert!(p.has_role("PlatformAdmin"));
+        assert_eq!(p.display_name().as_deref(), Some("jack"));
+    }
+
+    #[test]
+    fn app_service_principal_with_claims() {
+        let p = parse_principal(&encode(&json!({
+            "auth_typ": "aad",
+            "name_typ": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+            "role_typ": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
+            "claims": [
+                {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": "0c9e2f6a-1111-2222-3333-444455556666"},
+                {"typ": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name", "val": "ada@contoso.com"},
+                {"typ": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role", "val": "Reader"}
+            ]
+        })))
+        .unwrap();
+        assert_eq!(p.user_id, "0c9e2f6a-1111-2222-3333-444455556666");
+        assert_eq!(p.roles, vec!["Reader"]);
+        assert!(!p.has_role(PLATFORM_ADMIN_ROLE));
+    }
+
+    #[test]
+    fn user_details_stand_in_for_a_missing_user_id() {
+        let p = parse_principal(&encode(&json!({"userDetails": "dev@local"}))).unwrap();
+        assert_eq!(p.user_id, "dev@local");
+    }
+
+    #[test]
+    fn malformed_principals_are_401() {
+        for bad in [
+            "%%%".to_owned(),
+            base64::engine::general_purpose::STANDARD.encode("not json"),
+            encode(&json!([1, 2])),
+            encode(&json!({"userRoles": ["PlatformAdmin"]})),
+            encode(&json!({"userId": 42})),
+            encode(&json!({"claims": "nope"})),
+            encode(&json!({"userId": "a\u{0}b"})),
+            "A".repeat(MAX_PRINCIPAL_BYTES + 4),
+        ] {
+            let err = parse_principal(&bad).unwrap_err();
+            assert_eq!(err.status, 401, "{bad:.40}");
+        }
+    }
+
+    #[test]
+    fn admins_see_every_scope_members_only_their_own() {
+        let org = Scope::parse("org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01").unwrap();
+        let member = Caller {
+            user_id: "u".into(),
+            name: None,
+            is_platform_admin: false,
+            scope: org.clone(),
+        };
+        assert!(member.can_see(&org));
+        assert!(!member.can_see(&Scope::Global));
+        let admin = Caller {
+            is_platform_admin: true,
+            scope: Scope::Global,
+            ..member
+        };
+        assert!(admin.can_see(&org));
+    }
+
+    #[test]
+    fn execution_ids_are_bounded_and_plain() {
+        assert!(execution_id_param(Some("0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01")).is_ok());
+        for bad in [
+            None,
+            Some(""),
+            Some("a'; DROP TABLE documents; --"),
+            Some("../etc/passwd"),
+            Some("id with spaces"),
+        ] {
+            assert_eq!(execution_id_param(bad).unwrap_err().status, 400, "{bad:?}");
+        }
+        assert!(execution_id_param(Some(&"a".repeat(MAX_ID_CHARS + 1))).is_err());
+    }
+}
