@@ -7,9 +7,6 @@
 #[path = "common/report.rs"]
 mod report;
 
-#[path = "../tests/support/cosmos_emulator.rs"]
-mod cosmos_emulator;
-
 #[path = "common/cosmos.rs"]
 mod cosmos_bench;
 

@@ -3,8 +3,7 @@
 //! It uses the SDK's in-memory emulator (a dev-dependency), so it is an example rather than a
 //! binary: the shipped `bifrost-workers` never contains it.
 
-#[path = "../tests/support/cosmos_emulator.rs"]
-mod cosmos_emulator;
+use bifrost_test_support::cosmos_emulator;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

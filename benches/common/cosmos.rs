@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bifrost_workers::clock::SystemClock;
 use bifrost_workers::store::{Store, StoreUrl};
 
-use super::cosmos_emulator::{self, Emulator};
+use bifrost_test_support::cosmos_emulator::{self, Emulator};
 
 /// A running emulator (stops when dropped), the store URL of `database` on it, and a store.
 pub async fn start(database: &str) -> (Emulator, String, Arc<dyn Store>) {

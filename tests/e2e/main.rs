@@ -3,8 +3,7 @@
 mod api;
 mod cli;
 mod cosmos;
-#[path = "../support/cosmos_emulator.rs"]
-mod cosmos_emulator;
+use bifrost_test_support::cosmos_emulator;
 mod handler;
 mod helpers;
 mod infra;

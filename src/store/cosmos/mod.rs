@@ -941,18 +941,14 @@ impl Store for CosmosStore {
 }
 
 #[cfg(test)]
-#[path = "../../../tests/support/cosmos_emulator.rs"]
-pub(crate) mod cosmos_emulator;
-
-#[cfg(test)]
 mod tests {
     //! The backend-neutral conformance suite against a Cosmos-compatible HTTP server (the SDK's
     //! in-memory emulator behind hyper, on a real socket), one fresh server per check, and
     //! against a real account when `COSMOS_ENDPOINT` and `COSMOS_KEY` are set.
 
-    use super::cosmos_emulator::{self, Emulator};
     use super::*;
     use crate::store::conformance;
+    use bifrost_test_support::cosmos_emulator::{self, Emulator};
 
     async fn emulated() -> (Emulator, Arc<dyn Store>) {
         let emulator = cosmos_emulator::start().await.unwrap();

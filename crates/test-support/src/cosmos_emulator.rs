@@ -1,7 +1,7 @@
 //! A Cosmos DB-compatible HTTP server for tests: the in-memory emulator that ships inside
 //! `azure_data_cosmos_driver` (feature `__internal_in_memory_emulator`, a dev-dependency, so it
 //! never reaches the shipped binary), served over real sockets by hyper, HTTP/1.1 and h2c
-//! (`shared/reference/cosmos.md` Appendix A).
+//! (docs/cosmos.md).
 //!
 //! Used in-process by the store's conformance tests, by the e2e tests (the spawned binary talks
 //! to it), and stand-alone via `cargo run --example cosmos-emulator`.
