@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tracing::Instrument;
 
+use super::documents;
 use super::protocol::{self, Invocation, InvocationReply};
 use crate::runtime::deadletter::DeadLetterPayload;
 use crate::runtime::function::{CosmosTrigger, FunctionSpec, Trigger};
@@ -51,7 +52,12 @@ async fn not_found() -> Response {
 }
 
 fn reply(status: StatusCode, body: &InvocationReply) -> Response {
-    (status, Json(body.to_json())).into_response()
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_bytes(),
+    )
+        .into_response()
 }
 
 fn invocation_id(headers: &HeaderMap) -> String {
@@ -81,7 +87,7 @@ async fn invoke_function(
     let span = tracing::info_span!("invocation", function = spec.name, %invocation_id);
     async move {
         let started = Instant::now();
-        let body = match axum::body::to_bytes(request.into_body(), MAX_INVOCATION_BYTES).await {
+        let body = match read_body(request.into_body()).await {
             Ok(bytes) => bytes,
             Err(e) => {
                 let message = format!(
@@ -95,10 +101,11 @@ async fn invoke_function(
                 );
             }
         };
-        let response = dispatch(&state.ctx, &spec, &body, &invocation_id).await;
+        let bytes = body.len();
+        let response = dispatch(&state.ctx, &spec, body, &invocation_id).await;
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
-            bytes = body.len(),
+            bytes,
             "invocation done"
         );
         response
@@ -107,23 +114,37 @@ async fn invoke_function(
     .await
 }
 
+/// The whole body in one buffer, grown in place as frames arrive (the host sends it chunked, so
+/// its length is unknown up front): about one body of memory, where collecting the frames and
+/// joining them would briefly take two.
+async fn read_body(body: axum::body::Body) -> Result<Vec<u8>, String> {
+    use futures_util::StreamExt;
+    let mut frames = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(frame) = frames.next().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if bytes.len() + frame.len() > MAX_INVOCATION_BYTES {
+            return Err("length limit exceeded".to_owned());
+        }
+        bytes.extend_from_slice(&frame);
+    }
+    Ok(bytes)
+}
+
 async fn dispatch(
     ctx: &AppContext,
     spec: &FunctionSpec,
-    body: &[u8],
+    body: Vec<u8>,
     invocation_id: &str,
 ) -> Response {
-    let invocation = Invocation::parse(body);
     match (&spec.trigger, &spec.handler) {
         (Trigger::CosmosDb(trigger), Handler::Batch(handler)) => {
-            let decoded = invocation.and_then(|inv| {
-                let docs = protocol::decode_documents(&inv, trigger.binding)?;
-                Ok((inv, docs))
-            });
-            let (outcome, count) = match decoded {
-                Ok((inv, documents)) => {
+            let (outcome, count) = match documents::decode_batch(&body, trigger.binding) {
+                Ok(decoded) => {
+                    // The documents are out: the body's memory is not needed while they run.
+                    drop(body);
                     // Without a RetryContext the host will not redeliver: treat it as the last attempt.
-                    let attempt = match inv.retry_context() {
+                    let attempt = match decoded.retry {
                         Some(ctx) => Attempt {
                             retry_count: ctx.retry_count.max(0) as u64,
                             is_last: ctx.is_last_attempt(),
@@ -133,6 +154,7 @@ async fn dispatch(
                             is_last: true,
                         },
                     };
+                    let documents = decoded.documents();
                     let outcome = invoke::run_batch(
                         ctx,
                         spec.name,
@@ -148,7 +170,7 @@ async fn dispatch(
                     // Redelivery cannot fix a payload we cannot read; keep it verbatim instead.
                     let error = format!("undecodable batch: {e}");
                     tracing::error!(%error, bytes = body.len());
-                    let raw = String::from_utf8_lossy(body).into_owned();
+                    let raw = String::from_utf8_lossy(&body).into_owned();
                     let outcome = invoke::dead_letter(
                         ctx,
                         spec.name,
@@ -177,20 +199,21 @@ async fn dispatch(
             }
         }
         (Trigger::Timer(trigger), Handler::Timer(handler)) => {
-            let timer =
-                match invocation.and_then(|inv| protocol::decode_timer(&inv, trigger.binding)) {
-                    Ok(timer) => timer,
-                    Err(e) => {
-                        // A scheduled run carries no data to lose; report and let the next run happen.
-                        return reply(
-                            StatusCode::OK,
-                            &InvocationReply::failed(
-                                format!("undecodable timer invocation: {e}"),
-                                vec![],
-                            ),
-                        );
-                    }
-                };
+            let timer = match Invocation::parse(&body)
+                .and_then(|inv| protocol::decode_timer(&inv, trigger.binding))
+            {
+                Ok(timer) => timer,
+                Err(e) => {
+                    // A scheduled run carries no data to lose; report and let the next run happen.
+                    return reply(
+                        StatusCode::OK,
+                        &InvocationReply::failed(
+                            format!("undecodable timer invocation: {e}"),
+                            vec![],
+                        ),
+                    );
+                }
+            };
             match handler.handle(ctx, timer).await {
                 Ok(logs) => reply(StatusCode::OK, &InvocationReply::with_logs(logs)),
                 Err(e) => reply(
@@ -200,7 +223,7 @@ async fn dispatch(
             }
         }
         (Trigger::Http(trigger), Handler::Http(handler)) => {
-            let response = match invocation
+            let response = match Invocation::parse(&body)
                 .and_then(|inv| protocol::decode_http(&inv, trigger.binding))
             {
                 Ok(request) => {

@@ -8,13 +8,12 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{execution_group, history_group, publish};
 use crate::model::{rows, ExecutionDoc};
 use crate::realtime::HubMessage;
-use crate::runtime::{AppContext, BatchHandler, FunctionError};
+use crate::runtime::{AppContext, Batch, BatchHandler, Decoded, Delivered, FunctionError};
 
 pub const TARGET_UPDATE: &str = "executionUpdate";
 pub const TARGET_HISTORY_UPDATE: &str = "executionHistoryUpdate";
@@ -31,35 +30,44 @@ pub fn status_update(doc: &ExecutionDoc) -> Value {
 }
 
 /// The pure part: documents in, messages out, plus the documents it could not read.
-pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>) {
+pub fn messages_for_batch(
+    batch: &Batch<'_>,
+) -> Result<(Vec<HubMessage>, Vec<String>), FunctionError> {
     let mut latest: BTreeMap<String, ExecutionDoc> = BTreeMap::new();
     let mut skipped = Vec::new();
-    for raw in documents {
-        match ExecutionDoc::deserialize(raw) {
+    for decoded in batch.decode::<Delivered<ExecutionDoc>>()? {
+        let delivered = match decoded {
+            Decoded::Read(delivered) => delivered,
+            Decoded::Skipped(skip) => {
+                skipped.push(skip.to_string());
+                continue;
+            }
+        };
+        match delivered.document {
             // Later in the batch = newer: replace.
             Ok(doc) => {
                 latest.insert(doc.id.clone(), doc);
             }
             Err(e) => {
-                let id = raw.get("id").and_then(Value::as_str).unwrap_or("<no id>");
+                let id = delivered.id.as_deref().unwrap_or("<no id>");
                 skipped.push(format!("{id}: {e}"));
             }
         }
     }
     let mut messages = Vec::with_capacity(latest.len() * 2);
     for doc in latest.values() {
-        messages.push(HubMessage {
-            group: execution_group(&doc.id),
-            target: TARGET_UPDATE.to_owned(),
-            arguments: vec![status_update(doc)],
-        });
-        messages.push(HubMessage {
-            group: history_group(&doc.scope),
-            target: TARGET_HISTORY_UPDATE.to_owned(),
-            arguments: vec![Value::Object(rows::execution_row(doc))],
-        });
+        messages.push(HubMessage::new(
+            execution_group(&doc.id),
+            TARGET_UPDATE,
+            &status_update(doc),
+        ));
+        messages.push(HubMessage::new(
+            history_group(&doc.scope),
+            TARGET_HISTORY_UPDATE,
+            &rows::execution_row(doc),
+        ));
     }
-    (messages, skipped)
+    Ok((messages, skipped))
 }
 
 pub struct ExecutionUpdates;
@@ -69,21 +77,24 @@ impl BatchHandler for ExecutionUpdates {
     async fn handle(
         &self,
         ctx: &AppContext,
-        documents: &[Value],
+        batch: &Batch<'_>,
     ) -> Result<Vec<String>, FunctionError> {
-        publish(
-            ctx,
-            "ExecutionUpdates",
-            documents.len(),
-            messages_for_batch(documents),
-        )
-        .await
+        let messages = messages_for_batch(batch)?;
+        publish(ctx, "ExecutionUpdates", batch.len(), messages).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RawDocument;
+    use serde::Deserialize;
+
+    fn messages_for(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>) {
+        let texts: Vec<String> = documents.iter().map(Value::to_string).collect();
+        let raw: Vec<RawDocument> = texts.iter().map(|t| RawDocument::new(t)).collect();
+        messages_for_batch(&Batch::new(&raw, 0)).unwrap()
+    }
 
     fn execution(id: &str, scope: &str, status: &str) -> Value {
         json!({"id": id, "type": "execution", "scope": scope, "executionId": id,
@@ -96,7 +107,7 @@ mod tests {
 
     #[test]
     fn each_execution_gets_a_status_and_a_history_message() {
-        let (messages, skipped) = messages_for_batch(&[
+        let (messages, skipped) = messages_for(&[
             execution("a", "GLOBAL", "Running"),
             execution("b", ORG, "Failed"),
         ]);
@@ -114,9 +125,9 @@ mod tests {
                 (&*format!("history:{ORG}"), TARGET_HISTORY_UPDATE),
             ]
         );
-        assert_eq!(messages[0].arguments[0]["isComplete"], false);
-        assert_eq!(messages[2].arguments[0]["isComplete"], true);
-        let row = &messages[3].arguments[0];
+        assert_eq!(messages[0].argument_values()[0]["isComplete"], false);
+        assert_eq!(messages[2].argument_values()[0]["isComplete"], true);
+        let row = &messages[3].argument_values()[0];
         assert_eq!(row["orgId"], "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01");
         assert_eq!(row["executedByName"], "ann@x.com");
         assert_eq!(
@@ -130,18 +141,18 @@ mod tests {
 
     #[test]
     fn only_the_last_version_in_a_batch_is_sent() {
-        let (messages, _) = messages_for_batch(&[
+        let (messages, _) = messages_for(&[
             execution("a", "GLOBAL", "Running"),
             execution("a", "GLOBAL", "Success"),
         ]);
         assert_eq!(messages.len(), 2);
-        assert_eq!(messages[0].arguments[0]["status"], "Success");
-        assert_eq!(messages[1].arguments[0]["status"], "Success");
+        assert_eq!(messages[0].argument_values()[0]["status"], "Success");
+        assert_eq!(messages[1].argument_values()[0]["status"], "Success");
     }
 
     #[test]
     fn unreadable_documents_are_reported_not_fatal() {
-        let (messages, skipped) = messages_for_batch(&[
+        let (messages, skipped) = messages_for(&[
             json!({"id": "x", "type": "execution"}),
             execution("a", "GLOBAL", "Pending"),
         ]);

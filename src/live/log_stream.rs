@@ -5,16 +5,18 @@
 //! `state`/`result` document. The browser dedupes by sequence across batches, so a redelivered
 //! batch is harmless.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 
 use super::{execution_group, publish};
-use crate::model::{rows, ExecutionDataDoc, LogDoc, ResultDoc, StateDoc, VariablesDoc};
+use crate::model::rows::StreamLogEntry;
+use crate::model::Timestamp;
 use crate::realtime::HubMessage;
-use crate::runtime::{AppContext, BatchHandler, FunctionError};
+use crate::runtime::{AppContext, Batch, BatchHandler, Decoded, DocumentFacts, FunctionError};
 
 pub const TARGET_LOGS: &str = "executionLogs";
 pub const TARGET_VARIABLES: &str = "executionVariables";
@@ -28,33 +30,197 @@ pub const MAX_LOGS_BYTES_PER_MESSAGE: usize = 512 * 1024;
 /// to this many characters, marked `truncated: true` (the query API has it whole).
 const TRUNCATED_MESSAGE_CHARS: usize = 16 * 1024;
 
+/// What `LogStream` reads of an `execution_data` document, of any of its four types, straight
+/// from the delivered text: strings borrowed where they need no unescaping, `data`, `variables`
+/// and `state` kept as the JSON text they came as (they are sent on unchanged).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataView<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    execution_id: Cow<'a, str>,
+    timestamp: Timestamp,
+    #[serde(borrow, default)]
+    level: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    sequence: Option<u64>,
+    #[serde(default)]
+    version: Option<u64>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    variables: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    state: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result_type: Option<Cow<'a, str>>,
+    #[serde(default)]
+    result_size: Option<u64>,
+    #[serde(borrow, default)]
+    blob_ref: Option<Cow<'a, str>>,
+    #[serde(rename = "_ts", borrow, default)]
+    ts: Option<&'a RawValue>,
+}
+
+/// A member that is there, even as `null` (which `Option` alone would read as absent).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+impl DocumentFacts for DataView<'_> {
+    fn execution_id(&self) -> Option<&str> {
+        Some(&self.execution_id)
+    }
+    fn written_at(&self) -> Option<i64> {
+        self.ts.and_then(|ts| ts.get().parse().ok())
+    }
+}
+
+struct Log<'a> {
+    id: Cow<'a, str>,
+    timestamp: Timestamp,
+    level: Cow<'a, str>,
+    message: Cow<'a, str>,
+    data: Option<&'a RawValue>,
+}
+
+struct Snapshot<'a> {
+    version: u64,
+    value: &'a RawValue,
+    timestamp: Timestamp,
+}
+
+struct ResultNotice<'a> {
+    result_type: Cow<'a, str>,
+    result_size: u64,
+    in_blob: bool,
+    timestamp: Timestamp,
+}
+
+/// A document of one of the four types, with what its type requires.
+enum Item<'a> {
+    Log(u64, Log<'a>),
+    Variables(Snapshot<'a>),
+    State(Snapshot<'a>),
+    Result(ResultNotice<'a>),
+}
+
+fn missing(field: &str) -> String {
+    format!("missing field `{field}`")
+}
+
+impl<'a> DataView<'a> {
+    fn item(self) -> Result<(Cow<'a, str>, Item<'a>), String> {
+        let item = match &*self.kind {
+            "log" => Item::Log(
+                self.sequence.ok_or_else(|| missing("sequence"))?,
+                Log {
+                    id: self.id,
+                    timestamp: self.timestamp,
+                    level: self.level.ok_or_else(|| missing("level"))?,
+                    message: self.message.ok_or_else(|| missing("message"))?,
+                    data: self.data,
+                },
+            ),
+            "variables" => Item::Variables(Snapshot {
+                version: self.version.ok_or_else(|| missing("version"))?,
+                value: self.variables.ok_or_else(|| missing("variables"))?,
+                timestamp: self.timestamp,
+            }),
+            "state" => Item::State(Snapshot {
+                version: self.version.unwrap_or(0),
+                value: self.state.ok_or_else(|| missing("state"))?,
+                timestamp: self.timestamp,
+            }),
+            "result" => Item::Result(ResultNotice {
+                result_type: self.result_type.ok_or_else(|| missing("resultType"))?,
+                result_size: self.result_size.ok_or_else(|| missing("resultSize"))?,
+                in_blob: self.blob_ref.is_some(),
+                timestamp: self.timestamp,
+            }),
+            other => return Err(format!(
+                "unknown variant `{other}`, expected one of `log`, `variables`, `state`, `result`"
+            )),
+        };
+        Ok((self.execution_id, item))
+    }
+}
+
 #[derive(Default)]
-struct PerExecution {
-    logs: BTreeMap<u64, LogDoc>,
-    variables: Option<VariablesDoc>,
-    state: Option<StateDoc>,
-    result: Option<ResultDoc>,
+struct PerExecution<'a> {
+    logs: BTreeMap<u64, Log<'a>>,
+    variables: Option<Snapshot<'a>>,
+    state: Option<Snapshot<'a>>,
+    result: Option<ResultNotice<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogsArgument<'a> {
+    execution_id: &'a str,
+    logs: &'a [Box<RawValue>],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VariablesArgument<'a> {
+    execution_id: &'a str,
+    version: u64,
+    variables: &'a RawValue,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StateArgument<'a> {
+    execution_id: &'a str,
+    version: u64,
+    state: &'a RawValue,
+    timestamp: &'a Timestamp,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultArgument<'a> {
+    execution_id: &'a str,
+    result_type: &'a str,
+    result_size: u64,
+    in_blob: bool,
+    timestamp: &'a Timestamp,
 }
 
 /// The pure part: documents in, messages out, plus the documents it could not read.
-pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>) {
-    let mut executions: BTreeMap<String, PerExecution> = BTreeMap::new();
+pub fn messages_for_batch(
+    batch: &Batch<'_>,
+) -> Result<(Vec<HubMessage>, Vec<String>), FunctionError> {
+    let mut executions: BTreeMap<Cow<str>, PerExecution> = BTreeMap::new();
     let mut skipped = Vec::new();
-    for raw in documents {
-        let doc = match ExecutionDataDoc::deserialize(raw) {
-            Ok(doc) => doc,
-            Err(e) => {
-                let id = raw.get("id").and_then(Value::as_str).unwrap_or("<no id>");
-                skipped.push(format!("{id}: {e}"));
+    for decoded in batch.decode::<DataView>()? {
+        let view = match decoded {
+            Decoded::Read(view) => view,
+            Decoded::Skipped(skip) => {
+                skipped.push(skip.to_string());
                 continue;
             }
         };
-        let entry = executions.entry(doc.execution_id().to_owned()).or_default();
-        match doc {
-            ExecutionDataDoc::Log(log) => {
-                entry.logs.insert(log.sequence, log);
+        let id = view.id.clone();
+        let (execution_id, item) = match view.item() {
+            Ok(parts) => parts,
+            Err(reason) => {
+                skipped.push(format!("{id}: {reason}"));
+                continue;
             }
-            ExecutionDataDoc::Variables(v) => {
+        };
+        let entry = executions.entry(execution_id).or_default();
+        match item {
+            Item::Log(sequence, log) => {
+                entry.logs.insert(sequence, log);
+            }
+            Item::Variables(v) => {
                 if entry
                     .variables
                     .as_ref()
@@ -63,7 +229,7 @@ pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>)
                     entry.variables = Some(v);
                 }
             }
-            ExecutionDataDoc::State(s) => {
+            Item::State(s) => {
                 if entry
                     .state
                     .as_ref()
@@ -72,68 +238,82 @@ pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>)
                     entry.state = Some(s);
                 }
             }
-            ExecutionDataDoc::Result(r) => entry.result = Some(r),
+            Item::Result(r) => entry.result = Some(r),
         }
     }
 
     let mut messages = Vec::new();
     for (execution_id, found) in executions {
         let group = execution_group(&execution_id);
-        let message = |target: &str, argument: Value| HubMessage {
-            group: group.clone(),
-            target: target.to_owned(),
-            arguments: vec![argument],
-        };
-        for logs in chunk_logs(found.logs.values()) {
-            messages.push(message(
-                TARGET_LOGS,
-                json!({ "executionId": execution_id, "logs": logs }),
-            ));
+        for logs in chunk_logs(&found.logs) {
+            let argument = LogsArgument {
+                execution_id: &execution_id,
+                logs: &logs,
+            };
+            messages.push(HubMessage::new(group.clone(), TARGET_LOGS, &argument));
         }
         if let Some(v) = found.variables {
-            messages.push(message(
-                TARGET_VARIABLES,
-                json!({ "executionId": execution_id, "version": v.version, "variables": v.variables }),
-            ));
+            let argument = VariablesArgument {
+                execution_id: &execution_id,
+                version: v.version,
+                variables: v.value,
+            };
+            messages.push(HubMessage::new(group.clone(), TARGET_VARIABLES, &argument));
         }
         if let Some(s) = found.state {
-            messages.push(message(
-                TARGET_STATE,
-                json!({ "executionId": execution_id, "version": s.version, "state": s.state, "timestamp": s.timestamp }),
-            ));
+            let argument = StateArgument {
+                execution_id: &execution_id,
+                version: s.version,
+                state: s.value,
+                timestamp: &s.timestamp,
+            };
+            messages.push(HubMessage::new(group.clone(), TARGET_STATE, &argument));
         }
         if let Some(r) = found.result {
-            messages.push(message(
-                TARGET_RESULT,
-                json!({
-                    "executionId": execution_id, "resultType": r.result_type, "resultSize": r.result_size,
-                    "inBlob": r.blob_ref.is_some(), "timestamp": r.timestamp,
-                }),
-            ));
+            let argument = ResultArgument {
+                execution_id: &execution_id,
+                result_type: &r.result_type,
+                result_size: r.result_size,
+                in_blob: r.in_blob,
+                timestamp: &r.timestamp,
+            };
+            messages.push(HubMessage::new(group.clone(), TARGET_RESULT, &argument));
         }
     }
-    (messages, skipped)
+    Ok((messages, skipped))
+}
+
+fn entry_json(sequence: u64, log: &Log<'_>, truncated: bool) -> Box<RawValue> {
+    let message = if truncated {
+        Cow::Owned(log.message.chars().take(TRUNCATED_MESSAGE_CHARS).collect())
+    } else {
+        Cow::Borrowed(&*log.message)
+    };
+    let entry = StreamLogEntry {
+        id: &log.id,
+        sequence,
+        timestamp: &log.timestamp,
+        level: &log.level,
+        message: &message,
+        data: if truncated { None } else { log.data },
+        truncated,
+    };
+    // Our own types always serialize.
+    serde_json::value::to_raw_value(&entry).expect("a log entry serializes")
 }
 
 /// The logs (already in sequence order) as message payloads of at most
 /// `MAX_LOGS_BYTES_PER_MESSAGE` serialized bytes each; usually exactly one.
-fn chunk_logs<'a>(logs: impl Iterator<Item = &'a LogDoc>) -> Vec<Vec<Value>> {
-    let mut chunks: Vec<Vec<Value>> = Vec::new();
-    let mut current: Vec<Value> = Vec::new();
+fn chunk_logs(logs: &BTreeMap<u64, Log<'_>>) -> Vec<Vec<Box<RawValue>>> {
+    let mut chunks: Vec<Vec<Box<RawValue>>> = Vec::new();
+    let mut current: Vec<Box<RawValue>> = Vec::with_capacity(logs.len());
     let mut current_bytes = 0;
-    for log in logs {
-        let mut entry = rows::stream_log_entry(log);
-        let mut size = entry.to_string().len();
-        if size > MAX_LOGS_BYTES_PER_MESSAGE {
-            entry["data"] = Value::Null;
-            entry["message"] = json!(log
-                .message
-                .chars()
-                .take(TRUNCATED_MESSAGE_CHARS)
-                .collect::<String>());
-            entry["truncated"] = json!(true);
-            size = entry.to_string().len();
+    for (&sequence, log) in logs {
+        let mut entry = entry_json(sequence, log, false);
+        if entry.get().len() > MAX_LOGS_BYTES_PER_MESSAGE {
+            entry = entry_json(sequence, log, true);
         }
+        let size = entry.get().len();
         if !current.is_empty() && current_bytes + size > MAX_LOGS_BYTES_PER_MESSAGE {
             chunks.push(std::mem::take(&mut current));
             current_bytes = 0;
@@ -154,21 +334,25 @@ impl BatchHandler for LogStream {
     async fn handle(
         &self,
         ctx: &AppContext,
-        documents: &[Value],
+        batch: &Batch<'_>,
     ) -> Result<Vec<String>, FunctionError> {
-        publish(
-            ctx,
-            "LogStream",
-            documents.len(),
-            messages_for_batch(documents),
-        )
-        .await
+        let messages = messages_for_batch(batch)?;
+        publish(ctx, "LogStream", batch.len(), messages).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RawDocument;
+    use crate::model::{LogDoc, VariablesDoc};
+    use serde_json::{json, Value};
+
+    fn messages_for(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>) {
+        let texts: Vec<String> = documents.iter().map(Value::to_string).collect();
+        let raw: Vec<RawDocument> = texts.iter().map(|t| RawDocument::new(t)).collect();
+        messages_for_batch(&Batch::new(&raw, 0)).unwrap()
+    }
 
     fn log(execution: &str, sequence: u64) -> Value {
         json!({"id": LogDoc::id_for(execution, sequence), "executionId": execution, "type": "log",
@@ -185,12 +369,12 @@ mod tests {
             log("a", 3),
             log("a", 2),
         ];
-        let (messages, skipped) = messages_for_batch(&docs);
+        let (messages, skipped) = messages_for(&docs);
         assert!(skipped.is_empty());
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].group, "execution:a");
         assert_eq!(messages[0].target, TARGET_LOGS);
-        let seqs: Vec<u64> = messages[0].arguments[0]["logs"]
+        let seqs: Vec<u64> = messages[0].argument_values()[0]["logs"]
             .as_array()
             .unwrap()
             .iter()
@@ -211,18 +395,18 @@ mod tests {
             .map(|s| big(s, 200 * 1024))
             .chain([big(6, 2_000_000)])
             .collect();
-        let (messages, _) = messages_for_batch(&docs);
+        let (messages, _) = messages_for(&docs);
         assert!(messages.len() >= 3, "{} messages", messages.len());
         let mut seqs = Vec::new();
         for m in &messages {
             assert_eq!(m.target, TARGET_LOGS);
-            assert!(m.arguments[0].to_string().len() < 1024 * 1024);
-            for l in m.arguments[0]["logs"].as_array().unwrap() {
+            assert!(m.argument_values()[0].to_string().len() < 1024 * 1024);
+            for l in m.argument_values()[0]["logs"].as_array().unwrap() {
                 seqs.push(l["sequence"].as_u64().unwrap());
             }
         }
         assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
-        let logs = messages.last().unwrap().arguments[0]["logs"]
+        let logs = messages.last().unwrap().argument_values()[0]["logs"]
             .as_array()
             .unwrap()
             .clone();
@@ -238,17 +422,17 @@ mod tests {
             json!({"id": VariablesDoc::id_for(v), "executionId": "a", "type": "variables",
                    "timestamp": "2025-01-01T00:00:00Z", "version": v, "variables": {"v": v}})
         };
-        let (messages, _) = messages_for_batch(&[vars(2), vars(5), vars(3)]);
+        let (messages, _) = messages_for(&[vars(2), vars(5), vars(3)]);
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].target, TARGET_VARIABLES);
-        assert_eq!(messages[0].arguments[0]["version"], 5);
-        assert_eq!(messages[0].arguments[0]["variables"]["v"], 5);
+        assert_eq!(messages[0].argument_values()[0]["version"], 5);
+        assert_eq!(messages[0].argument_values()[0]["variables"]["v"], 5);
     }
 
     #[test]
     fn unreadable_documents_are_reported_not_fatal() {
         let (messages, skipped) =
-            messages_for_batch(&[json!({"id": "x", "type": "mystery"}), log("a", 1)]);
+            messages_for(&[json!({"id": "x", "type": "mystery"}), log("a", 1)]);
         assert_eq!(messages.len(), 1);
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].starts_with("x:"));

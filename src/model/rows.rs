@@ -1,9 +1,10 @@
 //! Documents → the legacy JSON shapes the React UI reads (docs/api.md). Pure, and the one place
 //! each shape is built: the query API and the live stream both use these.
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::model::{ExecutionDoc, LogDoc};
+use crate::model::{ExecutionDoc, LogDoc, Timestamp};
 
 /// Log levels only platform administrators see (legacy `get_execution_logs`).
 pub const ADMIN_ONLY_LEVELS: [&str; 2] = ["DEBUG", "TRACEBACK"];
@@ -55,16 +56,33 @@ pub fn execution_row(doc: &ExecutionDoc) -> Map<String, Value> {
     }
 }
 
-/// One log line as the live stream (`executionLogs`) carries it.
+/// One log line as the live stream (`executionLogs`) carries it, in this key order; `data` is
+/// whatever serializes the document's `data` (a value, or its JSON text as delivered).
+#[derive(Debug, Serialize)]
+pub struct StreamLogEntry<'a, D: Serialize> {
+    pub id: &'a str,
+    pub sequence: u64,
+    pub timestamp: &'a Timestamp,
+    pub level: &'a str,
+    pub message: &'a str,
+    pub data: D,
+    /// Set when the stream cut the line to fit a message (the query API has it whole).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// `StreamLogEntry` of a stored log, as a value.
 pub fn stream_log_entry(doc: &LogDoc) -> Value {
-    json!({
-        "id": doc.id,
-        "sequence": doc.sequence,
-        "timestamp": doc.timestamp,
-        "level": doc.level,
-        "message": doc.message,
-        "data": doc.data,
+    serde_json::to_value(StreamLogEntry {
+        id: &doc.id,
+        sequence: doc.sequence,
+        timestamp: &doc.timestamp,
+        level: &doc.level,
+        message: &doc.message,
+        data: &doc.data,
+        truncated: false,
     })
+    .unwrap_or(Value::Null)
 }
 
 /// One log line for `/logs` and the detail: the stream's fields plus the legacy

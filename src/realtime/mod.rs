@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 pub use connection_string::ConnectionString;
@@ -26,12 +27,53 @@ pub use rest::RestSender;
 pub const HUB: &str = "bifrost";
 
 /// One SignalR invocation for one group (`execution:{id}` or `history:{scope}`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HubMessage {
     pub group: String,
     pub target: String,
-    pub arguments: Vec<Value>,
+    /// The invocation's arguments as one JSON array, serialized once where the message is made:
+    /// senders copy it into their bodies as it is.
+    pub arguments: Box<RawValue>,
+}
+
+impl HubMessage {
+    /// A message whose one argument is `argument`, serialized now.
+    pub fn new(group: String, target: &str, argument: &impl Serialize) -> Self {
+        HubMessage {
+            group,
+            target: target.to_owned(),
+            // Serializing our own types cannot fail; an empty argument list would be visible.
+            arguments: serde_json::value::to_raw_value(&[argument])
+                .unwrap_or_else(|_| empty_arguments()),
+        }
+    }
+
+    /// A message without arguments.
+    pub fn without_arguments(group: String, target: &str) -> Self {
+        HubMessage {
+            group,
+            target: target.to_owned(),
+            arguments: empty_arguments(),
+        }
+    }
+
+    /// The arguments as values (sinks that read them, and tests).
+    pub fn argument_values(&self) -> Vec<Value> {
+        serde_json::from_str(self.arguments.get()).unwrap_or_default()
+    }
+}
+
+fn empty_arguments() -> Box<RawValue> {
+    serde_json::from_str("[]").expect("an empty array is JSON")
+}
+
+impl PartialEq for HubMessage {
+    fn eq(&self, other: &Self) -> bool {
+        self.group == other.group
+            && self.target == other.target
+            && self.arguments.get() == other.arguments.get()
+    }
 }
 
 /// What `/api/negotiate` gives a client: where to connect and the token to connect with.

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::connection_string::ConnectionString;
 use super::{jwt, ClientConnection, HubMessage, MessageSink, SinkError};
@@ -92,7 +93,7 @@ impl RestSender {
         &self,
         method: Method,
         segments: &[&str],
-        body: Option<&serde_json::Value>,
+        body: Option<&[u8]>,
     ) -> Result<StatusCode, SinkError> {
         let url = self.url(segments);
         let mut attempt = 0;
@@ -105,7 +106,9 @@ impl RestSender {
                 .query(&[("api-version", API_VERSION)])
                 .bearer_auth(token);
             if let Some(body) = body {
-                request = request.json(body);
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_vec());
             }
             let failure = match request.send().await {
                 Ok(response) => {
@@ -138,7 +141,17 @@ impl RestSender {
 
     async fn send_group(&self, group: &str, messages: &[&HubMessage]) -> Result<(), SinkError> {
         for message in messages {
-            let body = json!({ "target": message.target, "arguments": message.arguments });
+            // The arguments are copied in as serialized, never parsed again.
+            #[derive(Serialize)]
+            struct Payload<'a> {
+                target: &'a str,
+                arguments: &'a RawValue,
+            }
+            let body = serde_json::to_vec(&Payload {
+                target: &message.target,
+                arguments: &message.arguments,
+            })
+            .map_err(|e| SinkError::Send(format!("encoding message: {e}")))?;
             // An empty group is a 202 too; a 404 means a wrong endpoint or hub: a failure, or
             // the batch would be checkpointed with its messages lost.
             let status = self
@@ -228,11 +241,7 @@ mod tests {
     use super::*;
 
     fn message(group: &str, target: &str) -> HubMessage {
-        HubMessage {
-            group: group.into(),
-            target: target.into(),
-            arguments: vec![],
-        }
+        HubMessage::without_arguments(group.into(), target)
     }
 
     #[test]

@@ -12,8 +12,8 @@ const PART_BUDGET_BYTES: usize = 1_500_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeadLetterPayload {
-    /// Decoded change-feed documents.
-    Documents(Vec<Value>),
+    /// Change-feed documents, each as its JSON text.
+    Documents(Vec<String>),
     /// A request body that could not be decoded, kept verbatim.
     Raw(String),
 }
@@ -34,12 +34,17 @@ fn parts(payload: DeadLetterPayload) -> Vec<Value> {
             let mut parts = Vec::new();
             let mut current: Vec<Value> = Vec::new();
             let mut size = 0;
-            for doc in documents {
-                let doc_size = doc.to_string().len();
-                if doc_size > PART_BUDGET_BYTES {
-                    parts.extend(raw_parts(&doc.to_string()));
-                    continue;
-                }
+            for text in documents {
+                let doc_size = text.len();
+                // A document too big for a part, or (never from a decoded batch) not JSON, is
+                // kept as text.
+                let doc = match serde_json::from_str::<Value>(&text) {
+                    Ok(doc) if doc_size <= PART_BUDGET_BYTES => doc,
+                    _ => {
+                        parts.extend(raw_parts(&text));
+                        continue;
+                    }
+                };
                 if size + doc_size > PART_BUDGET_BYTES && !current.is_empty() {
                     parts.push(json!({ "documents": std::mem::take(&mut current) }));
                     size = 0;
@@ -111,8 +116,8 @@ mod tests {
     #[test]
     fn small_batches_are_one_part() {
         let p = parts(DeadLetterPayload::Documents(vec![
-            json!({"id": "a"}),
-            json!({"id": "b"}),
+            json!({"id": "a"}).to_string(),
+            json!({"id": "b"}).to_string(),
         ]));
         assert_eq!(p.len(), 1);
         assert_eq!(p[0]["documents"].as_array().unwrap().len(), 2);
@@ -136,7 +141,7 @@ mod tests {
     #[test]
     fn many_documents_split_into_parts_under_budget() {
         let doc = json!({"id": "x", "pad": "y".repeat(100_000)});
-        let p = parts(DeadLetterPayload::Documents(vec![doc; 40]));
+        let p = parts(DeadLetterPayload::Documents(vec![doc.to_string(); 40]));
         let count: usize = p
             .iter()
             .map(|v| v["documents"].as_array().unwrap().len())

@@ -5,6 +5,7 @@
 //! adapter.
 
 pub mod auth;
+pub mod batch;
 pub mod config;
 pub mod context;
 pub mod deadletter;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod invoke;
 pub mod shutdown;
 
+pub use batch::{Batch, BatchSummary, Decoded, Delivered, DocumentFacts, Skipped};
 pub use context::{AppContext, PumpStatus, RuntimeStatus};
 pub use function::{BatchHandler, FunctionError, FunctionSpec, Handler, HttpHandler, TimerHandler};
 pub use http::{respond, ApiError, HttpRequest, HttpResponse, TimerInfo};

@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub use containers::Container;
 pub use contract::{
     check_batch_size, query_all, string_field, BatchOperation, BatchOutcome, ChangeFeedPage, ETag,
-    FeedPosition, Store, StoreError, StoredDocument, MAX_BATCH_OPERATIONS,
+    FeedPosition, Store, StoreError, StoredDocument, TextFeedPage, MAX_BATCH_OPERATIONS,
 };
 pub use patch::PatchOp;
 pub use query::{Field, Filter, FilterOp, OrderBy, Page, Query};

@@ -283,7 +283,7 @@ async fn rest(
             PayloadMessage::parse(body).map_err(|e| Refusal(StatusCode::BAD_REQUEST, e))?;
         Ok(Arc::from(protocol::invocation_record(
             &message.target,
-            &serde_json::Value::Array(message.arguments),
+            message.arguments(),
         )))
     };
     let found = |yes: bool, ok: StatusCode| {

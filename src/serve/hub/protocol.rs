@@ -1,8 +1,11 @@
 //! The pure parts of the hub: JSON hub-protocol framing (records end with 0x1E), the handshake,
 //! the messages a server sends and receives, and the REST paths of the service's data-plane API.
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode_str;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 pub const RECORD_SEPARATOR: char = '\u{1e}';
@@ -90,12 +93,23 @@ pub fn parse_client_message(record: &str) -> Result<ClientMessage, String> {
 }
 
 /// A server push: an Invocation **without** `invocationId` (with one, the client would treat it
-/// as a request for a result).
-pub fn invocation_record(target: &str, arguments: &Value) -> String {
-    format!(
-        "{}{RECORD_SEPARATOR}",
-        json!({ "type": 1, "target": target, "arguments": arguments })
-    )
+/// as a request for a result). `arguments` is the JSON array text, copied in as it is.
+pub fn invocation_record(target: &str, arguments: &RawValue) -> String {
+    #[derive(Serialize)]
+    struct Invocation<'a> {
+        #[serde(rename = "type")]
+        kind: u8,
+        target: &'a str,
+        arguments: &'a RawValue,
+    }
+    let mut record = serde_json::to_string(&Invocation {
+        kind: 1,
+        target,
+        arguments,
+    })
+    .unwrap_or_default();
+    record.push(RECORD_SEPARATOR);
+    record
 }
 
 pub fn ping_record() -> String {
@@ -113,23 +127,43 @@ pub fn close_record(error: Option<&str>, allow_reconnect: bool) -> String {
     format!("{close}{RECORD_SEPARATOR}")
 }
 
-/// The body of a REST `:send` (`PayloadMessage`): `target` required, `arguments` optional.
+/// The body of a REST `:send` (`PayloadMessage`): `target` required, `arguments` optional (an
+/// array, kept as its JSON text).
 #[derive(Debug, Deserialize)]
-pub struct PayloadMessage {
-    pub target: String,
-    #[serde(default)]
-    pub arguments: Vec<Value>,
+pub struct PayloadMessage<'a> {
+    #[serde(borrow)]
+    pub target: Cow<'a, str>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
 }
 
-impl PayloadMessage {
-    pub fn parse(body: &[u8]) -> Result<Self, String> {
+impl<'a> PayloadMessage<'a> {
+    pub fn parse(body: &'a [u8]) -> Result<Self, String> {
         let message: PayloadMessage = serde_json::from_slice(body)
             .map_err(|e| format!("body is not {{\"target\", \"arguments\"}}: {e}"))?;
         if message.target.is_empty() {
             return Err("\"target\" is empty".to_owned());
         }
-        Ok(message)
+        match message.arguments {
+            Some(raw) if !raw.get().starts_with('[') => Err(
+                "body is not {\"target\", \"arguments\"}: \"arguments\" is not an array".to_owned(),
+            ),
+            _ => Ok(message),
+        }
     }
+
+    /// The arguments' JSON array text (`[]` when absent).
+    pub fn arguments(&self) -> &'a RawValue {
+        match self.arguments {
+            Some(raw) => raw,
+            None => empty_array(),
+        }
+    }
+}
+
+fn empty_array() -> &'static RawValue {
+    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| serde_json::from_str("[]").expect("an empty array is JSON"))
 }
 
 /// One call of the REST subset, with segments percent-decoded.
@@ -269,7 +303,8 @@ mod tests {
 
     #[test]
     fn pushes_have_no_invocation_id() {
-        let record = invocation_record("executionLogs", &json!([{"a": 1}]));
+        let arguments = serde_json::value::to_raw_value(&json!([{"a": 1}])).unwrap();
+        let record = invocation_record("executionLogs", &arguments);
         assert!(record.ends_with('\u{1e}'));
         let value: Value = serde_json::from_str(record.trim_end_matches('\u{1e}')).unwrap();
         assert_eq!(value["type"], 1);
