@@ -24,6 +24,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 #[path = "common/report.rs"]
+#[allow(dead_code)]
 mod report;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bifrost-workers");
@@ -105,12 +106,13 @@ fn log_bodies() -> Vec<Vec<u8>> {
                     let execution = &executions[i % executions.len()];
                     let sequence = (batch * DOCS_PER_BATCH + i) / executions.len() + 1;
                     lsn += 1;
+                    let level = ["info", "info", "debug", "warning"][sequence % 4];
                     let mut doc = json!({
                         "id": format!("log-{execution}-{sequence:08}"),
                         "executionId": execution,
                         "type": "log",
                         "timestamp": format!("2025-04-09T04:46:{:02}.{:06}Z", sequence % 60, sequence * 37 % 1_000_000),
-                        "level": ["info", "info", "debug", "warning"][sequence % 4],
+                        "level": level,
                         "message": format!("step {sequence}: processed 3 records for \"user {}\"", sequence % 97),
                         "data": {"step": sequence, "records": 3},
                         "sequence": sequence,
@@ -390,14 +392,11 @@ fn truth(batches: &[Vec<Value>]) -> Totals {
     }
     let mut totals = Totals::default();
     for doc in latest.values() {
-        match doc["status"].as_str() {
-            Some(status @ ("Success" | "Failed")) => {
-                totals.total += 1;
-                totals.success += u64::from(status == "Success");
-                totals.failed += u64::from(status == "Failed");
-                totals.duration_ms += doc["durationMs"].as_i64().unwrap_or(0);
-            }
-            _ => {}
+        if let Some(status @ ("Success" | "Failed")) = doc["status"].as_str() {
+            totals.total += 1;
+            totals.success += u64::from(status == "Success");
+            totals.failed += u64::from(status == "Failed");
+            totals.duration_ms += doc["durationMs"].as_i64().unwrap_or(0);
         }
     }
     totals

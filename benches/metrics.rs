@@ -21,9 +21,9 @@ use bifrost_workers::metrics::aggregate::MetricsAggregate;
 use bifrost_workers::metrics::contribution::Contribution;
 use bifrost_workers::metrics::routes::GetMetrics;
 use bifrost_workers::metrics::summary;
-use bifrost_workers::model::ExecutionDoc;
+use bifrost_workers::model::{ExecutionDoc, RawDocument};
 use bifrost_workers::runtime::HttpRequest;
-use bifrost_workers::runtime::{AppContext, BatchHandler, HttpHandler};
+use bifrost_workers::runtime::{AppContext, Batch, BatchHandler, HttpHandler};
 use bifrost_workers::store::{
     sqlite::SqliteStore, Container, FeedPosition, FilterOp, Query, Store,
 };
@@ -121,14 +121,16 @@ async fn compare(store: Arc<dyn Store>, dir: &std::path::Path, executions: usize
     let mut batches = 0;
     loop {
         let page = store
-            .read_change_feed(Container::Executions, &position, 500)
+            .read_change_feed_text(Container::Executions, &position, 500)
             .await
             .expect("feed");
         if page.documents.is_empty() {
             break;
         }
+        let documents: Vec<RawDocument> =
+            page.documents.iter().map(|d| RawDocument::new(d)).collect();
         MetricsAggregate
-            .handle(&ctx, &page.documents)
+            .handle(&ctx, &Batch::new(&documents, 0))
             .await
             .expect("aggregate");
         batches += 1;

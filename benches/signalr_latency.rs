@@ -35,7 +35,9 @@ const BATCH: u32 = 500;
 const SECONDS_PER_RATE: f64 = 5.0;
 const IDLE_SECONDS: u64 = 30;
 const TARGET_P99_MS: f64 = 100.0;
-const RATES: [u32; 9] = [100, 1000, 2000, 5000, 10_000, 15_000, 20_000, 25_000, 30_000];
+const RATES: [u32; 9] = [
+    100, 1000, 2000, 5000, 10_000, 15_000, 20_000, 25_000, 30_000,
+];
 const SECTION: &str = "## SignalR live logs: write→client-receive latency";
 
 struct Measurement {
@@ -128,8 +130,7 @@ fn measure(
         })
         .collect();
 
-    let config =
-        json!({"base": base, "principal": admin_principal(), "executions": ids, "clients": CLIENTS});
+    let config = json!({"base": base, "principal": admin_principal(), "executions": ids, "clients": CLIENTS});
     let mut client = Command::new("node")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -221,7 +222,10 @@ fn main() {
     std::thread::sleep(Duration::from_secs(IDLE_SECONDS));
     let idle = (cpu_seconds(serve_pid) - idle_before) / IDLE_SECONDS as f64;
     let idle_rss = rss_mib(serve_pid);
-    println!("idle: {:.2}% of a core, RSS {idle_rss:.0} MiB", idle * 100.0);
+    println!(
+        "idle: {:.2}% of a core, RSS {idle_rss:.0} MiB",
+        idle * 100.0
+    );
 
     let mut results: Vec<Measurement> = Vec::new();
     let mut held = None;

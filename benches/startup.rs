@@ -53,7 +53,9 @@ fn binary_from_the_zip() -> (std::path::PathBuf, (u64, u64)) {
     let zip_bytes = std::fs::metadata(&zip_path).expect("zip").len();
     let mut archive =
         zip::ZipArchive::new(std::fs::File::open(&zip_path).expect("open zip")).expect("read zip");
-    let mut entry = archive.by_name("bifrost-workers").expect("binary in the zip");
+    let mut entry = archive
+        .by_name("bifrost-workers")
+        .expect("binary in the zip");
     let binary = out.join("extracted-bifrost-workers");
     let mut file = std::fs::File::create(&binary).expect("extract");
     std::io::copy(&mut entry, &mut file).expect("extract binary");

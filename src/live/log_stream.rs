@@ -143,9 +143,11 @@ impl<'a> DataView<'a> {
                 in_blob: self.blob_ref.is_some(),
                 timestamp: self.timestamp,
             }),
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown variant `{other}`, expected one of `log`, `variables`, `state`, `result`"
-            )),
+            ))
+            }
         };
         Ok((self.execution_id, item))
     }
