@@ -1,149 +1,15 @@
-//! Spawning the real binary: `serve` on port 0 (address read from its first stdout line) and
-//! `handler` on a free port, killed when the handle drops.
+//! What only the e2e tests share: the binary under test, fixtures, the journal sink's reader and
+//! small HTTP helpers. Spawning, ports and principals are `bifrost_test_support`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bifrost_test_support::process::Binary;
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_bifrost-workers");
-
-pub struct App {
-    pub child: Child,
-    pub base: String,
-}
-
-impl App {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL: no chance to finish anything (a crash).
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then wait up to `timeout` for a clean exit; returns the exit status.
-    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Keeps reading a child's stream so it never blocks on a full pipe.
-fn drain(reader: impl std::io::Read + Send + 'static) {
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(reader).lines();
-        while let Some(Ok(_)) = lines.next() {}
-    });
-}
-
-pub fn spawn_serve(data: &Path, extra: &[&str]) -> App {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut first = String::new();
-    reader.read_line(&mut first).expect("read first line");
-    let base = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    drain(reader.into_inner());
-    if let Some(stderr) = child.stderr.take() {
-        drain(stderr);
-    }
-    App { child, base }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// Starts `handler` and returns once `GET /` answers, with the time that took from spawn.
-pub fn spawn_handler(data: &Path) -> (App, Duration) {
-    spawn_handler_with(data, &[])
-}
-
-pub fn spawn_handler_with(data: &Path, env: &[(&str, &str)]) -> (App, Duration) {
-    let port = free_port();
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .arg("handler")
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("BIFROST_DATA", data)
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn handler");
-    drain(child.stdout.take().expect("stdout"));
-    drain(child.stderr.take().expect("stderr"));
-    let ready = wait_for_root(port, Duration::from_secs(20));
-    let elapsed = started.elapsed();
-    assert!(ready, "handler did not answer GET / within 20 s");
-    (
-        App {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        },
-        elapsed,
-    )
-}
-
-/// Polls `GET /` with a raw socket like the host does (every few ms; any response = ready).
-pub fn wait_for_root(port: u16, timeout: Duration) -> bool {
-    use std::io::{Read, Write};
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-            let mut response = String::new();
-            if stream.write_all(request.as_bytes()).is_ok()
-                && stream.read_to_string(&mut response).is_ok()
-                && response.starts_with("HTTP/1.1 ")
-            {
-                return true;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    false
-}
+/// The `bifrost-workers` binary cargo built for these tests.
+pub const BIN: Binary = bifrost_test_support::binary!();
 
 /// Every file below `dir`, recursively, sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -182,15 +48,6 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
-}
-
-/// Runs the binary to completion.
-pub fn run(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run binary")
 }
 
 /// Every `(executionId, sequence)` in the journal's `executionLogs` messages, with repeats.

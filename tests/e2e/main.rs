@@ -7,7 +7,6 @@ use bifrost_test_support::cosmos_emulator;
 mod handler;
 mod helpers;
 mod infra;
-mod legacy;
 mod metrics;
 mod migrate;
 mod observability;

@@ -27,8 +27,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use bifrost_workers::clock::SystemClock;
+use bifrost_workers::store::{Store, StoreUrl};
+
 /// The well-known emulator key (the emulator accepts any key).
-#[allow(dead_code)]
 pub const EMULATOR_KEY: &str =
     "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
 
@@ -41,11 +43,25 @@ pub struct Emulator {
 
 impl Emulator {
     /// The store URL for a database of this emulator (key URL-encoded).
-    #[allow(dead_code)]
     pub fn store_url(&self, database: &str) -> String {
         let rest = self.endpoint.trim_start_matches("http://");
         let key: String = form_urlencoded::byte_serialize(EMULATOR_KEY.as_bytes()).collect();
         format!("cosmos+http://{rest}?key={key}&database={database}")
+    }
+
+    /// Database `database` on this emulator with every container created (what `ensure` does),
+    /// and the Cosmos store opened on it.
+    pub async fn open_store(&self, database: &str) -> Arc<dyn Store> {
+        let url: StoreUrl = self.store_url(database).parse().expect("store url");
+        let StoreUrl::Cosmos(settings) = &url else {
+            panic!("not a Cosmos URL: {url}");
+        };
+        bifrost_workers::store::cosmos::ensure(settings)
+            .await
+            .expect("create the database and containers");
+        bifrost_workers::store::open(&url, Arc::new(SystemClock))
+            .await
+            .expect("open the Cosmos store")
     }
 }
 
@@ -120,7 +136,6 @@ pub async fn start_on(addr: SocketAddr) -> std::io::Result<Emulator> {
 /// An emulator that enforces provisioned throughput: containers created with
 /// `x-ms-offer-throughput` answer 429 (sub-status 3200) with `x-ms-retry-after-ms` once a
 /// partition's per-second budget is spent.
-#[allow(dead_code)]
 pub async fn start_throttled() -> std::io::Result<Emulator> {
     start_with(SocketAddr::from(([127, 0, 0, 1], 0)), true).await
 }
@@ -160,7 +175,6 @@ async fn start_with(addr: SocketAddr, throttling: bool) -> std::io::Result<Emula
 }
 
 /// Starts an emulator on a free loopback port.
-#[allow(dead_code)]
 pub async fn start() -> std::io::Result<Emulator> {
     start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
 }
