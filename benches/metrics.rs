@@ -56,6 +56,17 @@ fn request() -> HttpRequest {
     }
 }
 
+/// The store at `url` on the emulator, its database and containers created by `ensure`.
+async fn cosmos_store(url: &str) -> Arc<dyn Store> {
+    let binary = bifrost_test_support::binary!();
+    let ensured = binary.run(&["ensure", "--store", url]);
+    assert!(ensured.status.success(), "ensure: {ensured:?}");
+    let url = url.parse().expect("a store URL");
+    bifrost_workers::store::open(&url, Arc::new(SystemClock))
+        .await
+        .expect("open the Cosmos store")
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     bench::quantile(&samples, 0.5)
@@ -288,7 +299,7 @@ async fn main() {
     // The same on the Cosmos backend (the SDK's in-memory emulator over HTTP), where request
     // units are counted from every response's request charge.
     let emulator = cosmos_emulator::start().await.expect("cosmos emulator");
-    let cosmos = emulator.open_store("metrics").await;
+    let cosmos = cosmos_store(&emulator.store_url("metrics")).await;
     let cosmos_dir = tempfile::tempdir().expect("tempdir");
     let outcome = compare(cosmos, cosmos_dir.path(), COSMOS_EXECUTIONS).await;
     let section = format!(

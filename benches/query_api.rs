@@ -233,7 +233,12 @@ async fn main() {
     // emulator (crates/test-support), one scope of 50,000 plus one small scope.
     let emulator = cosmos_emulator::start().await.expect("cosmos emulator");
     let url = emulator.store_url("bench");
-    let store = emulator.open_store("bench").await;
+    let ensured = BIN.run(&["ensure", "--store", &url]);
+    assert!(ensured.status.success(), "ensure: {ensured:?}");
+    let store =
+        bifrost_workers::store::open(&url.parse().expect("a store URL"), Arc::new(SystemClock))
+            .await
+            .expect("open the Cosmos store");
     let seed_started = Instant::now();
     let detail_ids = seed(store.as_ref(), COSMOS_BIG_SCOPE, 1).await;
     let seeded = seed_started.elapsed();

@@ -5,11 +5,40 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bifrost_test_support::app::{bind_loopback, InProcess};
 use bifrost_test_support::process::Binary;
+use bifrost_workers::blobs::BlobLocation;
+use bifrost_workers::realtime::SinkTarget;
+use bifrost_workers::runtime::config::{store_url, RuntimeConfig};
+use bifrost_workers::runtime::AppContext;
+use bifrost_workers::serve::{App, ServeOptions};
 use serde_json::Value;
 
 /// The `bifrost-workers` binary cargo built for these tests.
 pub const BIN: Binary = bifrost_test_support::binary!();
+
+/// Serve mode inside the test process, as `serve --data DATA` runs it (the SQLite store and
+/// blobs under `data`, the built-in hub), through the library's composition root; with the
+/// context its functions share, for writing to its store directly.
+pub async fn serve_in_process(data: &Path) -> (InProcess, AppContext) {
+    let (listener, address) = bind_loopback().await;
+    let config = RuntimeConfig {
+        store: store_url(None, data),
+        blobs: BlobLocation::Dir(data.join("blobs")),
+        realtime: SinkTarget::BuiltInHub,
+    };
+    let options = ServeOptions {
+        listen: address,
+        config,
+        demo: None,
+    };
+    let app = App::build(options, address)
+        .await
+        .unwrap_or_else(|e| panic!("building serve: {e:#}"));
+    let ctx = app.ctx.clone();
+    let server = InProcess::spawn(listener, |listener, shutdown| app.run(listener, shutdown));
+    (server, ctx)
+}
 
 /// Every file below `dir`, recursively, sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {

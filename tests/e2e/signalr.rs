@@ -10,7 +10,6 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bifrost_test_support::app::InProcessApp;
 use bifrost_test_support::principal::{self, admin, member};
 use bifrost_test_support::process::{finish, lines, output, wait_within, RUN_TIMEOUT};
 use bifrost_test_support::signalr;
@@ -309,8 +308,8 @@ fn wait_for_history_rows(client: &NodeClient, ids: &[String], status: &str, dead
 #[tokio::test(flavor = "multi_thread")]
 async fn the_last_history_row_of_a_completed_execution_is_its_list_row() {
     let data = temp_dir();
-    let app = InProcessApp::standalone(data.path()).await;
-    let store = app.ctx.store.clone();
+    let (app, ctx) = crate::helpers::serve_in_process(data.path()).await;
+    let store = ctx.store.clone();
     add_members(store.as_ref(), &[("alice", ORG_A)]).await;
     let alice = member("alice");
     let client = NodeClient::spawn(&json!({

@@ -27,9 +27,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use bifrost_workers::clock::SystemClock;
-use bifrost_workers::store::{Store, StoreUrl};
-
 /// The well-known emulator key (the emulator accepts any key).
 pub const EMULATOR_KEY: &str =
     "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
@@ -47,21 +44,6 @@ impl Emulator {
         let rest = self.endpoint.trim_start_matches("http://");
         let key: String = form_urlencoded::byte_serialize(EMULATOR_KEY.as_bytes()).collect();
         format!("cosmos+http://{rest}?key={key}&database={database}")
-    }
-
-    /// Database `database` on this emulator with every container created (what `ensure` does),
-    /// and the Cosmos store opened on it.
-    pub async fn open_store(&self, database: &str) -> Arc<dyn Store> {
-        let url: StoreUrl = self.store_url(database).parse().expect("store url");
-        let StoreUrl::Cosmos(settings) = &url else {
-            panic!("not a Cosmos URL: {url}");
-        };
-        bifrost_workers::store::cosmos::ensure(settings)
-            .await
-            .expect("create the database and containers");
-        bifrost_workers::store::open(&url, Arc::new(SystemClock))
-            .await
-            .expect("open the Cosmos store")
     }
 }
 

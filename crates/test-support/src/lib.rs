@@ -1,12 +1,13 @@
 //! What bifrost-workers' tests and benches share, in one place (a workspace dev-dependency, never
-//! part of the shipped binary):
+//! part of the shipped binary). It does not depend on the library, so the library's own unit
+//! tests can use it without building the library a second time:
 //!
 //! - `process`: the real binary as a child process (`serve`, `handler`, one-shot commands) with
 //!   bounded waits, killed on drop; `binary!()` names the one cargo built.
-//! - `app`: serve mode in the test process, on a port of its own.
+//! - `app`: a server in the test process (serve mode's `App`), on a loopback port of its own.
 //! - `principal`: the `X-MS-CLIENT-PRINCIPAL` header of a member or an administrator.
 //! - `ports`: free loopback ports.
-//! - `cosmos_emulator`: a Cosmos DB-compatible HTTP server on a real socket, and a store on it.
+//! - `cosmos_emulator`: a Cosmos DB-compatible HTTP server on a real socket.
 //! - `azurite`: the legacy Table/Blob account (Azurite) and its seeding script.
 //! - `signalr`: the official `@microsoft/signalr` client for Node and browsers.
 //! - `npm`, `python`: pinned packages installed once under the target directory.
