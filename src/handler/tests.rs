@@ -15,10 +15,8 @@ use super::server::{router, HandlerState};
 use crate::clock::SystemClock;
 use crate::runtime::{AppContext, BatchHandler, FunctionError, FunctionSpec, Handler};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{
-    BatchOperation, BatchOutcome, ChangeFeedPage, Container, ETag, FeedPosition, Page, Query,
-    Store, StoreError, StoredDocument,
-};
+use crate::store::wrapped::Wrapped;
+use crate::store::{Container, Query, Store, StoreError};
 
 /// The name the failing function is registered under, beside the registry's functions.
 const FAILING: &str = "AlwaysFails";
@@ -35,96 +33,14 @@ impl BatchHandler for AlwaysFails {
 }
 
 /// The SQLite store, except that every write to `deadletters` fails.
-#[derive(Debug)]
-struct DeadLettersDown(SqliteStore);
-
-impl DeadLettersDown {
-    fn refuse(container: Container) -> Result<(), StoreError> {
-        match container {
+fn dead_letters_down(store: Arc<dyn Store>) -> Arc<dyn Store> {
+    Arc::new(Wrapped {
+        before_write: |container| match container {
             Container::DeadLetters => Err(StoreError::Unavailable("deadletters is down".into())),
             _ => Ok(()),
-        }
-    }
-}
-
-#[async_trait]
-impl Store for DeadLettersDown {
-    fn backend(&self) -> &'static str {
-        self.0.backend()
-    }
-
-    async fn read(
-        &self,
-        container: Container,
-        partition_key: &str,
-        id: &str,
-    ) -> Result<Option<StoredDocument>, StoreError> {
-        self.0.read(container, partition_key, id).await
-    }
-
-    async fn create(&self, container: Container, doc: Value) -> Result<StoredDocument, StoreError> {
-        Self::refuse(container)?;
-        self.0.create(container, doc).await
-    }
-
-    async fn upsert(
-        &self,
-        container: Container,
-        doc: Value,
-        if_match: Option<&ETag>,
-    ) -> Result<StoredDocument, StoreError> {
-        Self::refuse(container)?;
-        self.0.upsert(container, doc, if_match).await
-    }
-
-    async fn replace(
-        &self,
-        container: Container,
-        doc: Value,
-        if_match: Option<&ETag>,
-    ) -> Result<StoredDocument, StoreError> {
-        Self::refuse(container)?;
-        self.0.replace(container, doc, if_match).await
-    }
-
-    async fn delete(
-        &self,
-        container: Container,
-        partition_key: &str,
-        id: &str,
-        if_match: Option<&ETag>,
-    ) -> Result<bool, StoreError> {
-        Self::refuse(container)?;
-        self.0.delete(container, partition_key, id, if_match).await
-    }
-
-    async fn batch(
-        &self,
-        container: Container,
-        partition_key: &str,
-        operations: Vec<BatchOperation>,
-    ) -> Result<Vec<BatchOutcome>, StoreError> {
-        Self::refuse(container)?;
-        self.0.batch(container, partition_key, operations).await
-    }
-
-    async fn query(
-        &self,
-        container: Container,
-        partition_key: &str,
-        query: &Query,
-    ) -> Result<Page, StoreError> {
-        self.0.query(container, partition_key, query).await
-    }
-
-    async fn read_change_feed(
-        &self,
-        container: Container,
-        from: &FeedPosition,
-        max_items: usize,
-    ) -> Result<ChangeFeedPage, StoreError> {
-        self.0.read_change_feed(container, from, max_items).await
-    }
+        },
+        ..Wrapped::new(store)
+    })
 }
 
 /// The registry's functions plus `AlwaysFails` (a copy of `LogStream`'s declaration), on a
@@ -136,22 +52,19 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        Fixture::with_store(|path| {
-            Arc::new(SqliteStore::open(path, Arc::new(SystemClock)).unwrap())
-        })
+        Fixture::with_store(|store| store)
     }
 
     fn with_dead_letters_down() -> Fixture {
-        Fixture::with_store(|path| {
-            Arc::new(DeadLettersDown(
-                SqliteStore::open(path, Arc::new(SystemClock)).unwrap(),
-            ))
-        })
+        Fixture::with_store(dead_letters_down)
     }
 
-    fn with_store(open: impl FnOnce(&std::path::Path) -> Arc<dyn Store>) -> Fixture {
+    /// On the SQLite store as `wrap` wraps it.
+    fn with_store(wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = open(&dir.path().join("bifrost.db"));
+        let sqlite = SqliteStore::open(&dir.path().join("bifrost.db"), Arc::new(SystemClock))
+            .expect("open the SQLite store");
+        let store = wrap(Arc::new(sqlite));
         let ctx = AppContext::standalone(store, Arc::new(SystemClock), dir.path());
         let mut functions = crate::registry::registry();
         let log_stream = functions

@@ -12,6 +12,8 @@ pub mod patch;
 pub mod query;
 pub mod sqlite;
 mod validate;
+#[cfg(test)]
+pub(crate) mod wrapped;
 
 use std::path::PathBuf;
 use std::str::FromStr;
