@@ -1,5 +1,5 @@
 //! Live logs end to end: `serve` (built-in hub) + `simulate` as a second process + the official
-//! `@microsoft/signalr` client (npm, installed into `target/signalr-client`), in Node and once in
+//! `@microsoft/signalr` client (npm, installed under `target/tmp/test-tools`), in Node and once in
 //! headless Chromium from another origin.
 
 use std::collections::{BTreeMap, BTreeSet};
