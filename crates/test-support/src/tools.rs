@@ -35,12 +35,16 @@ pub fn in_ci() -> bool {
 /// The tool, or `None` after printing why this test is skipped. Under CI a missing tool fails
 /// the test instead: CI must never report green for a test that did not run.
 pub fn require<T>(tool: Result<T, Unavailable>) -> Option<T> {
+    decide(in_ci(), tool)
+}
+
+fn decide<T>(in_ci: bool, tool: Result<T, Unavailable>) -> Option<T> {
     match tool {
         Ok(tool) => Some(tool),
         Err(why) => {
             let test = running_test();
             assert!(
-                !in_ci(),
+                !in_ci,
                 "{test} needs a tool this machine cannot get, and CI must run it: {why}"
             );
             eprintln!("SKIP {test}: {why}");
@@ -111,4 +115,29 @@ pub fn system_program(path: &str, package: &str) -> std::path::PathBuf {
 /// Headless Chromium for the browser tests.
 pub fn chromium() -> std::path::PathBuf {
     system_program("/usr/bin/chromium", "chromium")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_at_hand_is_used_wherever_the_tests_run() {
+        assert_eq!(decide(false, Ok(7)), Some(7));
+        assert_eq!(decide(true, Ok(7)), Some(7));
+    }
+
+    #[test]
+    fn a_missing_tool_skips_outside_ci() {
+        assert_eq!(
+            decide::<u8>(false, Err(Unavailable("offline".into()))),
+            None
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "CI must run it: offline")]
+    fn a_missing_tool_fails_in_ci() {
+        decide::<u8>(true, Err(Unavailable("offline".into())));
+    }
 }
