@@ -235,4 +235,7 @@ pub struct FunctionsArgs {
     /// Print the deployment names the code uses (containers, settings, connections, generated files) as JSON.
     #[arg(long, group = "action")]
     pub manifest: bool,
+    /// Print the OpenAPI 3.1 document of the HTTP functions (what `GET /api/openapi.json` serves).
+    #[arg(long, group = "action")]
+    pub openapi: bool,
 }

@@ -167,6 +167,11 @@ async fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
 
 fn run_functions(args: FunctionsArgs) -> anyhow::Result<()> {
     let functions = registry::registry();
+    if args.openapi {
+        let document = crate::runtime::openapi::document(&functions, env!("CARGO_PKG_VERSION"))?;
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
     if args.manifest {
         let text = serde_json::to_string_pretty(&manifest::manifest(&functions))?;
         println!("{text}");
