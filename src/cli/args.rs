@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::model::Scope;
+use crate::realtime::SinkTarget;
+use crate::runtime::config::realtime_target;
 use crate::runtime::config::{DATA_ENV, PORT_ENV, SIGNALR_CONNECTION_ENV, SIGNALR_ENV, STORE_ENV};
 use crate::store::StoreUrl;
 
@@ -152,21 +154,34 @@ pub struct HandlerArgs {
     pub port: u16,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Where real-time messages go: none | console | journal:PATH | a SignalR connection string
-    /// (default: the AzureSignalRConnectionString setting when present, else none).
-    /// Parsed by `config::realtime_target`, whose errors never echo an access key.
-    #[arg(long, env = SIGNALR_ENV, hide_env_values = true)]
-    pub signalr: Option<String>,
     #[command(flatten)]
-    pub signalr_service: SignalRServiceArgs,
+    pub realtime: RealtimeArgs,
 }
 
+/// Where real-time messages go. Both are strings here, parsed by `config::realtime_target`:
+/// clap's own errors would print the whole value, access key included.
 #[derive(Debug, Clone, Args)]
-pub struct SignalRServiceArgs {
+pub struct RealtimeArgs {
+    /// Where real-time messages go: hub (serve's built-in hub on --listen) | none | console |
+    /// journal:PATH | a SignalR connection string. Default: the AzureSignalRConnectionString
+    /// setting when present, else the mode's default (handler: none; serve: hub; serve --demo:
+    /// console).
+    #[arg(long, env = SIGNALR_ENV, hide_env_values = true)]
+    pub signalr: Option<String>,
     /// Azure SignalR Service connection string (Endpoint=…;AccessKey=…;Version=1.0;).
-    /// A string here, parsed later: clap's own errors would print the whole value, key included.
     #[arg(long = "signalr-connection-string", env = SIGNALR_CONNECTION_ENV, hide_env_values = true)]
     pub connection_string: Option<String>,
+}
+
+impl RealtimeArgs {
+    /// The target these arguments name, or `default` when they name none.
+    pub fn target(&self, default: SinkTarget) -> anyhow::Result<SinkTarget> {
+        realtime_target(
+            self.signalr.as_deref(),
+            self.connection_string.as_deref(),
+            default,
+        )
+    }
 }
 
 #[derive(Debug, Args)]
@@ -176,13 +191,8 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Where real-time messages go: hub | none | console | journal:PATH | a SignalR connection
-    /// string (default: AzureSignalRConnectionString when set, else console with --demo, else
-    /// the built-in hub on --listen).
-    #[arg(long, env = SIGNALR_ENV, hide_env_values = true)]
-    pub signalr: Option<String>,
     #[command(flatten)]
-    pub signalr_service: SignalRServiceArgs,
+    pub realtime: RealtimeArgs,
     /// Keep simulating executions so logs stream (printed on stdout unless --signalr says otherwise).
     #[arg(long)]
     pub demo: bool,

@@ -15,7 +15,7 @@ use crate::handler;
 use crate::migrate;
 use crate::realtime::SinkTarget;
 use crate::registry;
-use crate::runtime::config::{realtime_target, store_url, RuntimeConfig};
+use crate::runtime::config::{store_url, RuntimeConfig};
 use crate::serve::{self, ServeOptions};
 use crate::simulate::{self, SimulateOptions};
 use crate::store;
@@ -27,11 +27,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let config = RuntimeConfig {
                 store: args.store.url(),
                 blobs: args.store.blob_location(),
-                realtime: realtime_target(
-                    args.signalr.as_deref(),
-                    args.signalr_service.connection_string.as_deref(),
-                    SinkTarget::None,
-                )?,
+                realtime: args.realtime.target(SinkTarget::None)?,
             };
             handler::run(args.port, config).await
         }
@@ -53,11 +49,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let config = RuntimeConfig {
                 store: args.store.url(),
                 blobs: args.store.blob_location(),
-                realtime: realtime_target(
-                    args.signalr.as_deref(),
-                    args.signalr_service.connection_string.as_deref(),
-                    default_sink,
-                )?,
+                realtime: args.realtime.target(default_sink)?,
             };
             serve::run(ServeOptions {
                 listen: args.listen,
