@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{execution_group, history_group};
 use crate::realtime::{ClientConnection, SinkError};
-use crate::runtime::auth::{authenticate, execution_id_param, find_execution, Caller};
-use crate::runtime::{AppContext, HttpHandler, HttpRequest, HttpResponse, Operation, Parameter};
+use crate::runtime::auth::{
+    authenticate, execution_id_param, execution_id_parameter, find_execution, Caller,
+};
+use crate::runtime::{AppContext, HttpHandler, HttpRequest, HttpResponse, Operation};
 
 /// SignalR connection ids are short tokens; anything longer is not one.
 const MAX_CONNECTION_ID_CHARS: usize = 256;
@@ -161,7 +163,7 @@ impl HttpHandler for SubscribeExecution {
     fn operation(&self) -> Operation {
         subscribe_operation("Follow one execution live")
             .description("Adds the connection to execution:{id}: executionLogs, executionVariables, executionState, executionResult and executionUpdate messages. Another scope's execution is 404.")
-            .parameter(Parameter::path("id", "The execution id."))
+            .parameter(execution_id_parameter())
     }
 }
 

@@ -8,11 +8,10 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::executions::execution_id_parameter;
 use super::params;
 use crate::model::rows::{self, LogEntry};
 use crate::model::{LogDoc, ResultDoc, VariablesDoc};
-use crate::runtime::auth::{visible_execution, Caller};
+use crate::runtime::auth::{execution_id_parameter, visible_execution, Caller};
 use crate::runtime::{
     respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse, Operation,
 };

@@ -9,8 +9,7 @@ use super::execution_data;
 use super::params::{self, ListFilters, ListQueryBody, UpperBound};
 use crate::model::rows::{self, ExecutionRow};
 use crate::model::ExecutionDoc;
-use crate::runtime::auth::{resolve_caller, visible_execution, Caller};
-use crate::runtime::operation::Parameter;
+use crate::runtime::auth::{execution_id_parameter, resolve_caller, visible_execution, Caller};
 use crate::runtime::{
     respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse, Operation,
 };
@@ -39,14 +38,6 @@ fn list_operation(summary: &'static str) -> Operation {
         .ok::<ExecutionList>("One page of execution rows.")
         .errors(&[400])
         .store_errors()
-}
-
-/// The `{id}` of the per-execution routes.
-pub fn execution_id_parameter() -> Parameter {
-    Parameter::path(
-        "id",
-        "The execution id (letters, digits, '-', '_', '.', ':'; at most 128 characters).",
-    )
 }
 
 #[async_trait]

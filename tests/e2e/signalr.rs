@@ -17,9 +17,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_serve, temp_dir, BIN};
 
-#[path = "../signalr/install.rs"]
-mod install;
-use install::signalr_client;
+use crate::install::signalr_client;
 
 const ORG_A: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 const ORG_B: &str = "org-7d1e2c3b-2222-4c2e-9a57-3d2b8f1f0a02";
