@@ -3,7 +3,8 @@
 //
 // Usage: PLAYWRIGHT_MODULE=<node_modules/playwright-core> node console.cjs '<config JSON>'
 // config: {base, artifacts, orgA, orgB, adminExecution, memberExecution, otherOrgExecution,
-//          scriptExecution, jsonScriptExecution, logsPerExecution, dropAfter}
+//          scriptExecution, jsonScriptExecution, logsPerExecution, dropAfter}, or
+//         {mode: "demo", url, artifacts} for `serve --demo`.
 //
 // Prints JSON lines: {"event":"ready"} once the admin page follows its execution (the test then
 // starts the simulators); {"event":"admin"|"member"|"script"|"dashboard", ...} with what the page
@@ -58,6 +59,7 @@ function logLines(page) {
       seq: Number(li.dataset.seq),
       redacted: li.dataset.redacted === "true",
       missing: li.classList.contains("missing"),
+      source: li.dataset.source,
       level: (li.querySelector(".level") || {}).textContent || "",
       message: (li.querySelector(".message") || {}).textContent || "",
     })),
@@ -155,11 +157,11 @@ async function memberPhase(browser) {
   }
   const logs = await logLines(page);
   const variablesShown = await page.$eval("#variables-section", (e) => !e.hidden);
+  const artifact = await screenshot(page, "execution-member.png");
   // The list again, after every simulated execution (org B's too) has streamed its updates.
   await page.evaluate(() => (location.hash = "#/executions"));
   await sleep(500);
   const listedAfter = await rows();
-  const artifact = await screenshot(page, "execution-member.png");
   await context.close();
   return { event: "member", identity, listed, listedAfter, otherOrg, logs, complete, variablesShown, errors, artifact };
 }
@@ -248,6 +250,36 @@ async function dashboardPhase(browser) {
   return { event: "dashboard", settled, expected, after, drawn, drawnTotal, tiles, durationPoints, errors, artifact };
 }
 
+/** `serve --demo` opened at the URL it announces: signed in, streaming, without a click. */
+async function demoPhase(browser) {
+  const { context, errors } = await browserContext(browser);
+  const page = await context.newPage();
+  await page.goto(config.url);
+  await page.waitForSelector("body[data-ready=true]", { timeout: 20000 });
+  await page.waitForFunction(() => document.querySelectorAll("#logs li").length >= 5, null, {
+    timeout: 30000,
+    polling: 100,
+  });
+  const first = (await logLines(page)).length;
+  await sleep(1500);
+  const later = await logLines(page);
+  const result = {
+    event: "demo",
+    identity: await page.$eval("#identity-select", (select) => select.value),
+    execution: await page.$eval("#logs", (list) => list.dataset.execution),
+    hash: await page.evaluate(() => location.hash),
+    rows: await page.$$eval("#execution-rows tr", (trs) => trs.length),
+    first,
+    later: later.length,
+    sequences: later.map((l) => l.seq),
+    live: await page.evaluate(() => window.bifrostConsole.stats.logsLive),
+    errors,
+    artifact: await screenshot(page, "demo.png"),
+  };
+  await context.close();
+  return result;
+}
+
 async function main() {
   fs.mkdirSync(config.artifacts, { recursive: true });
   const browser = await chromium.launch({
@@ -257,6 +289,10 @@ async function main() {
     timeout: 30000,
   });
   try {
+    if (config.mode === "demo") {
+      print(await demoPhase(browser));
+      return;
+    }
     print(await adminPhase(browser));
     print(await memberPhase(browser));
     print(await scriptPhase(browser));
@@ -265,10 +301,12 @@ async function main() {
   } finally {
     await browser.close();
   }
-  process.exit(0);
 }
 
-main().catch((e) => {
-  print({ event: "error", error: String((e && e.stack) || e) });
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (e) => {
+    print({ event: "error", error: String((e && e.stack) || e) });
+    process.exit(1);
+  },
+);

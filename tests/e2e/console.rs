@@ -395,8 +395,14 @@ async fn the_console_streams_logs_scopes_callers_redacts_and_never_runs_a_result
         stats["reconnects"].as_u64().unwrap() >= 1,
         "the page reconnected: {stats}"
     );
+    let filled = admin["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["seq"].as_u64().unwrap() > dropped_at && l["source"] == "fetched")
+        .count();
     assert!(
-        stats["logsFetchedAfterReconnect"].as_u64().unwrap() > 0,
+        filled > 0,
         "lines written while the page was away came from afterSequence, so the drop was real: {stats}"
     );
     assert!(
@@ -541,4 +547,230 @@ async fn the_console_streams_logs_scopes_callers_redacts_and_never_runs_a_result
             assert_eq!(line["message"], format!("step {seq} of {LOGS}"), "{line}");
         }
     }
+}
+
+/// `serve --demo`: its second line names the console, and that page, opened with no click and
+/// no cookie, is a platform admin's watching a demo execution stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_demo_opens_the_console_signed_in_and_streaming() {
+    if !chromium_present() {
+        return;
+    }
+    let data = temp_dir();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .env_remove("BIFROST_SIGNALR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve --demo");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("first line").expect("stdout");
+    let second = lines.next().expect("second line").expect("stdout");
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    let base = first
+        .strip_prefix("listening on ")
+        .expect("the address line")
+        .to_owned();
+    let url = format!("{base}/");
+    assert!(
+        second.starts_with(&format!("open {url} ")) && second.contains("platform admin"),
+        "{second}"
+    );
+    let health: Value = client()
+        .get(format!("{base}/api/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        health["realtime"], "signalr",
+        "the demo streams to the built-in hub: {health}"
+    );
+
+    let driver = Driver::spawn(
+        &json!({"mode": "demo", "url": url, "artifacts": repo().join("target/console-artifacts")}),
+    );
+    let demo = driver.expect("demo", Duration::from_secs(90));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(demo["errors"], json!([]), "{demo}");
+    assert_eq!(demo["identity"], "admin", "{demo}");
+    assert!(
+        demo["hash"].as_str().unwrap().starts_with("#/executions/"),
+        "follow opened an execution: {demo}"
+    );
+    assert!(demo["rows"].as_u64().unwrap() >= 1, "{demo}");
+    assert!(
+        demo["live"].as_u64().unwrap() > 0,
+        "lines arrived live: {demo}"
+    );
+    let sequences = demo["sequences"].as_array().unwrap();
+    let sorted = sequences.windows(2).all(|w| w[0].as_u64() < w[1].as_u64());
+    assert!(sorted, "in sequence order: {demo}");
+}
+
+/// Dev sign-in over plain HTTP: the cookie becomes the principal in `--auth dev` (and only for
+/// requests without one), a member identity is a real membership, and `--auth proxy` has none
+/// of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_sign_in_is_a_cookie_in_dev_mode_and_absent_behind_a_proxy() {
+    let http = client();
+    let data = temp_dir();
+    let app = spawn_serve(data.path(), &[]);
+    let base = &app.base;
+    let get = |path: &str, cookie: Option<&str>| {
+        let mut request = http.get(format!("{base}{path}"));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", format!("bifrost_dev_identity={cookie}"));
+        }
+        request.send()
+    };
+    let status = |r: &reqwest::Response| r.status().as_u16();
+
+    let page = get("/", None).await.unwrap();
+    assert!(page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .starts_with("bifrost_dev_identity=admin;"));
+    let again = get("/", Some("admin")).await.unwrap();
+    assert!(
+        again.headers().get("set-cookie").is_none(),
+        "a chosen identity is kept"
+    );
+    // No cookie, no principal: the API is as closed as ever.
+    assert_eq!(status(&get("/api/executions", None).await.unwrap()), 401);
+    assert_eq!(
+        status(&get("/api/executions", Some("admin")).await.unwrap()),
+        200
+    );
+    assert_eq!(
+        status(&get("/api/metrics?scope=all", Some("admin")).await.unwrap()),
+        200
+    );
+    assert_eq!(
+        status(&get("/api/executions", Some("none")).await.unwrap()),
+        401
+    );
+    assert_eq!(
+        status(&get("/api/executions", Some("forged")).await.unwrap()),
+        401
+    );
+
+    let signed_in = http
+        .post(format!("{base}/console/session"))
+        .json(&json!({"identity": "member", "org": ORG_A}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&signed_in), 200);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains(&format!("bifrost_dev_identity=member.{ORG_A};"))
+            && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let session: Value = signed_in.json().await.unwrap();
+    assert_eq!(session["identity"]["kind"], "member", "{session}");
+    let member = format!("member.{ORG_A}");
+    let metrics: Value = get("/api/metrics", Some(&member))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metrics["scope"], ORG_A,
+        "a member reads its organization: {metrics}"
+    );
+    assert_eq!(
+        status(&get("/api/metrics?scope=all", Some(&member)).await.unwrap()),
+        403
+    );
+    // An explicit principal wins over the cookie.
+    let explicit = http
+        .get(format!("{base}/api/metrics?scope=all"))
+        .header("cookie", format!("bifrost_dev_identity={member}"))
+        .header("x-ms-client-principal", bifrost_admin_principal())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&explicit), 200);
+    // The member is a membership record like any other.
+    let stored = open_store(data.path())
+        .await
+        .read(
+            Container::Entities,
+            "GLOBAL",
+            &format!("user-dev-member-{ORG_A}"),
+        )
+        .await
+        .unwrap()
+        .expect("membership written");
+    assert_eq!(stored.body["orgScopes"], json!([format!("org-{ORG_A}")]));
+
+    for bad in [
+        r#"{"identity":"member"}"#,
+        r#"{"identity":"root"}"#,
+        "{",
+        r#"{"identity":"member","org":"GLOBAL"}"#,
+    ] {
+        let response = http
+            .post(format!("{base}/console/session"))
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(&response), 400, "{bad}");
+        assert!(response.json::<Value>().await.unwrap()["error"].is_string());
+    }
+    let missing = get("/console/nope.js", None).await.unwrap();
+    assert_eq!(status(&missing), 404);
+    assert!(missing.json::<Value>().await.unwrap()["error"].is_string());
+
+    let proxied = spawn_serve(temp_dir().path(), &["--auth", "proxy"]);
+    let page = http.get(format!("{}/", proxied.base)).send().await.unwrap();
+    assert_eq!(status(&page), 200);
+    assert!(
+        page.headers().get("set-cookie").is_none(),
+        "no dev identity behind a proxy"
+    );
+    let with_cookie = http
+        .get(format!("{}/api/executions", proxied.base))
+        .header("cookie", "bifrost_dev_identity=admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&with_cookie),
+        401,
+        "the cookie means nothing behind a proxy"
+    );
+    let session: Value = http
+        .get(format!("{}/console/session", proxied.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["devSignIn"], false);
+    let refused = http
+        .post(format!("{}/console/session", proxied.base))
+        .json(&json!({"identity": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&refused), 404);
+    assert!(refused.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("--auth proxy"));
 }

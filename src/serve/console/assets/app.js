@@ -15,7 +15,6 @@ const $ = (id) => document.getElementById(id);
 const stats = {
   logsLive: 0,
   logsFetched: 0,
-  logsFetchedAfterReconnect: 0,
   gapFills: 0,
   reconnects: 0,
   historyUpdates: 0,

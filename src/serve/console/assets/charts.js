@@ -13,6 +13,12 @@ function node(tag, attributes = {}, text) {
   return element;
 }
 
+/** 1, 2 or 5 times a power of ten, at least `value`: gridlines at round numbers. */
+function niceMax(value) {
+  const power = 10 ** Math.floor(Math.log10(Math.max(value, 1)));
+  return [1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= value);
+}
+
 function frame(container, max, label) {
   const svg = node("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-label": label });
   const plotHeight = HEIGHT - PAD.top - PAD.bottom;
@@ -42,7 +48,7 @@ function dayLabels(svg, days, step) {
 /** Bars per day, one segment per series (`{key, label, className}`), stacked. */
 export function stackedBars(container, days, series) {
   const totals = days.map((day) => series.reduce((sum, s) => sum + (day[s.key] || 0), 0));
-  const max = Math.max(1, ...totals);
+  const max = niceMax(Math.max(1, ...totals));
   const { svg, plotHeight } = frame(container, max, "executions per day by status");
   const step = (WIDTH - PAD.left - PAD.right) / Math.max(1, days.length);
   days.forEach((day, index) => {
@@ -66,7 +72,7 @@ export function stackedBars(container, days, series) {
 /** A line per series (`{key, label, className}`); null values leave a gap. */
 export function lines(container, days, series, unit) {
   const values = days.flatMap((day) => series.map((s) => day[s.key])).filter((v) => typeof v === "number");
-  const max = Math.max(1, ...values);
+  const max = niceMax(Math.max(1, ...values));
   const { svg, plotHeight } = frame(container, max, `duration per day (${unit})`);
   const step = (WIDTH - PAD.left - PAD.right) / Math.max(1, days.length);
   for (const s of series) {

@@ -136,7 +136,7 @@ export class ExecutionView {
     if (argument.executionId !== this.id) return;
     this.stats.logsLive += argument.logs.length;
     this.counts.live += argument.logs.length;
-    this.merge(argument.logs);
+    this.merge(argument.logs, "live");
     if (this.buffer.hasGap()) this.fill(this.generation);
   }
 
@@ -150,11 +150,11 @@ export class ExecutionView {
     } catch (error) {
       console.warn("reloading the execution after a reconnect failed", error);
     }
-    await this.fill(generation, true);
+    await this.fill(generation);
   }
 
   /** Fetches every line after the contiguous prefix; one fill at a time, rerun when asked. */
-  async fill(generation, afterReconnect = false) {
+  async fill(generation) {
     if (this.filling) {
       this.fillAgain = true;
       return;
@@ -168,9 +168,8 @@ export class ExecutionView {
         if (!this.current(generation)) return;
         this.stats.logsFetched += lines.length;
         this.counts.fetched += lines.length;
-        if (afterReconnect) this.stats.logsFetchedAfterReconnect += lines.length;
         if (from > 0) this.stats.gapFills++;
-        this.merge(lines);
+        this.merge(lines, "fetched");
         const last = lines.length ? Number(lines[lines.length - 1].sequence) : from;
         for (const sequence of this.buffer.markHolesUpTo(last)) this.insert(sequence, null);
         if (!this.fillAgain && !this.buffer.hasGap()) break;
@@ -183,15 +182,17 @@ export class ExecutionView {
     }
   }
 
-  merge(lines) {
-    for (const line of this.buffer.add(lines)) this.insert(Number(line.sequence), line);
+  /** `source` (live or fetched) is kept on each line's element, for the curious and for tests. */
+  merge(lines, source) {
+    for (const line of this.buffer.add(lines)) this.insert(Number(line.sequence), line, source);
     this.summarize();
   }
 
   /** Puts a line (or, for `null`, a line the server did not return) at its sequence's place. */
-  insert(sequence, line) {
+  insert(sequence, line, source) {
     const list = $("logs");
     const item = line ? this.logItem(line) : this.missingItem(sequence);
+    item.dataset.source = source || "fetched";
     let low = 0;
     let high = this.order.length;
     while (low < high) {
@@ -254,7 +255,8 @@ export class ExecutionView {
   async loadVariables(generation) {
     try {
       const variables = await get(`/api/executions/${encodeURIComponent(this.id)}/variables`);
-      if (this.current(generation) && this.variablesVersion < 0) this.showVariables(variables, null);
+      const empty = variables && typeof variables === "object" && Object.keys(variables).length === 0;
+      if (this.current(generation) && this.variablesVersion < 0 && !empty) this.showVariables(variables, null);
     } catch (error) {
       console.warn("variables", error);
     }
