@@ -1,41 +1,23 @@
 //! The migration run: page through the legacy `Entities` execution rows in key order, plan each
 //! execution in parallel (bounded), write what differs, checkpoint per page; then memberships and
-//! the metrics backfill. `verify` walks the same source and only compares.
+//! the metrics backfill.
 
 use anyhow::Context;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
-use super::checkpoint::{odata_string, Checkpoint};
+use super::checkpoint::Checkpoint;
 use super::client::{Continuation, Entity, StorageClient, MAX_PAGE};
-use super::log_source::{LogReadMode, LogSource, LogSpool};
-use super::mapping::{self, comparable};
+use super::mapping::comparable;
 use super::plan::{self, PlanContext, Planned, TargetState};
-use super::progress::{Progress, RowCounter};
+use super::progress::Progress;
+use super::scan::{
+    bounded, execution_filter, plan_context, plan_rows, read_ahead, read_memberships, row_key_pair,
+    MigrateOptions,
+};
 use crate::blobs::BlobStore;
 use crate::clock::Clock;
-use crate::model::{MembershipDoc, Scope, Timestamp};
+use crate::model::{MembershipDoc, Scope};
 use crate::store::{Container, Store};
-
-#[derive(Debug, Clone)]
-pub struct MigrateOptions {
-    pub dry_run: bool,
-    pub since: Option<Timestamp>,
-    pub scope: Option<Scope>,
-    pub resume: bool,
-    pub keep_expired: bool,
-    /// Executions planned and written at once.
-    pub parallelism: usize,
-    /// Source rows per page (and per checkpoint), at most 1000.
-    pub page_size: usize,
-    pub progress_interval: Duration,
-    /// How the `ExecutionLogs` rows are read.
-    pub log_read: LogReadMode,
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -103,21 +85,6 @@ impl Summary {
     }
 }
 
-/// The filter for the execution rows of every partition (or one, with `--scope`).
-fn execution_filter(scope: Option<&Scope>, resume: Option<String>) -> String {
-    let mut filter = "RowKey ge 'execution:' and RowKey lt 'execution;'".to_owned();
-    if let Some(scope) = scope {
-        filter.push_str(&format!(
-            " and PartitionKey eq {}",
-            odata_string(&scope.legacy_org_id())
-        ));
-    }
-    if let Some(resume) = resume {
-        filter.push_str(&format!(" and {resume}"));
-    }
-    filter
-}
-
 /// How many execution rows the filter matches (only keys are transferred), for the progress ETA.
 async fn count_rows(client: &StorageClient, filter: &str) -> anyhow::Result<u64> {
     let mut count = 0;
@@ -138,116 +105,6 @@ async fn count_rows(client: &StorageClient, filter: &str) -> anyhow::Result<u64>
             None => return Ok(count),
         }
     }
-}
-
-/// Runs `work` over `items`, at most `limit` at a time, results in input order.
-async fn bounded<I, T, F, Fut>(items: Vec<I>, limit: usize, work: F) -> Vec<Result<T, String>>
-where
-    I: Send + 'static,
-    T: Send + 'static,
-    F: Fn(I) -> Fut,
-    Fut: Future<Output = T> + Send + 'static,
-{
-    let permits = Arc::new(Semaphore::new(limit.max(1)));
-    let mut tasks = JoinSet::new();
-    let count = items.len();
-    for (index, item) in items.into_iter().enumerate() {
-        let permit = permits.clone().acquire_owned().await;
-        let future = work(item);
-        tasks.spawn(async move {
-            let _permit = permit;
-            (index, future.await)
-        });
-    }
-    let mut results: Vec<Option<Result<T, String>>> = (0..count).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((index, value)) => results[index] = Some(Ok(value)),
-            // A panicked task: its slot stays empty and is reported below.
-            Err(e) => tracing::error!("migration task failed: {e}"),
-        }
-    }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("task panicked".into())))
-        .collect()
-}
-
-/// What a run reads up front: with a whole-account scan, the `ExecutionLogs` table (into the
-/// spool) and the names of the legacy blobs, each once.
-struct ReadAhead {
-    logs: LogSource,
-    blob_names: Option<Arc<std::collections::HashSet<String>>>,
-}
-
-async fn read_ahead(client: &StorageClient, options: &MigrateOptions) -> anyhow::Result<ReadAhead> {
-    let partial_run = options.scope.is_some() || options.since.is_some();
-    if !options.log_read.spools(partial_run) {
-        return Ok(ReadAhead {
-            logs: LogSource::PerExecution,
-            blob_names: None,
-        });
-    }
-    let names = client
-        .list_blobs(mapping::BLOB_CONTAINER, options.page_size)
-        .await
-        .context("listing the legacy blobs")?;
-    tracing::info!(blobs = names.len(), "legacy blobs listed");
-    let counter = Arc::new(RowCounter::new(
-        "reading ExecutionLogs",
-        options.progress_interval,
-    ));
-    let reported = counter.clone();
-    let spool = LogSpool::fill(client, move |rows| reported.add(rows))
-        .await
-        .context("reading the ExecutionLogs table into the local spool")?;
-    counter.finish();
-    tracing::info!(rows = spool.len(), "ExecutionLogs spooled");
-    Ok(ReadAhead {
-        logs: LogSource::Spooled(spool),
-        blob_names: Some(Arc::new(names.into_iter().collect())),
-    })
-}
-
-fn plan_context(
-    client: &StorageClient,
-    ahead: ReadAhead,
-    store: &Arc<dyn Store>,
-    blobs: Option<Arc<dyn BlobStore>>,
-    clock: &dyn Clock,
-    options: &MigrateOptions,
-) -> PlanContext {
-    PlanContext {
-        client: client.clone(),
-        logs: ahead.logs,
-        blob_names: ahead.blob_names,
-        store: store.clone(),
-        blobs,
-        now: clock.now(),
-        keep_expired: options.keep_expired,
-        since: options.since,
-        unavailable: Arc::default(),
-    }
-}
-
-/// Plans a page of execution rows, `parallelism` at a time, in row order.
-async fn plan_rows(
-    ctx: &PlanContext,
-    rows: Vec<Entity>,
-    parallelism: usize,
-) -> Vec<Result<Planned, String>> {
-    bounded(rows, parallelism, |row| {
-        let ctx = ctx.clone();
-        async move { plan::plan_execution(&ctx, &row).await }
-    })
-    .await
-}
-
-fn row_key_pair(row: &Entity) -> (String, String) {
-    (
-        mapping::text(row, "PartitionKey").unwrap_or_default(),
-        mapping::text(row, "RowKey").unwrap_or_default(),
-    )
 }
 
 pub async fn migrate(
@@ -494,20 +351,6 @@ fn count_plan(summary: &mut Summary, plan: &plan::ExecutionPlan) {
     }
 }
 
-/// The legacy `userperm` rows as membership documents, and the rows that cannot be mapped.
-async fn read_memberships(
-    client: &StorageClient,
-) -> anyhow::Result<(Vec<MembershipDoc>, Vec<String>)> {
-    let rows = client
-        .query_all(
-            "Relationships",
-            "PartitionKey eq 'GLOBAL' and RowKey ge 'userperm:' and RowKey lt 'userperm;'",
-        )
-        .await?;
-    let (docs, errors) = mapping::memberships(&rows);
-    Ok((docs, errors.iter().map(ToString::to_string).collect()))
-}
-
 async fn migrate_memberships(
     client: &StorageClient,
     store: &dyn Store,
@@ -536,256 +379,4 @@ async fn migrate_memberships(
         summary.memberships_written += 1;
     }
     Ok(())
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub source_executions: u64,
-    pub matching: u64,
-    pub skipped_expired: u64,
-    pub skipped_before_since: u64,
-    pub source_log_documents: u64,
-    /// Target executions newer than every source execution: written after the move, not compared.
-    pub target_newer_than_source: u64,
-    /// Source rows that cannot be migrated (migrate reports them too).
-    pub unmigratable: Vec<String>,
-    /// One line per difference.
-    pub mismatches: Vec<String>,
-}
-
-impl VerifyReport {
-    pub fn render(&self) -> String {
-        let mut out = String::from("verify summary\n");
-        out.push_str(&format!(
-            "  source executions: {}\n",
-            self.source_executions
-        ));
-        out.push_str(&format!("  matching in target: {}\n", self.matching));
-        out.push_str(&format!(
-            "  mismatched: {}\n",
-            self.source_executions - self.matching
-        ));
-        out.push_str(&format!(
-            "  source log documents: {}\n",
-            self.source_log_documents
-        ));
-        out.push_str(&format!(
-            "  target executions newer than the source (not compared): {}\n",
-            self.target_newer_than_source
-        ));
-        out.push_str(&format!("  skipped expired: {}\n", self.skipped_expired));
-        out.push_str(&format!(
-            "  skipped before --since: {}\n",
-            self.skipped_before_since
-        ));
-        out.push_str(&format!(
-            "  unmigratable source rows: {}\n",
-            self.unmigratable.len()
-        ));
-        for line in &self.unmigratable {
-            out.push_str(&format!("unmigratable: {line}\n"));
-        }
-        for line in &self.mismatches {
-            out.push_str(&format!("mismatch: {line}\n"));
-        }
-        out
-    }
-}
-
-/// Compares every migratable source execution (and membership) with the target: the same
-/// documents, field by field, and the same checksum. Writes nothing.
-pub async fn verify(
-    client: &StorageClient,
-    store: Arc<dyn Store>,
-    blobs: Option<Arc<dyn BlobStore>>,
-    clock: &dyn Clock,
-    options: &MigrateOptions,
-) -> anyhow::Result<VerifyReport> {
-    let ahead = read_ahead(client, options).await?;
-    let ctx = plan_context(client, ahead, &store, blobs, clock, options);
-    let filter = execution_filter(options.scope.as_ref(), None);
-    let mut report = VerifyReport::default();
-    let mut source = SourceExecutions::default();
-    let mut next: Option<Continuation> = None;
-    loop {
-        let page = client
-            .query_page("Entities", &filter, None, options.page_size, next.as_ref())
-            .await?;
-        page.entities.iter().for_each(|row| source.add(row));
-        let planned = plan_rows(&ctx, page.entities, options.parallelism).await;
-        for result in planned {
-            match result {
-                Ok(Planned::Plan(plan)) => {
-                    report.source_executions += 1;
-                    report.source_log_documents += plan.log_documents as u64;
-                    if plan.differences.is_empty() {
-                        report.matching += 1;
-                    } else {
-                        for difference in &plan.differences {
-                            report.mismatches.push(format!(
-                                "{} {} (source checksum {}): {difference}",
-                                plan.scope,
-                                plan.execution_id,
-                                &plan.checksum[..16]
-                            ));
-                        }
-                    }
-                }
-                Ok(Planned::Expired) => report.skipped_expired += 1,
-                Ok(Planned::BeforeSince) => report.skipped_before_since += 1,
-                Ok(Planned::BadRow(reason)) => report.unmigratable.push(reason),
-                Ok(Planned::Unavailable(reason)) | Err(reason) => {
-                    anyhow::bail!("cannot verify: {reason}")
-                }
-            }
-        }
-        match page.next {
-            Some(continuation) => next = Some(continuation),
-            None => break,
-        }
-    }
-    verify_target_extras(store.as_ref(), options.scope.as_ref(), &source, &mut report).await?;
-    verify_memberships(client, store.as_ref(), &mut report).await?;
-    Ok(report)
-}
-
-/// Every execution id the source holds (migratable or not), and its newest start time.
-#[derive(Debug, Default)]
-struct SourceExecutions {
-    ids: std::collections::HashSet<String>,
-    newest_start: Option<Timestamp>,
-}
-
-impl SourceExecutions {
-    fn add(&mut self, row: &Entity) {
-        match mapping::execution_from_row(row) {
-            Ok(legacy) => {
-                let started = legacy.doc.started_at;
-                self.newest_start = Some(self.newest_start.map_or(started, |t| t.max(started)));
-                self.ids.insert(legacy.doc.execution_id);
-            }
-            // An unmappable row: keep whatever id it names, so its target copy (if any) is not
-            // reported twice.
-            Err(_) => {
-                let (_, row_key) = row_key_pair(row);
-                let id = mapping::text(row, "ExecutionId")
-                    .or_else(|| row_key.split_once('_').map(|(_, id)| id.to_owned()));
-                self.ids.extend(id);
-            }
-        }
-    }
-}
-
-/// Target executions (in the verified scope) that the source does not have: left over from an
-/// earlier source, planted, or migrated from a different account. Executions started after the
-/// newest source execution were written by the new system and are only counted.
-async fn verify_target_extras(
-    store: &dyn Store,
-    scope: Option<&Scope>,
-    source: &SourceExecutions,
-    report: &mut VerifyReport,
-) -> anyhow::Result<()> {
-    let scope_text = scope.map(Scope::to_string);
-    let mut position = crate::store::FeedPosition::Beginning;
-    loop {
-        let page = store
-            .read_change_feed(Container::Executions, &position, 1000)
-            .await
-            .context("listing the target executions")?;
-        if page.documents.is_empty() {
-            return Ok(());
-        }
-        for doc in &page.documents {
-            let (Some(id), Some(doc_scope)) = (doc["id"].as_str(), doc["scope"].as_str()) else {
-                continue;
-            };
-            if doc["type"] != "execution"
-                || scope_text.as_deref().is_some_and(|s| s != doc_scope)
-                || source.ids.contains(id)
-            {
-                continue;
-            }
-            let started = doc["startedAt"]
-                .as_str()
-                .and_then(|t| Timestamp::parse(t).ok());
-            match (started, source.newest_start) {
-                (Some(started), Some(newest)) if started > newest => {
-                    report.target_newer_than_source += 1
-                }
-                _ => report.mismatches.push(format!(
-                    "{doc_scope} {id}: execution in target but not in the source"
-                )),
-            }
-        }
-        position = crate::store::FeedPosition::Continuation(page.continuation);
-    }
-}
-
-async fn verify_memberships(
-    client: &StorageClient,
-    store: &dyn Store,
-    report: &mut VerifyReport,
-) -> anyhow::Result<()> {
-    let (docs, errors) = read_memberships(client).await?;
-    report.unmigratable.extend(errors);
-    for doc in docs {
-        let existing = store
-            .read(Container::Entities, Scope::GLOBAL, &doc.id)
-            .await?;
-        let Some(existing) = existing else {
-            report
-                .mismatches
-                .push(format!("membership {}: missing in target", doc.id));
-            continue;
-        };
-        match serde_json::from_value::<MembershipDoc>(existing.body) {
-            Ok(current)
-                if current.org_scopes == doc.org_scopes && current.user_id == doc.user_id => {}
-            Ok(current) => report.mismatches.push(format!(
-                "membership {}: source scopes {:?} ≠ target {:?}",
-                doc.id,
-                doc.org_scopes
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>(),
-                current
-                    .org_scopes
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-            )),
-            Err(e) => report
-                .mismatches
-                .push(format!("membership {}: unreadable in target: {e}", doc.id)),
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_cover_every_partition_or_one_scope() {
-        assert_eq!(
-            execution_filter(None, None),
-            "RowKey ge 'execution:' and RowKey lt 'execution;'"
-        );
-        let org: Scope = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01".parse().unwrap();
-        assert_eq!(
-            execution_filter(Some(&org), Some("PartitionKey gt 'A'".into())),
-            "RowKey ge 'execution:' and RowKey lt 'execution;' and PartitionKey eq '0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01' and PartitionKey gt 'A'"
-        );
-    }
-
-    #[tokio::test]
-    async fn bounded_keeps_input_order() {
-        let out = bounded(vec![30u64, 10, 20], 2, |ms| async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            ms
-        })
-        .await;
-        assert_eq!(out, vec![Ok(30), Ok(10), Ok(20)]);
-    }
 }

@@ -1,5 +1,6 @@
 //! Translating the store's one-partition batch to a Cosmos transactional batch and its
-//! sub-results back (pure, apart from the SDK's batch builder).
+//! sub-results back to outcomes (pure, apart from the SDK's batch builder). The error of a
+//! failed sub-result is `errors::batch_failure`.
 
 use azure_data_cosmos::models::TransactionalBatch;
 use azure_data_cosmos::options::{
@@ -144,36 +145,4 @@ pub fn outcomes(
             }
         })
         .collect()
-}
-
-/// The error of the operation that failed a batch (which Cosmos rolled back).
-pub fn failure(
-    container: Container,
-    op: &Prepared,
-    status: u16,
-    sub_status: Option<u32>,
-) -> StoreError {
-    let id = op.id().to_owned();
-    let name = container.name();
-    match (status, op) {
-        (409, _) => StoreError::Conflict { container: name, id },
-        (412, _) => StoreError::PreconditionFailed { container: name, id },
-        // A conditional upsert of a missing document cannot match its ETag.
-        (404, Prepared::Upsert { .. }) => StoreError::PreconditionFailed { container: name, id },
-        (404, _) => StoreError::NotFound { container: name, id },
-        (413, _) => StoreError::TooLarge {
-            size: 0,
-            max: crate::model::MAX_DOCUMENT_BYTES,
-        },
-        (400, _) => StoreError::InvalidDocument {
-            container: name,
-            reason: format!("Cosmos refused the batch operation on {id:?} (sub-status {sub_status:?})"),
-        },
-        (429 | 408 | 503, _) => StoreError::Unavailable(format!(
-            "batch operation on {id:?} failed with {status}; the batch was rolled back"
-        )),
-        _ => StoreError::Backend(format!(
-            "batch operation on {id:?} failed with {status} (sub-status {sub_status:?}); the batch was rolled back"
-        )),
-    }
 }

@@ -1,6 +1,9 @@
-//! The indexing policy of each container, as `bifrost-workers ensure` creates it: the same
-//! policies as the deployment (`infra/modules/cosmos.bicep`, where each is explained), checked
-//! against that file by a test, so a database made by `ensure` and one made by Bicep agree.
+//! `bifrost-workers ensure`: the database and every container, created when missing
+//! (idempotent), each with its partition key, default TTL and indexing policy.
+//!
+//! The indexing policies are the same as the deployment's (`infra/modules/cosmos.bicep`, where
+//! each is explained), checked against that file by a test, so a database made by `ensure` and
+//! one made by Bicep agree.
 //!
 //! In short:
 //! - `executions`: everything is range-indexed except the free-form `inputData` and
@@ -15,9 +18,66 @@
 //! - `deadletters`: everything except the dead-lettered payloads (`documents`, `rawPayload`).
 //! - `leases`: the service default (the Functions trigger owns its documents).
 
+use azure_data_cosmos::models::{ContainerProperties, IndexingPolicy};
 use serde_json::{json, Value};
 
-use crate::store::Container;
+use super::errors::connect_error;
+use super::settings::CosmosSettings;
+use super::{bounded, connect};
+use crate::store::{Container, StoreError};
+
+/// What `ensure` did to one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ensured {
+    pub resource: String,
+    pub created: bool,
+}
+
+/// Creates database and containers when missing (409 = already there). Idempotent.
+pub async fn ensure(settings: &CosmosSettings) -> Result<Vec<Ensured>, StoreError> {
+    let client = connect(settings).await?;
+    let mut done = Vec::new();
+    let created = bounded("creating the database", async {
+        match client.create_database(&settings.database, None).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.status().is_conflict() => Ok(false),
+            Err(e) => Err(connect_error(settings, e)),
+        }
+    })
+    .await?;
+    done.push(Ensured {
+        resource: format!("database {}", settings.database),
+        created,
+    });
+    let database = client.database_client(settings.database.as_str());
+    for container in Container::ALL {
+        let mut properties =
+            ContainerProperties::new(container.name(), container.partition_key_path().into());
+        if let Some(policy) = indexing_policy(container) {
+            let policy: IndexingPolicy = serde_json::from_value(policy)
+                .map_err(|e| StoreError::Backend(format!("indexing policy of {container}: {e}")))?;
+            properties = properties.with_indexing_policy(policy);
+        }
+        if let Some(ttl) = container.default_ttl() {
+            let ttl =
+                u32::try_from(ttl).map_err(|_| StoreError::Backend("TTL too large".into()))?;
+            properties = properties.with_default_ttl(ttl);
+        }
+        let created = bounded(&format!("creating container {container}"), async {
+            match database.create_container(properties, None).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.status().is_conflict() => Ok(false),
+                Err(e) => Err(connect_error(settings, e)),
+            }
+        })
+        .await?;
+        done.push(Ensured {
+            resource: format!("container {container}"),
+            created,
+        });
+    }
+    Ok(done)
+}
 
 /// The indexing policy as Cosmos JSON (`IndexingPolicy` deserializes it); `None`: the default.
 pub fn indexing_policy(container: Container) -> Option<Value> {

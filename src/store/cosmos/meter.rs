@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use azure_data_cosmos::CosmosError;
+
 /// Totals since the store was opened. Charges are kept in milli-RU so they add up atomically.
 #[derive(Debug, Default)]
 pub struct Meter {
@@ -39,6 +41,23 @@ impl Meter {
             retries: self.retries.load(Ordering::Relaxed),
         }
     }
+}
+
+/// What a failed request cost (a 404 read, a 412 write cost RUs too).
+pub(super) fn error_charge(e: &CosmosError) -> f64 {
+    e.response()
+        .and_then(|response| response.headers().request_charge)
+        .map(f64::from)
+        .unwrap_or(0.0)
+}
+
+/// What a response cost, from its headers.
+pub(super) fn charge_of(headers: &azure_data_cosmos::models::ResponseHeaders) -> f64 {
+    headers
+        .request_charge()
+        .copied()
+        .map(f64::from)
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

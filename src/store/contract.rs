@@ -1,0 +1,237 @@
+//! The `Store` trait: what every function needs from a document database, shaped after Cosmos DB
+//! (point operations with ETags, single-partition parameterized queries, a latest-version change
+//! feed with a resumable position, per-document TTL) so the SQLite default and the Cosmos backend
+//! are interchangeable; and the types of that contract (documents, positions, batches, errors).
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::containers::Container;
+use super::patch::{self, PatchOp};
+use super::query::{Page, Query};
+
+/// An entity tag as the backend issued it (opaque; Cosmos includes the quotes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ETag(pub String);
+
+impl std::fmt::Display for ETag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A document as stored: the body carries the system properties `_etag` and `_ts` (epoch seconds
+/// of the last write), as Cosmos returns them, and `_lsn` (its change-feed position) where the
+/// backend has it (SQLite always; Cosmos in change-feed documents). Nothing may rely on `_lsn`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDocument {
+    pub body: Value,
+    pub etag: ETag,
+}
+
+/// Where a change-feed read starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedPosition {
+    /// Every document currently in the container.
+    Beginning,
+    /// Only changes made after this call.
+    Now,
+    /// Resume from a `ChangeFeedPage::continuation`.
+    Continuation(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeFeedPage {
+    /// Latest version of each changed document, in change order (per partition at least), with
+    /// system properties. Deletes and TTL expiries are not delivered (as in Cosmos latest-version mode).
+    pub documents: Vec<Value>,
+    /// The position after these documents; persist it after handling them to resume there.
+    pub continuation: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("document {id:?} not found in {container}")]
+    NotFound { container: &'static str, id: String },
+    #[error("document {id:?} already exists in {container}")]
+    Conflict { container: &'static str, id: String },
+    #[error("document {id:?} in {container} was changed by another writer (ETag mismatch)")]
+    PreconditionFailed { container: &'static str, id: String },
+    #[error("invalid document for {container}: {reason}")]
+    InvalidDocument {
+        container: &'static str,
+        reason: String,
+    },
+    #[error("document is {size} bytes, over the {max}-byte limit")]
+    TooLarge { size: usize, max: usize },
+    #[error("invalid continuation token")]
+    BadContinuation,
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// Worth retrying: locked database, throttling, network.
+    #[error("store temporarily unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Short backend name for logs and health (`sqlite`, `cosmos`).
+    fn backend(&self) -> &'static str;
+
+    /// Point read. `Ok(None)` when absent or expired.
+    async fn read(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+    ) -> Result<Option<StoredDocument>, StoreError>;
+
+    /// Insert; `Conflict` when a live document with that id exists in the partition.
+    /// The document must carry `id` and the container's partition-key field (strings).
+    async fn create(&self, container: Container, doc: Value) -> Result<StoredDocument, StoreError>;
+
+    /// Insert or replace. With `if_match`, replaces only that version (`PreconditionFailed`
+    /// otherwise, including when the document does not exist).
+    async fn upsert(
+        &self,
+        container: Container,
+        doc: Value,
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError>;
+
+    /// Replace an existing document (`NotFound` if absent), optionally only that version.
+    async fn replace(
+        &self,
+        container: Container,
+        doc: Value,
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError>;
+
+    /// Applies field operations to an existing document atomically (`NotFound` if absent),
+    /// optionally only to that version. Cheaper than read + replace on Cosmos. The default is
+    /// an optimistic read + conditional replace (backends override it).
+    async fn patch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+        operations: &[PatchOp],
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError> {
+        patch::read_modify_write(self, container, partition_key, id, operations, if_match).await
+    }
+
+    /// Delete; `Ok(false)` when there was nothing to delete.
+    async fn delete(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+        if_match: Option<&ETag>,
+    ) -> Result<bool, StoreError>;
+
+    /// Several writes in one partition, all or nothing (a Cosmos transactional batch): the
+    /// first failing operation's error is returned and nothing is written. At most
+    /// `MAX_BATCH_OPERATIONS` operations.
+    async fn batch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        operations: Vec<BatchOperation>,
+    ) -> Result<Vec<BatchOutcome>, StoreError>;
+
+    /// A parameterized query within one partition, one page at a time.
+    async fn query(
+        &self,
+        container: Container,
+        partition_key: &str,
+        query: &Query,
+    ) -> Result<Page, StoreError>;
+
+    /// Up to `max_items` changes after `from`, across all partitions of the container.
+    async fn read_change_feed(
+        &self,
+        container: Container,
+        from: &FeedPosition,
+        max_items: usize,
+    ) -> Result<ChangeFeedPage, StoreError>;
+
+    /// How many changes lie after `continuation` (for lag reporting); `None` if unknown.
+    async fn pending_changes(
+        &self,
+        _container: Container,
+        _continuation: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
+    /// Request units consumed since the store was opened (`None`: the backend has no RU cost).
+    fn request_units(&self) -> Option<f64> {
+        None
+    }
+
+    /// Physically remove expired documents. Cosmos does this itself; embedded stores need a sweeper.
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+/// Cosmos DB's limit on the operations of one transactional batch.
+pub const MAX_BATCH_OPERATIONS: usize = 100;
+
+/// One write of a `Store::batch`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOperation {
+    Create(Value),
+    Upsert { doc: Value, if_match: Option<ETag> },
+    Replace { doc: Value, if_match: Option<ETag> },
+    Delete { id: String, if_match: Option<ETag> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOutcome {
+    Written(StoredDocument),
+    /// Whether there was a document to delete.
+    Deleted(bool),
+}
+
+/// Refuses empty and oversized batches before any backend is asked.
+pub fn check_batch_size(operations: usize) -> Result<(), StoreError> {
+    if operations == 0 || operations > MAX_BATCH_OPERATIONS {
+        return Err(StoreError::InvalidQuery(format!(
+            "a batch holds 1 to {MAX_BATCH_OPERATIONS} operations, not {operations}"
+        )));
+    }
+    Ok(())
+}
+
+/// Every page of a single-partition query, following its continuation tokens to the end.
+pub async fn query_all(
+    store: &dyn Store,
+    container: Container,
+    partition_key: &str,
+    mut query: Query,
+) -> Result<Vec<Value>, StoreError> {
+    let mut items = Vec::new();
+    loop {
+        let page = store.query(container, partition_key, &query).await?;
+        items.extend(page.items);
+        match page.continuation {
+            Some(next) => query.continuation = Some(next),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// The string value of a document field (ids and partition keys are strings in every container).
+pub fn string_field<'a>(doc: &'a Value, field: &str) -> Option<&'a str> {
+    doc.get(field).and_then(Value::as_str)
+}
