@@ -46,16 +46,38 @@ pub struct Dashboard {
     pub window: DashboardWindow,
 }
 
-/// The legacy `executionStats`.
+/// Terminal executions counted, by status: the first fields of both the dashboard's
+/// `executionStats` and each daily point.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ExecutionStats {
+pub struct StatusCounts {
     pub total_executions: u64,
     pub success_count: u64,
     pub failed_count: u64,
     pub timeout_count: u64,
     pub completed_with_errors_count: u64,
     pub cancelled_count: u64,
+}
+
+impl From<&MetricsDoc> for StatusCounts {
+    fn from(doc: &MetricsDoc) -> Self {
+        StatusCounts {
+            total_executions: doc.total_executions,
+            success_count: doc.success_count,
+            failed_count: doc.failed_count,
+            timeout_count: doc.timeout_count,
+            completed_with_errors_count: doc.completed_with_errors_count,
+            cancelled_count: doc.cancelled_count,
+        }
+    }
+}
+
+/// The legacy `executionStats`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionStats {
+    #[serde(flatten)]
+    pub counts: StatusCounts,
     /// Executions Running now (a live count, up to 10,000 per scope).
     pub running_count: u64,
     /// Executions Pending now (a live count, up to 10,000 per scope).
@@ -104,12 +126,8 @@ pub struct DailyMetrics {
 pub struct DailyPoint {
     /// YYYY-MM-DD.
     pub date: String,
-    pub total_executions: u64,
-    pub success_count: u64,
-    pub failed_count: u64,
-    pub timeout_count: u64,
-    pub completed_with_errors_count: u64,
-    pub cancelled_count: u64,
+    #[serde(flatten)]
+    pub counts: StatusCounts,
     pub total_duration_ms: i64,
     pub avg_duration_ms: i64,
     /// From a histogram with buckets 2^(1/8) wide: within ±4.5% of the exact percentile.
@@ -226,12 +244,7 @@ pub fn execution_stats(total: &MetricsDoc, running: u64, pending: u64) -> Execut
         )
     };
     ExecutionStats {
-        total_executions: total.total_executions,
-        success_count: total.success_count,
-        failed_count: total.failed_count,
-        timeout_count: total.timeout_count,
-        completed_with_errors_count: total.completed_with_errors_count,
-        cancelled_count: total.cancelled_count,
+        counts: total.into(),
         running_count: running,
         pending_count: pending,
         success_rate,
@@ -382,12 +395,7 @@ fn parse_days(raw: Option<&str>) -> Result<usize, ApiError> {
 fn daily_point(doc: &MetricsDoc) -> DailyPoint {
     DailyPoint {
         date: doc.date.clone(),
-        total_executions: doc.total_executions,
-        success_count: doc.success_count,
-        failed_count: doc.failed_count,
-        timeout_count: doc.timeout_count,
-        completed_with_errors_count: doc.completed_with_errors_count,
-        cancelled_count: doc.cancelled_count,
+        counts: doc.into(),
         total_duration_ms: doc.total_duration_ms,
         avg_duration_ms: doc.avg_duration_ms,
         p50_duration_ms: doc.p50_duration_ms,

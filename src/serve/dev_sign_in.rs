@@ -143,6 +143,20 @@ impl DevSignIn {
         }
     }
 
+    /// What an identity needs before a request may carry it, or the 503 to answer instead.
+    async fn ensure_identity(&self, identity: DevIdentity) -> Result<(), Response> {
+        let DevIdentity::Member(org) = identity else {
+            return Ok(());
+        };
+        self.ensure_member(org).await.map_err(|reason| {
+            tracing::warn!(%reason, %org, "writing the dev member's membership failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "dev sign-in could not record the member's organization; retry shortly",
+            )
+        })
+    }
+
     /// Makes sure a member identity has its membership document (once per organization and
     /// process; an upsert, so a restart or a second process changes nothing).
     async fn ensure_member(&self, org: Uuid) -> Result<(), String> {
@@ -186,14 +200,8 @@ pub async fn layer(State(dev): State<DevSignIn>, mut request: Request, next: Nex
     let Some(identity) = DevIdentity::from_headers(request.headers()) else {
         return next.run(request).await;
     };
-    if let DevIdentity::Member(org) = identity {
-        if let Err(reason) = dev.ensure_member(org).await {
-            tracing::warn!(%reason, %org, "writing the dev member's membership failed");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "dev sign-in could not record the member's organization; retry shortly",
-            );
-        }
+    if let Err(refused) = dev.ensure_identity(identity).await {
+        return refused;
     }
     if let Some(principal) = identity
         .principal()
@@ -313,14 +321,8 @@ pub async fn sign_in(dev: Option<&DevSignIn>, ctx: &AppContext, body: &[u8]) -> 
         Ok(identity) => identity,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    if let DevIdentity::Member(org) = identity {
-        if let Err(reason) = dev.ensure_member(org).await {
-            tracing::warn!(%reason, %org, "writing the dev member's membership failed");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "dev sign-in could not record the member's organization; retry shortly",
-            );
-        }
+    if let Err(refused) = dev.ensure_identity(identity).await {
+        return refused;
     }
     let mut headers = HeaderMap::new();
     headers.insert(

@@ -4,10 +4,7 @@
 //! this test judges it. Screenshots go to `target/console-artifacts/`.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bifrost_workers::clock::SystemClock;
@@ -15,7 +12,10 @@ use bifrost_workers::model::Timestamp;
 use bifrost_workers::store::{Container, Store, StoreUrl};
 use serde_json::{json, Value};
 
-use crate::helpers::{client, spawn_serve, temp_dir, BIN};
+use crate::helpers::{
+    client, get_json, go, health, principal, spawn_demo, spawn_serve, spawn_simulate, temp_dir,
+    NodeScript,
+};
 
 const ORG_A: &str = "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 const ORG_B: &str = "7d1e2c3b-2222-4c2e-9a57-3d2b8f1f0a02";
@@ -147,109 +147,13 @@ async fn seed(store: &dyn Store) -> u64 {
     org_a
 }
 
-/// `simulate` for one scope, holding its logs until a line arrives on stdin.
-fn simulate(
-    data: &Path,
-    scope: &str,
-    executions: u32,
-    logs: u32,
-    rate: &str,
-) -> (Child, Vec<String>) {
-    let mut child = Command::new(BIN)
-        .args(["simulate", "--data"])
-        .arg(data)
-        .args([
-            "--executions",
-            &executions.to_string(),
-            "--logs",
-            &logs.to_string(),
-        ])
-        .args(["--rate", rate, "--scope", scope, "--wait-for-stdin"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn simulate");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let ids = (0..executions)
-        .map(|_| lines.next().expect("an execution id").expect("stdout"))
-        .collect();
-    (child, ids)
-}
-
-fn go(simulate: &mut Child) {
-    let stdin = simulate.stdin.as_mut().expect("simulate stdin");
-    stdin.write_all(b"go\n").expect("start simulate");
-    stdin.flush().expect("flush");
-}
-
-/// The Node driver: its JSON event lines, and its stdin to let it go on.
-struct Driver {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    events: mpsc::Receiver<Value>,
-}
-
-impl Driver {
-    fn spawn(config: &Value) -> Driver {
-        let mut child = Command::new("node")
-            .arg(repo().join("tests/console/console.cjs"))
-            .arg(config.to_string())
-            .env("PLAYWRIGHT_MODULE", playwright())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node is needed for the console test");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let event = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| json!({"event": "output", "line": line}));
-                if tx.send(event).is_err() {
-                    break;
-                }
-            }
-        });
-        Driver {
-            child,
-            stdin,
-            events,
-        }
-    }
-
-    /// The next event named `name`, failing on a driver error or after `timeout`.
-    fn expect(&self, name: &str, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(event) if event["event"] == "error" => panic!(
-                    "console driver: {}",
-                    event["error"].as_str().unwrap_or_default()
-                ),
-                Ok(event) if event["event"] == name => return event,
-                Ok(other) => eprintln!("console driver: {other}"),
-                Err(_) => panic!("no {name:?} report from the console driver within {timeout:?}"),
-            }
-        }
-    }
-
-    fn proceed(&mut self) {
-        let stdin = self.stdin.as_mut().expect("driver stdin");
-        stdin.write_all(b"go\n").expect("driver stdin");
-        stdin.flush().expect("flush");
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The console driver, `tests/console/console.cjs`, with playwright-core.
+fn driver(config: &Value) -> NodeScript {
+    NodeScript::spawn(
+        &repo().join("tests/console/console.cjs"),
+        &[("PLAYWRIGHT_MODULE", playwright())],
+        config,
+    )
 }
 
 /// An org A administrator's view of the daily series, once `total` executions are counted.
@@ -257,16 +161,14 @@ async fn settled_daily(base: &str, total: u64) -> Value {
     let admin = bifrost_admin_principal();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let daily: Value = client()
-            .get(format!("{base}/api/metrics/daily?days=30"))
-            .header("x-ms-client-principal", &admin)
-            .header("x-organization-id", ORG_A)
-            .send()
-            .await
-            .expect("daily metrics")
-            .json()
-            .await
-            .expect("daily JSON");
+        let daily = get_json(
+            &format!("{base}/api/metrics/daily?days=30"),
+            &[
+                ("x-ms-client-principal", &admin),
+                ("x-organization-id", ORG_A),
+            ],
+        )
+        .await;
         let counted: u64 = daily["days"]
             .as_array()
             .expect("days")
@@ -285,10 +187,7 @@ async fn settled_daily(base: &str, total: u64) -> Value {
 }
 
 fn bifrost_admin_principal() -> String {
-    use base64::Engine;
-    let body = json!({"userId": "console-test-admin", "userDetails": "admin@example.com",
-                      "userRoles": ["authenticated", "PlatformAdmin"]});
-    base64::engine::general_purpose::STANDARD.encode(body.to_string())
+    principal("console-test-admin", &["authenticated", "PlatformAdmin"])
 }
 
 fn sequences(logs: &Value) -> Vec<u64> {
@@ -312,8 +211,8 @@ async fn the_console_streams_logs_scopes_callers_redacts_and_never_runs_a_result
     let data = temp_dir();
     let seeded = seed(open_store(data.path()).await.as_ref()).await;
     let app = spawn_serve(data.path(), &[]);
-    let (mut sim_a, ids_a) = simulate(data.path(), &format!("org-{ORG_A}"), 2, LOGS, "60");
-    let (mut sim_b, ids_b) = simulate(data.path(), &format!("org-{ORG_B}"), 1, 100, "20");
+    let (mut sim_a, ids_a) = spawn_simulate(data.path(), &format!("org-{ORG_A}"), 2, LOGS, "60");
+    let (mut sim_b, ids_b) = spawn_simulate(data.path(), &format!("org-{ORG_B}"), 1, 100, "20");
 
     // What the page serves: scripts from its own origin only, and the vendored SignalR client
     // byte for byte as npm installs it.
@@ -350,7 +249,7 @@ async fn the_console_streams_logs_scopes_callers_redacts_and_never_runs_a_result
     );
 
     let artifacts = repo().join("target/console-artifacts");
-    let mut driver = Driver::spawn(&json!({
+    let mut driver = driver(&json!({
         "base": app.base,
         "artifacts": artifacts,
         "orgA": ORG_A,
@@ -481,7 +380,7 @@ async fn the_console_streams_logs_scopes_callers_redacts_and_never_runs_a_result
     assert!(sim_a.wait().expect("simulate A").success());
     assert!(sim_b.wait().expect("simulate B").success());
     let api = settled_daily(&app.base, seeded + 2).await;
-    driver.proceed();
+    driver.send_line("go");
     let dashboard = driver.expect("dashboard", Duration::from_secs(60));
     assert_eq!(dashboard["errors"], json!([]), "page errors: {dashboard}");
     assert_eq!(
@@ -557,19 +456,13 @@ async fn serve_demo_opens_the_console_signed_in_and_streaming() {
         return;
     }
     let data = temp_dir();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .env_remove("BIFROST_SIGNALR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve --demo");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("first line").expect("stdout");
-    let second = lines.next().expect("second line").expect("stdout");
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    let (mut child, lines) = spawn_demo(data.path());
+    let first = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("first line");
+    let second = lines
+        .recv_timeout(Duration::from_secs(5))
+        .expect("second line");
     let base = first
         .strip_prefix("listening on ")
         .expect("the address line")
@@ -579,20 +472,13 @@ async fn serve_demo_opens_the_console_signed_in_and_streaming() {
         second.starts_with(&format!("open {url} ")) && second.contains("platform admin"),
         "{second}"
     );
-    let health: Value = client()
-        .get(format!("{base}/api/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = health(&base).await;
     assert_eq!(
         health["realtime"], "signalr",
         "the demo streams to the built-in hub: {health}"
     );
 
-    let driver = Driver::spawn(
+    let driver = driver(
         &json!({"mode": "demo", "url": url, "artifacts": repo().join("target/console-artifacts")}),
     );
     let demo = driver.expect("demo", Duration::from_secs(90));
@@ -753,14 +639,7 @@ async fn dev_sign_in_is_a_cookie_in_dev_mode_and_absent_behind_a_proxy() {
         401,
         "the cookie means nothing behind a proxy"
     );
-    let session: Value = http
-        .get(format!("{}/console/session", proxied.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = get_json(&format!("{}/console/session", proxied.base), &[]).await;
     assert_eq!(session["devSignIn"], false);
     let refused = http
         .post(format!("{}/console/session", proxied.base))

@@ -9,24 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use bifrost_workers::clock::SystemClock;
 use bifrost_workers::runtime::function::Trigger;
-use bifrost_workers::store::{Container, StoreUrl};
 use serde_json::{json, Value};
 
-use crate::helpers::{client, run, spawn_serve, temp_dir};
+use crate::helpers::{client, get_json, principal, run, seed_members, spawn_serve, temp_dir};
 
 const ORG_A: &str = "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 const ORG_B: &str = "7d1e2c3b-2222-4c2e-9a57-3d2b8f1f0a02";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn principal(user_id: &str, roles: &[&str]) -> String {
-    let body = json!({"userId": user_id, "userDetails": format!("{user_id}@example.com"), "userRoles": roles});
-    base64::engine::general_purpose::STANDARD.encode(body.to_string())
 }
 
 /// Every object schema that lists properties is closed, so a field the document does not
@@ -133,24 +125,6 @@ fn connection(base: &str, principal: &str) -> (Child, String) {
     (child, id)
 }
 
-async fn seed_member(data: &Path) {
-    let store = bifrost_workers::store::open(
-        &StoreUrl::Sqlite(data.join("bifrost.db")),
-        std::sync::Arc::new(SystemClock),
-    )
-    .await
-    .expect("open store");
-    store
-        .upsert(
-            Container::Entities,
-            json!({"id": "user-alice", "type": "user", "scope": "GLOBAL", "userId": "alice",
-                   "isPlatformAdmin": false, "orgScopes": [format!("org-{ORG_A}")]}),
-            None,
-        )
-        .await
-        .expect("seed membership");
-}
-
 /// A finished simulated execution in `scope`; its id.
 async fn simulated(base: &str, data: &Path, scope: &str, admin: &str) -> String {
     let output = run(&[
@@ -175,16 +149,11 @@ async fn simulated(base: &str, data: &Path, scope: &str, admin: &str) -> String 
     let org = scope.trim_start_matches("org-");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let daily: Value = client()
-            .get(format!("{base}/api/metrics/daily?days=1"))
-            .header("x-ms-client-principal", admin)
-            .header("x-organization-id", org)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let daily = get_json(
+            &format!("{base}/api/metrics/daily?days=1"),
+            &[("x-ms-client-principal", admin), ("x-organization-id", org)],
+        )
+        .await;
         if daily["days"][0]["totalExecutions"].as_u64() == Some(1) {
             return id;
         }
@@ -199,7 +168,7 @@ async fn simulated(base: &str, data: &Path, scope: &str, admin: &str) -> String 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_answers_as_the_openapi_document_says() {
     let data = temp_dir();
-    seed_member(data.path()).await;
+    seed_members(data.path(), &[("alice", &format!("org-{ORG_A}"))]).await;
     let app = spawn_serve(data.path(), &[]);
     let base = app.base.clone();
     let alice = principal("alice", &["authenticated"]);
@@ -208,14 +177,7 @@ async fn every_route_answers_as_the_openapi_document_says() {
     let other = simulated(&base, data.path(), &format!("org-{ORG_B}"), &admin).await;
     let (mut holder, connection_id) = connection(&base, &alice);
 
-    let document: Value = client()
-        .get(format!("{base}/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = get_json(&format!("{base}/api/openapi.json"), &[]).await;
     assert!(
         document["openapi"].as_str().unwrap().starts_with("3.1."),
         "{}",

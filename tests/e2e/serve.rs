@@ -143,26 +143,8 @@ async fn killed_mid_stream_and_restarted_nothing_is_skipped() {
 
 #[test]
 fn demo_streams_logs_to_stdout() {
-    use std::io::{BufRead, BufReader};
     let data = temp_dir();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .env_remove("BIFROST_SIGNALR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve --demo");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, rx) = crate::helpers::spawn_demo(data.path());
     let first = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("first line");

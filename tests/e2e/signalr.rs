@@ -6,16 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use bifrost_workers::clock::SystemClock;
-use bifrost_workers::store::{Container, StoreUrl};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_serve, temp_dir, BIN};
+use crate::helpers::{go, principal, seed_members, spawn_serve, temp_dir, NodeScript, BIN};
 
 use crate::install::signalr_client;
 
@@ -26,132 +23,35 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn principal(user_id: &str, roles: &[&str]) -> String {
-    let body = json!({"identityProvider": "aad", "userId": user_id,
-                      "userDetails": format!("{user_id}@example.com"), "userRoles": roles});
-    base64::engine::general_purpose::STANDARD.encode(body.to_string())
-}
-
-/// Membership documents, written before `serve` starts (the store is a shared SQLite file).
-async fn seed_members(data: &Path, members: &[(&str, &str)]) {
-    let store = bifrost_workers::store::open(
-        &StoreUrl::Sqlite(data.join("bifrost.db")),
-        std::sync::Arc::new(SystemClock),
-    )
-    .await
-    .expect("open store");
-    for (user, scope) in members {
-        store
-            .upsert(
-                Container::Entities,
-                json!({"id": format!("user-{user}"), "type": "user", "scope": "GLOBAL",
-                       "userId": user, "email": format!("{user}@example.com"),
-                       "isPlatformAdmin": false, "orgScopes": [scope]}),
-                None,
-            )
-            .await
-            .expect("seed membership");
-    }
-}
-
-/// `simulate` holding its logs until a line arrives on stdin; returns it with the execution ids.
+/// `simulate` in org A, holding its logs until `go`.
 fn spawn_simulate(data: &Path, executions: u32, logs: u32, rate: &str) -> (Child, Vec<String>) {
-    let mut child = Command::new(BIN)
-        .args(["simulate", "--data"])
-        .arg(data)
-        .args([
-            "--executions",
-            &executions.to_string(),
-            "--logs",
-            &logs.to_string(),
-        ])
-        .args(["--rate", rate, "--scope", ORG_A, "--wait-for-stdin"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn simulate");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ids: Vec<String> = (0..executions)
-        .map(|_| lines.next().expect("an execution id").expect("stdout"))
-        .collect();
-    (child, ids)
+    crate::helpers::spawn_simulate(data, ORG_A, executions, logs, rate)
 }
 
-fn go(simulate: &mut Child) {
-    let stdin = simulate.stdin.as_mut().expect("simulate stdin");
-    stdin.write_all(b"go\n").expect("start simulate");
-    stdin.flush().unwrap();
+type NodeClient = NodeScript;
+
+/// The official client driven by `tests/signalr/client.cjs`.
+fn spawn_client(config: &Value) -> NodeClient {
+    NodeScript::spawn(
+        &repo().join("tests/signalr/client.cjs"),
+        &[("SIGNALR_MODULE", signalr_client())],
+        config,
+    )
 }
 
-struct NodeClient {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    events: mpsc::Receiver<Value>,
-}
-
-impl NodeClient {
-    fn spawn(config: &Value) -> Self {
-        let mut child = Command::new("node")
-            .arg(repo().join("tests/signalr/client.cjs"))
-            .arg(config.to_string())
-            .env("SIGNALR_MODULE", signalr_client())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node is needed for the SignalR tests");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let event: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| json!({"event": "error", "error": line}));
-                if tx.send(event).is_err() {
-                    break;
-                }
-            }
-        });
-        NodeClient {
-            child,
-            stdin,
-            events,
+/// Closes stdin: the client prints one summary per connection and exits.
+fn summaries(mut client: NodeClient, count: usize) -> BTreeMap<String, Value> {
+    client.close_stdin();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut summaries = BTreeMap::new();
+    while summaries.len() < count {
+        let event = client.next(deadline, "summaries");
+        if event["event"] == "summary" {
+            summaries.insert(event["client"].as_str().unwrap().to_owned(), event);
         }
     }
-
-    /// The next event, failing the test on a client error or a timeout.
-    fn next(&self, deadline: Instant, waiting_for: &str) -> Value {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.events.recv_timeout(left) {
-            Ok(event) if event["event"] == "error" => panic!("client error: {}", event["error"]),
-            Ok(event) => event,
-            Err(_) => panic!("timed out waiting for {waiting_for}"),
-        }
-    }
-
-    /// Closes stdin: the client prints one summary per connection and exits.
-    fn summaries(mut self, count: usize) -> BTreeMap<String, Value> {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut summaries = BTreeMap::new();
-        while summaries.len() < count {
-            let event = self.next(deadline, "summaries");
-            if event["event"] == "summary" {
-                summaries.insert(event["client"].as_str().unwrap().to_owned(), event);
-            }
-        }
-        let _ = self.child.wait();
-        summaries
-    }
-}
-
-impl Drop for NodeClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    client.wait();
+    summaries
 }
 
 fn sequences(value: &Value) -> Vec<u64> {
@@ -185,7 +85,7 @@ async fn live_logs_reach_subscribed_clients_exactly_once_in_order() {
         ],
     });
     let started = Instant::now();
-    let client = NodeClient::spawn(&config);
+    let client = spawn_client(&config);
     let deadline = Instant::now() + Duration::from_secs(60);
     assert_eq!(client.next(deadline, "clients ready")["event"], "ready");
     go(&mut simulate);
@@ -201,7 +101,7 @@ async fn live_logs_reach_subscribed_clients_exactly_once_in_order() {
     assert!(status.success(), "simulate failed: {status:?}");
     // Let the final status changes through, and give any duplicate time to show up.
     std::thread::sleep(Duration::from_millis(1500));
-    let summaries = client.summaries(4);
+    let summaries = summaries(client, 4);
     eprintln!(
         "{EXECUTIONS}×{LOGS} logs delivered in {:?}",
         started.elapsed()
