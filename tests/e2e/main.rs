@@ -2,6 +2,7 @@
 
 mod api;
 mod cli;
+mod console;
 mod cosmos;
 use bifrost_test_support::cosmos_emulator;
 mod handler;
@@ -10,6 +11,7 @@ mod infra;
 mod metrics;
 mod migrate;
 mod observability;
+mod openapi;
 mod package;
 mod serve;
 mod signalr;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use bifrost_test_support::process::{finish, lines, RUN_TIMEOUT};
+use bifrost_test_support::process::{finish, RUN_TIMEOUT};
 
 use crate::helpers::{client, health, journal_logs, temp_dir, BIN};
 
@@ -146,16 +146,7 @@ async fn killed_mid_stream_and_restarted_nothing_is_skipped() {
 #[test]
 fn demo_streams_logs_to_stdout() {
     let data = temp_dir();
-    let mut child = Command::new(BIN.path())
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .env_remove("BIFROST_SIGNALR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve --demo");
-    let rx = lines(child.stdout.take().expect("stdout"));
+    let (mut child, rx) = crate::helpers::spawn_demo(data.path());
     let first = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("first line");
