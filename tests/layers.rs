@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u8, &str)] = &[
     ("model", 0, "model"),
     ("clock", 0, "model"),
+    ("retry", 0, "model"),
     ("store", 1, "store"),
     ("blobs", 1, "store"),
     ("storage_account", 1, "store"),

@@ -30,7 +30,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Workflow-engine stand-in: write executions with logs, variables and results to the store.
     Simulate(SimulateArgs),
-    /// Generate host.json, local.settings.json.example and <Name>/function.json from the registry (or print the deployment manifest).
+    /// Generate host.json, local.settings.json.example and functions/<Name>/function.json from the registry (or print the deployment manifest).
     Functions(FunctionsArgs),
     /// Assemble the deployable app root (OUT/app) and OUT/bifrost-workers.zip for config-zip deployment.
     Package(PackageArgs),
@@ -236,10 +236,13 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("action").required(true))]
 pub struct FunctionsArgs {
-    /// Write the generated files into this directory (the deployable app root).
+    /// Write the generated files under this repository root: host.json and
+    /// local.settings.json.example at the top, functions/<Name>/function.json (`package`
+    /// assembles the deployable app root from the same output).
     #[arg(long, group = "action")]
     pub write: Option<PathBuf>,
-    /// Compare this directory with what would be generated; non-zero exit on any difference.
+    /// Compare the files under this repository root with what would be generated; non-zero
+    /// exit on any difference.
     #[arg(long, group = "action")]
     pub check: Option<PathBuf>,
     /// Print the deployment names the code uses (containers, settings, connections, generated files) as JSON.

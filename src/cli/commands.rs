@@ -174,7 +174,7 @@ fn run_functions(args: FunctionsArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = args.check {
         let mut differences = Vec::new();
-        for (relative, expected) in function_json::render(&functions) {
+        for (relative, expected) in function_json::render_repository(&functions) {
             match std::fs::read_to_string(dir.join(&relative)) {
                 Ok(actual) if actual == expected => {}
                 Ok(_) => differences.push(format!("{} differs", relative.display())),

@@ -61,6 +61,12 @@ pub struct HttpTrigger {
 
 /// Function-level retry (`exponentialBackoff`). The Cosmos trigger only redelivers a failed
 /// batch when this is set; otherwise it checkpoints past it.
+///
+/// Not a `crate::retry::Backoff`, on purpose: this is a declaration the Functions host carries
+/// out (serve's pump only mirrors it), so it has exactly the host's fields. `maxRetryCount`
+/// counts retries, not attempts; intervals are whole `hh:mm:ss` timespans; and the host has no
+/// jitter and no `Retry-After`, which a `Backoff` could hold but function.json could not say.
+/// The waits are the same doubling rule (`crate::retry::exponential`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     pub max_retry_count: u32,
@@ -72,10 +78,7 @@ impl RetryPolicy {
     /// Delay before retry number `retry` (1-based), as the host computes it: doubling from the
     /// minimum, capped at the maximum.
     pub fn delay_before(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        self.minimum_interval
-            .saturating_mul(factor)
-            .min(self.maximum_interval)
+        crate::retry::exponential(self.minimum_interval, self.maximum_interval, retry)
     }
 }
 

@@ -616,8 +616,9 @@ async fn bad_input_is_a_400_json_with_a_message_never_a_500() {
     assert_eq!(response.status(), 405);
 }
 
-/// Handler mode serves the same functions: the host's GetExecution payload (§11 fixture) with a
-/// function key but no principal is a 401 in `Outputs.res`, not an admin read.
+/// Handler mode serves the same functions: the host's GetExecution payload
+/// (`http_get_execution.json`) with a function key but no principal is a 401 in `Outputs.res`,
+/// not an admin read.
 #[tokio::test]
 async fn handler_mode_get_execution_requires_a_principal() {
     let data = temp_dir();

@@ -89,13 +89,31 @@ fn handler_rejects_a_bad_port_and_an_unusable_store() {
 }
 
 #[test]
-fn checked_in_functions_folder_matches_the_registry() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/functions");
-    let out = run(&["functions", "--check", dir]);
+fn checked_in_host_files_and_functions_folder_match_the_registry() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = run(&["functions", "--check", root]);
     assert!(
         out.status.success(),
-        "functions/ is stale: {}",
+        "host.json, local.settings.json.example or functions/ is stale: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // The layout itself: the host files on top, only function folders under functions/.
+    let root = std::path::Path::new(root);
+    assert!(root.join("host.json").is_file());
+    assert!(root.join("local.settings.json.example").is_file());
+    for entry in std::fs::read_dir(root.join("functions")).unwrap() {
+        let path = entry.unwrap().path();
+        assert!(
+            path.join("function.json").is_file(),
+            "{} is not a function folder",
+            path.display()
+        );
+    }
+    let registered = bifrost_workers::registry::registry().len();
+    assert_eq!(
+        std::fs::read_dir(root.join("functions")).unwrap().count(),
+        registered,
+        "one folder per registered function"
     );
 }
 
@@ -113,6 +131,12 @@ fn functions_check_notices_a_changed_file() {
     let out = run(&["functions", "--check", path]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("host.json differs"));
+    // A function.json is checked where the repository keeps it.
+    let function = dir.path().join("functions/LogStream/function.json");
+    assert!(function.is_file());
+    std::fs::remove_file(&function).unwrap();
+    let out = run(&["functions", "--check", path]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("functions/LogStream/function.json"));
 }
 
 #[test]

@@ -200,7 +200,7 @@ async fn handler_mode_serves_the_functions_from_cosmos() {
             ("BIFROST_SIGNALR", "none"),
         ],
     );
-    // The host double-encodes the documents (functions-protocol.md §11).
+    // The host double-encodes the documents (as in tests/fixtures/host/cosmos_logstream.json).
     let documents = serde_json::to_string(&feed.documents).expect("documents");
     let batch = json!({
         "Data": {"documents": serde_json::to_string(&documents).expect("encoded")},

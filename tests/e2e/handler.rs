@@ -1,4 +1,4 @@
-//! `handler` mode against replayed host payloads (functions-protocol.md §11) and malformed ones.
+//! `handler` mode against replayed host payloads (`tests/fixtures/host/`) and malformed ones.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +68,7 @@ async fn cosmos_fixtures_are_processed() {
     }
 }
 
-/// The host's timer payload for the hourly rollup (§11 fixture) runs the real rollup.
+/// The host's timer payload for the hourly rollup (`timer_dailyrollup.json`) runs the real rollup.
 #[tokio::test]
 async fn daily_rollup_timer_fixture_runs_the_rollup() {
     let data = temp_dir();

@@ -119,11 +119,14 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// What the check reads from a root: infra/, functions/ and azure.yaml.
+/// What the check reads from a root: infra/, functions/, host.json, local.settings.json.example
+/// and azure.yaml.
 fn copy_deploy_files(to: &Path) {
     copy_tree(&repo().join("infra"), &to.join("infra"));
     copy_tree(&repo().join("functions"), &to.join("functions"));
-    std::fs::copy(repo().join("azure.yaml"), to.join("azure.yaml")).unwrap();
+    for file in ["azure.yaml", "host.json", "local.settings.json.example"] {
+        std::fs::copy(repo().join(file), to.join(file)).unwrap();
+    }
 }
 
 /// A deployment name the code owns, and how to spot it in a file.

@@ -38,17 +38,21 @@ fn package_layout_zip_and_the_packaged_binary_answers() {
     }
     assert!(expected.contains("LogStream/function.json"));
     assert_eq!(found, expected, "the app root holds exactly these files");
-    // The same bytes as the checked-in functions/ folder.
-    let checked_in = concat!(env!("CARGO_MANIFEST_DIR"), "/functions");
-    for file in [
-        "host.json",
-        "LogStream/function.json",
-        "Health/function.json",
+    // The same bytes as the checked-in files: host.json at the repository root, the function
+    // folders under functions/.
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (in_app, checked_in) in [
+        ("host.json", "host.json"),
+        (
+            "LogStream/function.json",
+            "functions/LogStream/function.json",
+        ),
+        ("Health/function.json", "functions/Health/function.json"),
     ] {
         assert_eq!(
-            std::fs::read(root.join(file)).unwrap(),
-            std::fs::read(format!("{checked_in}/{file}")).unwrap(),
-            "{file}"
+            std::fs::read(root.join(in_app)).unwrap(),
+            std::fs::read(repository.join(checked_in)).unwrap(),
+            "{in_app}"
         );
     }
 
