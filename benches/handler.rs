@@ -20,14 +20,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use bifrost_test_support::process::Binary;
+use bifrost_test_support::procfs::{cpu_seconds, memory_mib};
+use bifrost_test_support::{bench, ports, principal};
 use serde_json::{json, Value};
 
-#[path = "common/report.rs"]
-#[allow(dead_code)]
-mod report;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bifrost-workers");
+const BIN: Binary = bifrost_test_support::binary!();
 const DOCS_PER_BATCH: usize = 100;
 /// Distinct LogStream bodies; each pass posts all of them.
 const LOG_BATCHES: usize = 200;
@@ -35,36 +33,6 @@ const ROUNDS: usize = 5;
 /// CPU a measurement must reach, for `/proc` tick resolution (10 ms) to be under 1%.
 const MIN_CPU_SECONDS: f64 = 1.5;
 const SECTION: &str = "## Handler: CPU per document against the plan's Python handlers";
-
-fn clock_ticks() -> f64 {
-    // Linux reports /proc CPU times in USER_HZ, 100 on every supported architecture.
-    100.0
-}
-
-/// User + system CPU seconds of a process (all its threads, exited ones included).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
-    // Fields after the parenthesized command: state is field 3, utime 14, stime 15.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields[i - 3].parse::<f64>().expect("tick count");
-    (ticks(14) + ticks(15)) / clock_ticks()
-}
-
-/// `VmRSS` and `VmHWM` (peak) of a process, in MiB.
-fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(f64::NAN)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 /// What the host sends: the array's text, JSON-encoded, JSON-encoded again, in the body.
 fn host_body(function: &str, documents: &[Value]) -> Vec<u8> {
@@ -235,11 +203,9 @@ struct Handler {
 
 impl Handler {
     fn spawn(data: tempfile::TempDir) -> Handler {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let mut child = Command::new(BIN)
+        let port = ports::free_port();
+        // Logs on (the handler's default level), as in Azure, so their cost is measured too.
+        let mut child = Command::new(BIN.path())
             .arg("handler")
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
             .env("BIFROST_DATA", data.path())
@@ -418,20 +384,13 @@ fn error_percent(got: u64, want: u64) -> String {
     )
 }
 
-fn admin_principal() -> String {
-    base64::engine::general_purpose::STANDARD.encode(
-        json!({"userId": "bench-admin", "userDetails": "admin@bench", "userRoles": ["PlatformAdmin"]})
-            .to_string(),
-    )
-}
-
 /// A payload-mode HTTP invocation of `GET /api/{path}`.
 fn http_body(function: &str, path: &str, params: Value, query: Value) -> Vec<u8> {
     json!({
         "Data": {"req": {
             "Url": format!("https://bench.azurewebsites.net/api/{path}"), "Method": "GET",
             "Query": query, "Params": params,
-            "Headers": {"X-MS-CLIENT-PRINCIPAL": [admin_principal()], "Host": ["bench.azurewebsites.net"]},
+            "Headers": {"X-MS-CLIENT-PRINCIPAL": [principal::admin("bench-admin")], "Host": ["bench.azurewebsites.net"]},
         }},
         "Metadata": {"sys": {"MethodName": function}},
     })
@@ -769,5 +728,5 @@ fn main() {
         (big_peak - big_before) / big_mib
     ));
     println!("{section}");
-    report::write_section(SECTION, &section);
+    bench::write_section(SECTION, &section);
 }

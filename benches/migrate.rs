@@ -10,32 +10,15 @@
 //! in one run; Azurite's own CPU time is reported next to the wall time so the share of the
 //! emulator is visible.
 
-#[allow(dead_code)]
-#[path = "../tests/e2e/legacy.rs"]
-mod legacy;
-#[allow(dead_code)]
-#[path = "common/report.rs"]
-mod report;
-
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-const LOGS_PER_EXECUTION: usize = 10;
+use bifrost_test_support::azurite::Azurite;
+use bifrost_test_support::bench;
+use bifrost_test_support::process::Binary;
+use bifrost_test_support::procfs::cpu_seconds;
+use bifrost_test_support::tools::require;
 
-/// CPU seconds (user + system) a process has used so far, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
+const LOGS_PER_EXECUTION: usize = 10;
 
 /// All CPU of a process tree (azurite's npm shim runs node as a child).
 fn tree_cpu_seconds(pid: u32) -> f64 {
@@ -59,17 +42,18 @@ struct Run {
 }
 
 fn migrate(
-    binary: &str,
-    azurite: &legacy::Azurite,
+    binary: Binary,
+    azurite: &Azurite,
     data: &std::path::Path,
     log_read: &str,
 ) -> (Duration, String) {
     let started = Instant::now();
-    let output = Command::new(binary)
+    // No time limit: a 50,000-execution run takes minutes.
+    let output = binary
+        .command()
         .args(["migrate", "--from", &azurite.connection_string, "--data"])
         .arg(data)
         .args(["--log-read", log_read])
-        .env("RUST_LOG", "warn")
         .output()
         .expect("run migrate");
     let elapsed = started.elapsed();
@@ -83,15 +67,15 @@ fn migrate(
 }
 
 fn measure_run(
-    binary: &str,
-    azurite: &legacy::Azurite,
+    binary: Binary,
+    azurite: &Azurite,
     executions: usize,
     log_read: &'static str,
 ) -> Run {
     let data = tempfile::tempdir().expect("tempdir");
-    let cpu_before = tree_cpu_seconds(azurite.child.id());
+    let cpu_before = tree_cpu_seconds(azurite.pid());
     let (first, stdout) = migrate(binary, azurite, data.path(), log_read);
-    let azurite_cpu_first = tree_cpu_seconds(azurite.child.id()) - cpu_before;
+    let azurite_cpu_first = tree_cpu_seconds(azurite.pid()) - cpu_before;
     assert!(
         stdout.contains(&format!("  migrated: {executions}\n")),
         "not every execution was migrated:\n{stdout}"
@@ -121,7 +105,7 @@ fn measure_run(
 const PER_EXECUTION_UP_TO: usize = 5000;
 
 fn main() {
-    let binary = env!("CARGO_BIN_EXE_bifrost-workers");
+    let binary = bifrost_test_support::binary!();
     let sizes: Vec<usize> = std::env::var("BENCH_MIGRATE_SIZES")
         .unwrap_or_else(|_| "2000,50000".into())
         .split(',')
@@ -129,8 +113,7 @@ fn main() {
         .collect();
     let mut rows = Vec::new();
     for executions in sizes {
-        let Some(azurite) = legacy::Azurite::start() else {
-            eprintln!("SKIP: Azurite or the Python SDKs are not available");
+        let Some(azurite) = require(Azurite::start()) else {
             return;
         };
         let day = (chrono::Utc::now() - chrono::Duration::days(1))
@@ -191,5 +174,5 @@ fn main() {
          1000 log rows).\n\n",
         rows.join("\n")
     );
-    report::write_section("## Migrate:", &section);
+    bench::write_section("## Migrate:", &section);
 }

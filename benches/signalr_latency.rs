@@ -12,20 +12,16 @@
 //!
 //! Run: `cargo bench --bench signalr_latency` (needs Node 20+ and npm for the client).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use bifrost_test_support::process::{lines, Binary};
+use bifrost_test_support::procfs::{cpu_seconds, memory_mib};
+use bifrost_test_support::{bench, principal, signalr};
 use serde_json::{json, Value};
 
-#[path = "../tests/signalr/install.rs"]
-mod install;
-#[path = "common/report.rs"]
-mod report;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bifrost-workers");
+const BIN: Binary = bifrost_test_support::binary!();
 const EXECUTIONS: u32 = 10;
 /// Connections, each subscribed to one execution (five per execution).
 const CLIENTS: u32 = 50;
@@ -54,50 +50,10 @@ struct Measurement {
     rss_mib: f64,
 }
 
-/// User + system CPU seconds of a process (all its threads).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields[i - 3].parse::<f64>().expect("tick count");
-    // USER_HZ is 100 on Linux.
-    (ticks(14) + ticks(15)) / 100.0
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next().map(str::to_owned))
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 impl Measurement {
     fn holds_target(&self) -> bool {
         self.received == self.logs && self.p99 < TARGET_P99_MS
     }
-}
-
-fn lines_of(reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn admin_principal() -> String {
-    let body = json!({"identityProvider": "aad", "userId": "bench",
-                      "userDetails": "bench@example.com", "userRoles": ["PlatformAdmin"]});
-    base64::engine::general_purpose::STANDARD.encode(body.to_string())
 }
 
 fn measure(
@@ -109,19 +65,19 @@ fn measure(
 ) -> Measurement {
     let logs_per_execution =
         ((f64::from(rate) * SECONDS_PER_RATE) / f64::from(EXECUTIONS)).ceil() as u32;
-    let mut simulate: Child = Command::new(BIN)
+    let mut simulate: Child = BIN
+        .command()
         .args(["simulate", "--data"])
         .arg(data)
         .args(["--executions", &EXECUTIONS.to_string()])
         .args(["--logs", &logs_per_execution.to_string()])
         .args(["--rate", &rate.to_string(), "--wait-for-stdin"])
         .args(["--batch", &BATCH.to_string()])
-        .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn simulate");
-    let ids_rx = lines_of(simulate.stdout.take().expect("stdout"));
+    let ids_rx = lines(simulate.stdout.take().expect("stdout"));
     let ids: Vec<String> = (0..EXECUTIONS)
         .map(|_| {
             ids_rx
@@ -130,12 +86,9 @@ fn measure(
         })
         .collect();
 
-    let config = json!({"base": base, "principal": admin_principal(), "executions": ids, "clients": CLIENTS});
+    let config = json!({"base": base, "principal": principal::admin("bench"), "executions": ids, "clients": CLIENTS});
     let mut client = Command::new("node")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/signalr/latency.cjs"
-        ))
+        .arg(signalr::script("latency.cjs"))
         .arg(config.to_string())
         .env("SIGNALR_MODULE", module)
         .stdin(Stdio::piped())
@@ -143,7 +96,7 @@ fn measure(
         .spawn()
         .expect("spawn node");
     let client_stdin: ChildStdin = client.stdin.take().expect("stdin");
-    let events = lines_of(client.stdout.take().expect("stdout"));
+    let events = lines(client.stdout.take().expect("stdout"));
     let ready = events
         .recv_timeout(Duration::from_secs(60))
         .expect("client ready");
@@ -158,7 +111,7 @@ fn measure(
     let status = simulate.wait().expect("simulate");
     let writing = started.elapsed();
     let cpu = (cpu_seconds(serve_pid) - cpu_before) / writing.as_secs_f64();
-    let rss = rss_mib(serve_pid);
+    let rss = memory_mib(serve_pid).0;
     assert!(status.success(), "simulate failed");
     // Let the last batch through.
     std::thread::sleep(Duration::from_millis(1500));
@@ -184,7 +137,7 @@ fn measure(
     let logs = (u64::from(logs_per_execution) * subscribers) as usize;
     let quantile = |q| match latencies.is_empty() {
         true => f64::NAN,
-        false => report::quantile(&latencies, q),
+        false => bench::quantile(&latencies, q),
     };
     Measurement {
         rate,
@@ -200,28 +153,19 @@ fn measure(
 }
 
 fn main() {
-    let module = install::signalr_client();
+    let module = signalr::client_module()
+        .unwrap_or_else(|why| panic!("the SignalR client is needed: {why}"));
     let data = tempfile::tempdir().expect("tempdir");
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let first = lines_of(serve.stdout.take().expect("stdout"))
-        .recv_timeout(Duration::from_secs(30))
-        .expect("listening line");
-    let base = first.trim().trim_start_matches("listening on ").to_owned();
+    let serve = BIN.serve(data.path(), &[]);
+    let base = serve.base.clone();
 
-    let serve_pid = serve.id();
+    let serve_pid = serve.pid();
     // Idle: the pumps wait for commits, the store's watcher checks for other writers.
     std::thread::sleep(Duration::from_secs(2));
     let idle_before = cpu_seconds(serve_pid);
     std::thread::sleep(Duration::from_secs(IDLE_SECONDS));
     let idle = (cpu_seconds(serve_pid) - idle_before) / IDLE_SECONDS as f64;
-    let idle_rss = rss_mib(serve_pid);
+    let idle_rss = memory_mib(serve_pid).0;
     println!(
         "idle: {:.2}% of a core, RSS {idle_rss:.0} MiB",
         idle * 100.0
@@ -245,8 +189,7 @@ fn main() {
             break;
         }
     }
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
 
     let machine = {
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -294,5 +237,5 @@ fn main() {
         (None, _) => format!("\nNo measured rate held p99 < {TARGET_P99_MS:.0} ms.\n"),
     });
     println!("{section}");
-    report::write_section(SECTION, &section);
+    bench::write_section(SECTION, &section);
 }

@@ -8,7 +8,7 @@
 //! - features: `live`, `metrics`, `query`, `migrate`, `ops`, `simulate`;
 //! - runtime core: `runtime`;
 //! - store: `store`, `blobs`, `storage_account`, `realtime` (the services the functions talk to);
-//! - model: `model`, `clock`.
+//! - model: `model`, `clock`, `retry`.
 
 pub mod blobs;
 pub mod cli;
@@ -23,6 +23,7 @@ pub mod ops;
 pub mod query;
 pub mod realtime;
 pub mod registry;
+pub mod retry;
 pub mod runtime;
 pub mod serve;
 pub mod simulate;

@@ -30,7 +30,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Workflow-engine stand-in: write executions with logs, variables and results to the store.
     Simulate(SimulateArgs),
-    /// Generate host.json, local.settings.json.example and <Name>/function.json from the registry (or print the deployment manifest).
+    /// Generate host.json, local.settings.json.example and functions/<Name>/function.json from the registry (or print the deployment manifest).
     Functions(FunctionsArgs),
     /// Assemble the deployable app root (OUT/app) and OUT/bifrost-workers.zip for config-zip deployment.
     Package(PackageArgs),
@@ -164,8 +164,7 @@ pub struct HandlerArgs {
 pub struct RealtimeArgs {
     /// Where real-time messages go: hub (serve's built-in hub on --listen) | none | console |
     /// journal:PATH | a SignalR connection string. Default: the AzureSignalRConnectionString
-    /// setting when present, else the mode's default (handler: none; serve: hub; serve --demo:
-    /// console).
+    /// setting when present, else the mode's default (handler: none; serve: hub).
     #[arg(long, env = SIGNALR_ENV, hide_env_values = true)]
     pub signalr: Option<String>,
     /// Azure SignalR Service connection string (Endpoint=…;AccessKey=…;Version=1.0;).
@@ -193,9 +192,20 @@ pub struct ServeArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub realtime: RealtimeArgs,
-    /// Keep simulating executions so logs stream (printed on stdout unless --signalr says otherwise).
+    /// Keep simulating executions so logs stream: to the console page and, line by line, on stdout.
     #[arg(long)]
     pub demo: bool,
+    /// Who sets X-MS-CLIENT-PRINCIPAL: `dev` (the console's dev sign-in may set it, as a platform
+    /// admin or a member of one organization) or `proxy` (serve sits behind real authentication,
+    /// such as EasyAuth, which sets it; dev sign-in is off).
+    #[arg(long, value_enum, default_value_t = AuthMode::Dev)]
+    pub auth: AuthMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    Dev,
+    Proxy,
 }
 
 #[derive(Debug, Args)]
@@ -240,13 +250,19 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("action").required(true))]
 pub struct FunctionsArgs {
-    /// Write the generated files into this directory (the deployable app root).
+    /// Write the generated files under this repository root: host.json and
+    /// local.settings.json.example at the top, functions/<Name>/function.json (`package`
+    /// assembles the deployable app root from the same output).
     #[arg(long, group = "action")]
     pub write: Option<PathBuf>,
-    /// Compare this directory with what would be generated; non-zero exit on any difference.
+    /// Compare the files under this repository root with what would be generated; non-zero
+    /// exit on any difference.
     #[arg(long, group = "action")]
     pub check: Option<PathBuf>,
     /// Print the deployment names the code uses (containers, settings, connections, generated files) as JSON.
     #[arg(long, group = "action")]
     pub manifest: bool,
+    /// Print the OpenAPI 3.1 document of the HTTP functions (what `GET /api/openapi.json` serves).
+    #[arg(long, group = "action")]
+    pub openapi: bool,
 }

@@ -1,6 +1,11 @@
 //! Generates the deployable Functions metadata from the registry: `host.json`,
-//! `<Name>/function.json` and `local.settings.json.example`. The checked-in copies under
-//! `functions/` are asserted equal to this output by a test, so code and deployment cannot drift.
+//! `<Name>/function.json` and `local.settings.json.example`.
+//!
+//! Two layouts of the same files: the app root the host reads (`render`: host.json beside one
+//! folder per function, what `package` assembles with the binary), and the repository's
+//! (`render_repository`: host.json and local.settings.json.example at the top, the function
+//! folders under `functions/`). The checked-in copies are asserted equal to this output by a
+//! test, so code and deployment cannot drift.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -136,6 +141,9 @@ fn pretty(value: &Value) -> String {
     text
 }
 
+/// The repository folder that holds one folder per function.
+pub const FUNCTIONS_DIR: &str = "functions";
+
 /// Every generated file, relative to the app root, with its exact contents.
 pub fn render(functions: &[FunctionSpec]) -> BTreeMap<PathBuf, String> {
     let mut files = BTreeMap::new();
@@ -153,10 +161,31 @@ pub fn render(functions: &[FunctionSpec]) -> BTreeMap<PathBuf, String> {
     files
 }
 
-/// Writes the generated files under `dir`, removing function folders no longer in the registry.
-pub fn write(dir: &Path, functions: &[FunctionSpec]) -> std::io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    for entry in std::fs::read_dir(dir)? {
+/// The same files as the repository holds them, relative to its root: host.json and
+/// local.settings.json.example at the top (where a Functions project keeps them), each
+/// `<Name>/function.json` under `functions/`. Only `package`'s app root has the function
+/// folders beside host.json, which is what the host needs; the repository keeps one copy of
+/// each file, not a second host.json inside `functions/`.
+pub fn render_repository(functions: &[FunctionSpec]) -> BTreeMap<PathBuf, String> {
+    render(functions)
+        .into_iter()
+        .map(|(path, contents)| {
+            let in_repository = if path.components().count() > 1 {
+                Path::new(FUNCTIONS_DIR).join(path)
+            } else {
+                path
+            };
+            (in_repository, contents)
+        })
+        .collect()
+}
+
+/// Writes the repository layout under `root`, removing function folders no longer in the
+/// registry.
+pub fn write(root: &Path, functions: &[FunctionSpec]) -> std::io::Result<Vec<PathBuf>> {
+    let functions_dir = root.join(FUNCTIONS_DIR);
+    std::fs::create_dir_all(&functions_dir)?;
+    for entry in std::fs::read_dir(&functions_dir)? {
         let entry = entry?;
         let stale = entry.path().join("function.json").is_file()
             && !functions
@@ -167,8 +196,8 @@ pub fn write(dir: &Path, functions: &[FunctionSpec]) -> std::io::Result<Vec<Path
         }
     }
     let mut written = Vec::new();
-    for (relative, contents) in render(functions) {
-        let path = dir.join(&relative);
+    for (relative, contents) in render_repository(functions) {
+        let path = root.join(&relative);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -223,6 +252,24 @@ mod tests {
                 assert!(binding["leaseAcquireInterval"].as_u64().unwrap() < expire);
             }
         }
+    }
+
+    #[test]
+    fn the_repository_keeps_host_files_on_top_and_functions_in_their_folder() {
+        let functions = registry();
+        let app = render(&functions);
+        let repository = render_repository(&functions);
+        assert_eq!(app.len(), repository.len());
+        assert_eq!(
+            repository[Path::new("host.json")],
+            app[Path::new("host.json")]
+        );
+        assert!(repository.contains_key(Path::new("local.settings.json.example")));
+        assert_eq!(
+            repository[Path::new("functions/LogStream/function.json")],
+            app[Path::new("LogStream/function.json")]
+        );
+        assert!(!repository.contains_key(Path::new("functions/host.json")));
     }
 
     #[test]

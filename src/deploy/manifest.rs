@@ -1,8 +1,9 @@
 //! The deployment names the code depends on, as one JSON document (`bifrost-workers functions
 //! --manifest`): database, containers with partition keys and TTLs, settings, the connection
 //! settings and hub names the bindings use, and the generated host.json and function.json files.
-//! The infra consistency test compares it with `infra/`, `functions/` and the local settings
-//! example, so a name changed in one place alone fails a test instead of a deployment.
+//! The infra consistency test compares it with `infra/`, `host.json`, `functions/` and
+//! `local.settings.json.example`, so a name changed in one place alone fails a test instead of
+//! a deployment.
 
 use std::collections::BTreeSet;
 

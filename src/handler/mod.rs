@@ -4,5 +4,7 @@
 pub mod documents;
 pub mod protocol;
 pub mod server;
+#[cfg(test)]
+mod tests;
 
 pub use server::run;

@@ -3,7 +3,8 @@
 //! Decoding is tolerant (the host double-encodes string inputs, older hosts sent other shapes,
 //! test payloads are hand-made); encoding is strict (always a JSON object with `Outputs`, `Logs`,
 //! `ReturnValue`, because an empty or `null` reply hangs the invocation until `functionTimeout`).
-//! See `reference/functions-protocol.md` §2–§5.
+//! The host posts `POST /{FunctionName}` with `{Data, Metadata}`: `Data` holds one entry per
+//! input binding, `Metadata` the trigger's extras (`RetryContext` on a retried attempt).
 
 use std::collections::BTreeMap;
 
@@ -102,7 +103,8 @@ impl RetryContext {
     }
 }
 
-/// Unwraps JSON-text-in-a-string up to three levels (host double encoding, §3.1).
+/// Unwraps JSON-text-in-a-string up to three levels (the host sends a Cosmos trigger's documents
+/// as JSON text inside a JSON string).
 pub fn unwrap_json_strings(value: &Value) -> Result<Value, String> {
     let mut current = value.clone();
     for _ in 0..MAX_STRING_DECODE_DEPTH {
@@ -186,7 +188,7 @@ pub fn decode_timer(invocation: &Invocation, binding: &str) -> Result<TimerInfo,
     })
 }
 
-/// `Data.req` in payload mode (§3.3). Only `Data.req` is trusted: `Metadata` carries copies of
+/// `Data.req` in payload mode. Only `Data.req` is trusted: `Metadata` carries copies of
 /// caller-controlled query and body keys.
 pub fn decode_http(invocation: &Invocation, binding: &str) -> Result<HttpRequest, ProtocolError> {
     let shape_error = |detail: String| ProtocolError::WrongShape {
@@ -438,7 +440,7 @@ mod tests {
     }
 }
 
-/// The replay fixtures of `functions-protocol.md` §11, fed byte for byte.
+/// The recorded host payloads of `tests/fixtures/host/`, fed byte for byte.
 #[cfg(test)]
 mod fixture_tests {
     use super::*;

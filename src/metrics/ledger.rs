@@ -13,13 +13,21 @@ use serde_json::json;
 use super::contribution::{Contribution, Marker, Position};
 use super::summary;
 use crate::model::{MetricsDoc, Scope, Timestamp};
+use crate::retry::{retry, Backoff, Jitter};
 use crate::store::{BatchOperation, Container, ETag, FilterOp, Query, Store, StoreError};
 
 /// Executions per batch: each may touch its marker and two days, and a Cosmos batch holds at
 /// most 100 operations (30 markers + up to 60 days).
 pub const CHUNK: usize = 30;
-/// Attempts when another writer changed a marker or day between our read and our write.
-const MAX_ATTEMPTS: u32 = 30;
+/// When another writer changed a marker or day between our read and our write, read and try
+/// again: up to 30 attempts, 2–4 ms apart at first, doubling to 64–128 ms, the random half
+/// spreading racing handler instances apart so they do not collide again in step.
+const ON_CONFLICT: Backoff = Backoff {
+    attempts: 30,
+    base: Duration::from_millis(4),
+    cap: Duration::from_millis(128),
+    jitter: Jitter::Equal,
+};
 
 /// The document the registry of scopes with metrics lives in (partition `GLOBAL`), so the
 /// hourly rollup and all-scope dashboards know which partitions to visit.
@@ -71,34 +79,26 @@ async fn apply_chunk(
     force: bool,
     report: &mut ApplyReport,
 ) -> Result<(), StoreError> {
-    for attempt in 1..=MAX_ATTEMPTS {
-        match try_chunk(store, now, scope, chunk, force).await {
-            Ok(outcome) => {
-                report.changed += outcome.changed;
-                report.unchanged += outcome.unchanged;
-                report.sealed_skips += outcome.sealed_skips;
-                report.days_written.extend(outcome.days_written);
-                return Ok(());
-            }
-            Err(StoreError::PreconditionFailed { .. } | StoreError::Conflict { .. })
-                if attempt < MAX_ATTEMPTS =>
-            {
-                report.conflicts += 1;
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(StoreError::Unavailable(format!(
-        "metrics for scope {scope}: still conflicting after {MAX_ATTEMPTS} attempts"
-    )))
+    let outcome = retry(
+        &ON_CONFLICT,
+        |e| is_write_race(e).into(),
+        |_, _| report.conflicts += 1,
+        || try_chunk(store, now, scope, chunk, force),
+    )
+    .await?;
+    report.changed += outcome.changed;
+    report.unchanged += outcome.unchanged;
+    report.sealed_skips += outcome.sealed_skips;
+    report.days_written.extend(outcome.days_written);
+    Ok(())
 }
 
-/// 1, 2, 4 … 64 ms plus up to as much again of jitter, so racing writers spread out.
-fn backoff(attempt: u32) -> Duration {
-    let base = 1u64 << attempt.min(6);
-    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % base.max(1);
-    Duration::from_millis(base + jitter)
+/// Another writer got there between our read and our write: read again and recompute.
+fn is_write_race(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::PreconditionFailed { .. } | StoreError::Conflict { .. }
+    )
 }
 
 #[derive(Default)]
@@ -259,44 +259,43 @@ pub async fn register_scopes(
     store: &dyn Store,
     scopes: &BTreeSet<String>,
 ) -> Result<(), StoreError> {
-    for attempt in 1..=MAX_ATTEMPTS {
-        let stored = store
-            .read(Container::Entities, Scope::GLOBAL, SCOPES_DOC_ID)
-            .await?;
-        let mut known: BTreeSet<String> = stored
-            .as_ref()
-            .and_then(|d| d.body["scopes"].as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if scopes.is_subset(&known) {
-            return Ok(());
-        }
-        known.extend(scopes.iter().cloned());
-        let doc = json!({
-            "id": SCOPES_DOC_ID, "type": "metricsScopes", "scope": Scope::GLOBAL, "scopes": known,
-        });
-        let result = match &stored {
-            Some(existing) => store
-                .replace(Container::Entities, doc, Some(&existing.etag))
-                .await
-                .map(|_| ()),
-            None => store.create(Container::Entities, doc).await.map(|_| ()),
-        };
-        match result {
-            Ok(()) => return Ok(()),
-            Err(StoreError::PreconditionFailed { .. } | StoreError::Conflict { .. })
-                if attempt < MAX_ATTEMPTS =>
-            {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            Err(e) => return Err(e),
-        }
+    retry(
+        &ON_CONFLICT,
+        |e| is_write_race(e).into(),
+        |_, _| {},
+        || register_once(store, scopes),
+    )
+    .await
+}
+
+/// One read, and a write when a scope is new, under the read's ETag.
+async fn register_once(store: &dyn Store, scopes: &BTreeSet<String>) -> Result<(), StoreError> {
+    let stored = store
+        .read(Container::Entities, Scope::GLOBAL, SCOPES_DOC_ID)
+        .await?;
+    let mut known: BTreeSet<String> = stored
+        .as_ref()
+        .and_then(|d| d.body["scopes"].as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if scopes.is_subset(&known) {
+        return Ok(());
     }
-    Ok(())
+    known.extend(scopes.iter().cloned());
+    let doc = json!({
+        "id": SCOPES_DOC_ID, "type": "metricsScopes", "scope": Scope::GLOBAL, "scopes": known,
+    });
+    match &stored {
+        Some(existing) => store
+            .replace(Container::Entities, doc, Some(&existing.etag))
+            .await
+            .map(drop),
+        None => store.create(Container::Entities, doc).await.map(drop),
+    }
 }
 
 /// `query` narrowed to the daily documents from `date` on, by id range: an index seek on every

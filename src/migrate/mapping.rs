@@ -1,6 +1,6 @@
 //! Legacy rows and blobs → documents (pure: no I/O, no clock; `now` is an argument).
 //!
-//! Decisions (reference/bifrost-legacy.md §1, §6):
+//! Decisions (the whole mapping is in docs/migration.md):
 //! - a missing property means null (the Python SDK never writes `None`);
 //! - scopes become `GLOBAL` / `org-{uuid}`; ids are the legacy `ExecutionId`, log ids are
 //!   `log-{executionId}-{sequence}` with `sequence` 1-based in `RowKey` order, so a rerun upserts

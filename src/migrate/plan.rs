@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -14,6 +15,7 @@ use super::mapping::{
 };
 use crate::blobs::{BlobError, BlobStore};
 use crate::model::{Scope, Timestamp};
+use crate::retry::{retry, Backoff, Jitter};
 use crate::store::{BatchOperation, Container, Query, Store, StoreError, MAX_BATCH_OPERATIONS};
 
 /// What every plan needs; cheap to clone into tasks.
@@ -402,44 +404,65 @@ pub async fn apply_plan(
 /// A Cosmos transactional batch carries at most 2 MB of request body; stay well under it.
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
+/// Six attempts per write, 200 ms, 400 ms … 3.2 s apart: a store that is still failing after
+/// the store's own retries gets a few seconds more before the run stops (its page is not
+/// checkpointed, so `--resume` writes it again).
+const ON_TRANSIENT: Backoff = Backoff {
+    attempts: 6,
+    base: Duration::from_millis(200),
+    cap: Duration::from_millis(3200),
+    jitter: Jitter::None,
+};
+
 /// Upserts the documents in order, each run of documents of one (container, partition) as
 /// transactional batches (one SQLite transaction, one Cosmos request, instead of one per
 /// document), with a few retries on transient store errors.
 pub async fn apply(store: &dyn Store, writes: &[(Container, Value)]) -> Result<(), StoreError> {
     for group in write_groups(writes) {
         let (container, partition_key) = group.key;
-        let mut attempt = 0;
-        loop {
-            let result = if group.docs.len() == 1 {
-                store
-                    .upsert(container, group.docs[0].clone(), None)
-                    .await
-                    .map(drop)
-            } else {
-                let operations = group
-                    .docs
-                    .iter()
-                    .map(|doc| BatchOperation::Upsert {
-                        doc: (*doc).clone(),
-                        if_match: None,
-                    })
-                    .collect();
-                store
-                    .batch(container, &partition_key, operations)
-                    .await
-                    .map(drop)
-            };
-            match result {
-                Ok(()) => break,
-                Err(e) if e.is_transient() && attempt < 5 => {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        retry(
+            &ON_TRANSIENT,
+            |e: &StoreError| e.is_transient().into(),
+            |e, next| {
+                tracing::warn!(
+                    container = %container,
+                    attempt = next.failed,
+                    wait_ms = next.wait.as_millis() as u64,
+                    error = %e,
+                    "writing migrated documents failed; retrying"
+                );
+            },
+            || write_group(store, container, &partition_key, &group.docs),
+        )
+        .await?;
     }
     Ok(())
+}
+
+/// One upsert, or one transactional batch of upserts into one partition.
+async fn write_group(
+    store: &dyn Store,
+    container: Container,
+    partition_key: &str,
+    docs: &[&Value],
+) -> Result<(), StoreError> {
+    if let [doc] = docs {
+        return store
+            .upsert(container, (*doc).clone(), None)
+            .await
+            .map(drop);
+    }
+    let operations = docs
+        .iter()
+        .map(|doc| BatchOperation::Upsert {
+            doc: (*doc).clone(),
+            if_match: None,
+        })
+        .collect();
+    store
+        .batch(container, partition_key, operations)
+        .await
+        .map(drop)
 }
 
 /// Consecutive writes to one (container, partition), at most `MAX_BATCH_OPERATIONS` documents

@@ -1,7 +1,8 @@
 //! The SignalR Service data-plane REST sender (API version 2022-06-01): group sends and group
 //! membership over one pooled, keep-alive reqwest client, each call signed with a fresh HS256
-//! token (`aud` = the URL without its query, as the reference documents). The same code talks to
-//! Azure and to the built-in hub of serve mode; only the connection string differs.
+//! token (`aud` = the request URL without its query, as the service's REST API documentation
+//! asks; a wrong audience is a 401). The same code talks to Azure and to the built-in
+//! hub of serve mode; only the connection string differs.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,13 +15,20 @@ use serde_json::value::RawValue;
 
 use super::connection_string::ConnectionString;
 use super::{jwt, ClientConnection, HubMessage, MessageSink, SinkError};
+use crate::retry::{self, Backoff, Jitter, Retryable};
 
 pub const API_VERSION: &str = "2022-06-01";
 /// Groups sent to at once per batch (messages of one group stay in order, one after another).
 const SEND_CONCURRENCY: usize = 16;
-/// Attempts per REST call before the batch fails (and the function's retry policy takes over).
-const MAX_ATTEMPTS: u32 = 3;
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Three attempts per REST call (100 ms, then 200 ms apart) before the batch fails and the
+/// function's retry policy (1 s, 2 s … 16 s) takes over: this layer only rides out a blip, so it
+/// stays short. A 429 or 503 with `Retry-After` waits what the service asks, up to 5 s.
+const BACKOFF: Backoff = Backoff {
+    attempts: 3,
+    base: Duration::from_millis(100),
+    cap: Duration::from_secs(5),
+    jitter: Jitter::None,
+};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The group the health probe asks about; nobody is ever added to it.
 const PROBE_GROUP: &str = "bifrost-health-probe";
@@ -96,47 +104,65 @@ impl RestSender {
         body: Option<&[u8]>,
     ) -> Result<StatusCode, SinkError> {
         let url = self.url(segments);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let token = jwt::token_for(&url, None, &self.connection.access_key, epoch_seconds());
-            let mut request = self
-                .client
-                .request(method.clone(), &url)
-                .query(&[("api-version", API_VERSION)])
-                .bearer_auth(token);
-            if let Some(body) = body {
-                request = request
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.to_vec());
-            }
-            let failure = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    if status.is_success() || status == StatusCode::NOT_FOUND {
-                        return Ok(status);
-                    }
-                    let text = response.text().await.unwrap_or_default();
-                    let message = format!(
-                        "{method} {url}: {status} {}",
-                        text.chars().take(300).collect::<String>()
-                    );
-                    if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
-                        return Err(SinkError::Send(message));
-                    }
-                    message
-                }
-                Err(e) => format!("{method} {url}: {e}"),
-            };
-            if attempt >= MAX_ATTEMPTS {
-                return Err(SinkError::Send(format!(
-                    "{failure} (gave up after {attempt} attempts)"
-                )));
-            }
-            let backoff = FIRST_BACKOFF * 4u32.pow(attempt - 1);
-            tracing::warn!(%failure, attempt, ?backoff, "SignalR REST call failed; retrying");
-            tokio::time::sleep(backoff).await;
+        retry::retry(
+            &BACKOFF,
+            |failure: &Failure| failure.retryable,
+            |failure, next| {
+                tracing::warn!(
+                    failure = %failure.message,
+                    attempt = next.failed,
+                    backoff = ?next.wait,
+                    "SignalR REST call failed; retrying"
+                );
+            },
+            || self.attempt(&method, &url, body),
+        )
+        .await
+        .map_err(|failure| match failure.retryable {
+            Retryable::No => SinkError::Send(failure.message),
+            Retryable::Yes | Retryable::After(_) => SinkError::Send(format!(
+                "{} (gave up after {} attempts)",
+                failure.message, BACKOFF.attempts
+            )),
+        })
+    }
+
+    /// One attempt of a REST call, signed with a fresh token. A 404 is an answer (the group or
+    /// connection does not exist), not a failure.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&[u8]>,
+    ) -> Result<StatusCode, Failure> {
+        let token = jwt::token_for(url, None, &self.connection.access_key, epoch_seconds());
+        let mut request = self
+            .client
+            .request(method.clone(), url)
+            .query(&[("api-version", API_VERSION)])
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
         }
+        let response = request.send().await.map_err(|e| Failure {
+            message: format!("{method} {url}: {e}"),
+            retryable: Retryable::Yes,
+        })?;
+        let status = response.status();
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok(status);
+        }
+        let retryable = classify(status, response.headers());
+        let text = response.text().await.unwrap_or_default();
+        Err(Failure {
+            message: format!(
+                "{method} {url}: {status} {}",
+                text.chars().take(300).collect::<String>()
+            ),
+            retryable,
+        })
     }
 
     async fn send_group(&self, group: &str, messages: &[&HubMessage]) -> Result<(), SinkError> {
@@ -165,6 +191,25 @@ impl RestSender {
             }
         }
         Ok(())
+    }
+}
+
+/// A failed REST attempt: what to report, and whether (and when) to try again.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    retryable: Retryable,
+}
+
+/// Throttling (429) and server errors are retried, after the service's `Retry-After` when it
+/// sends one (429 and 503 do); any other status is a mistake of ours that a retry cannot fix.
+fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap) -> Retryable {
+    if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
+        return Retryable::No;
+    }
+    match retry::retry_after(headers) {
+        Some(wait) => Retryable::After(wait),
+        None => Retryable::Yes,
     }
 }
 
@@ -270,6 +315,102 @@ mod tests {
         )
         .unwrap();
         assert_eq!(claims.nameid.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retried_after_the_services_wait() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(
+            classify(StatusCode::TOO_MANY_REQUESTS, &headers),
+            Retryable::Yes
+        );
+        assert_eq!(classify(StatusCode::BAD_GATEWAY, &headers), Retryable::Yes);
+        assert_eq!(classify(StatusCode::UNAUTHORIZED, &headers), Retryable::No);
+        assert_eq!(classify(StatusCode::BAD_REQUEST, &headers), Retryable::No);
+        headers.insert("retry-after", "2".parse().unwrap());
+        for status in [
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ] {
+            assert_eq!(
+                classify(status, &headers),
+                Retryable::After(Duration::from_secs(2))
+            );
+        }
+        assert_eq!(classify(StatusCode::FORBIDDEN, &headers), Retryable::No);
+    }
+
+    /// A local stand-in for the service that answers each request with the next of `replies`
+    /// (status, `Retry-After`), then 202; returns its connection string and the request count.
+    async fn scripted_service(
+        replies: Vec<(u16, Option<&'static str>)>,
+    ) -> (
+        ConnectionString,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let replies = Arc::new(Mutex::new(replies.into_iter()));
+        let counter = calls.clone();
+        let app = axum::Router::new().fallback(move || {
+            let next = replies.lock().unwrap().next();
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let (status, retry_after) = next.unwrap_or((202, None));
+                let mut response = axum::response::Response::new(axum::body::Body::empty());
+                *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                if let Some(value) = retry_after {
+                    response
+                        .headers_mut()
+                        .insert("retry-after", value.parse().unwrap());
+                }
+                response
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let connection = format!("Endpoint=http://{address};AccessKey=k;Version=1.0;")
+            .parse()
+            .unwrap();
+        (connection, calls)
+    }
+
+    #[tokio::test]
+    async fn a_throttled_send_waits_what_the_service_asks_then_succeeds() {
+        use std::sync::atomic::Ordering;
+        let (connection, calls) = scripted_service(vec![(429, Some("1"))]).await;
+        let sender = RestSender::new(connection, "bifrost").unwrap();
+        let started = std::time::Instant::now();
+        sender
+            .send(&[message("execution:1", "executionLogs")])
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // The backoff alone would have waited 100 ms.
+        assert!(took >= Duration::from_secs(1), "waited only {took:?}");
+        assert!(took < BACKOFF.cap, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_call_is_not_retried_and_exhaustion_says_so() {
+        use std::sync::atomic::Ordering;
+        let (connection, calls) = scripted_service(vec![(401, None)]).await;
+        let sender = RestSender::new(connection, "bifrost").unwrap();
+        let error = sender.send(&[message("g", "t")]).await.unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{error}");
+        assert!(!error.to_string().contains("gave up"), "{error}");
+
+        let (connection, calls) = scripted_service(vec![(503, None); 3]).await;
+        let sender = RestSender::new(connection, "bifrost").unwrap();
+        let error = sender.send(&[message("g", "t")]).await.unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(
+            error.to_string().contains("gave up after 3 attempts"),
+            "{error}"
+        );
     }
 
     #[test]

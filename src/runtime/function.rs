@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use super::batch::{Batch, UnreadableBatch};
 use super::context::AppContext;
 use super::http::{HttpRequest, HttpResponse, TimerInfo};
+use super::operation::Operation;
 use crate::realtime::SinkError;
 use crate::store::{Container, StoreError};
 
@@ -61,6 +62,12 @@ pub struct HttpTrigger {
 
 /// Function-level retry (`exponentialBackoff`). The Cosmos trigger only redelivers a failed
 /// batch when this is set; otherwise it checkpoints past it.
+///
+/// Not a `crate::retry::Backoff`, on purpose: this is a declaration the Functions host carries
+/// out (serve's pump only mirrors it), so it has exactly the host's fields. `maxRetryCount`
+/// counts retries, not attempts; intervals are whole `hh:mm:ss` timespans; and the host has no
+/// jitter and no `Retry-After`, which a `Backoff` could hold but function.json could not say.
+/// The waits are the same doubling rule (`crate::retry::exponential`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     pub max_retry_count: u32,
@@ -72,10 +79,7 @@ impl RetryPolicy {
     /// Delay before retry number `retry` (1-based), as the host computes it: doubling from the
     /// minimum, capped at the maximum.
     pub fn delay_before(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        self.minimum_interval
-            .saturating_mul(factor)
-            .min(self.maximum_interval)
+        crate::retry::exponential(self.minimum_interval, self.maximum_interval, retry)
     }
 }
 
@@ -122,6 +126,10 @@ pub trait TimerHandler: Send + Sync {
 #[async_trait]
 pub trait HttpHandler: Send + Sync {
     async fn handle(&self, ctx: &AppContext, request: HttpRequest) -> HttpResponse;
+
+    /// What it takes and answers, for the OpenAPI document: every status `handle` can give, with
+    /// the type of its body. Required, so no route exists undescribed.
+    fn operation(&self) -> Operation;
 }
 
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! Storage request signing (pure): SharedKeyLite for the Table service, SharedKey for the Blob
 //! service. Both sign `"/" + account + <URI path>`, so Azurite's path-style URLs
 //! (`/devstoreaccount1/devstoreaccount1/Tables`) and Azure's host-style ones (`/acct/Tables`)
-//! take one code path (reference/bifrost-legacy.md §5.2).
+//! take one code path.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};

@@ -1,4 +1,4 @@
-//! `handler` mode against replayed host payloads (functions-protocol.md §11) and malformed ones.
+//! `handler` mode against replayed host payloads (`tests/fixtures/host/`) and malformed ones.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +7,9 @@ use bifrost_workers::clock::SystemClock;
 use bifrost_workers::store::{sqlite::SqliteStore, Container, Query, Store};
 use serde_json::{json, Value};
 
-use crate::helpers::{client, fixture, spawn_handler, spawn_handler_with, temp_dir};
+use bifrost_test_support::procfs::memory_mib;
+
+use crate::helpers::{client, fixture, temp_dir, BIN};
 
 pub async fn invoke(base: &str, function: &str, body: Vec<u8>) -> (u16, String, Value) {
     let response = client()
@@ -56,7 +58,7 @@ async fn dead_letters(data: &std::path::Path) -> Vec<Value> {
 #[tokio::test]
 async fn cosmos_fixtures_are_processed() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     for name in ["cosmos_logstream.json", "cosmos_logstream_retry.json"] {
         let (status, content_type, reply) = invoke(&app.base, "LogStream", fixture(name)).await;
         assert_eq!(status, 200, "{name}: {reply}");
@@ -68,11 +70,11 @@ async fn cosmos_fixtures_are_processed() {
     }
 }
 
-/// The host's timer payload for the hourly rollup (§11 fixture) runs the real rollup.
+/// The host's timer payload for the hourly rollup (`timer_dailyrollup.json`) runs the real rollup.
 #[tokio::test]
 async fn daily_rollup_timer_fixture_runs_the_rollup() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     let (status, _, reply) =
         invoke(&app.base, "DailyRollup", fixture("timer_dailyrollup.json")).await;
     assert_eq!(status, 200, "{reply}");
@@ -84,7 +86,7 @@ async fn daily_rollup_timer_fixture_runs_the_rollup() {
 #[tokio::test]
 async fn http_function_answers_through_outputs_res() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     let mut payload: Value = serde_json::from_slice(&fixture("http_get_execution.json")).unwrap();
     payload["Data"]["req"]["Url"] = json!("https://myapp.azurewebsites.net/api/health");
     payload["Data"]["req"]["Params"] = json!({});
@@ -109,7 +111,7 @@ async fn http_function_answers_through_outputs_res() {
 #[tokio::test]
 async fn malformed_batches_fail_clearly_are_dead_lettered_and_the_process_keeps_serving() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     let ten_megabytes = {
         let mut body = b"{\"Data\":{\"documents\":\"".to_vec();
         body.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
@@ -196,7 +198,7 @@ async fn malformed_batches_fail_clearly_are_dead_lettered_and_the_process_keeps_
 #[tokio::test]
 async fn malformed_http_invocations_answer_400_json() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     for body in [
         &b"nope"[..],
         br#"{"Data":{"req":"[]"}}"#,
@@ -218,7 +220,7 @@ async fn malformed_http_invocations_answer_400_json() {
 async fn failing_sends_are_retried_then_dead_lettered_on_the_last_attempt() {
     // Every write to /dev/full fails (ENOSPC): the real-time send of each batch fails.
     let data = temp_dir();
-    let (app, _) = spawn_handler_with(data.path(), &[("BIFROST_SIGNALR", "journal:/dev/full")]);
+    let (app, _) = BIN.handler_with(data.path(), &[("BIFROST_SIGNALR", "journal:/dev/full")]);
     let mut payload: Value =
         serde_json::from_slice(&fixture("cosmos_logstream_retry.json")).unwrap();
     payload["Data"]["documents"] = json!([{
@@ -278,7 +280,7 @@ async fn readiness_probe_answers_fast() {
     let mut timings = Vec::new();
     for _ in 0..5 {
         let data = temp_dir();
-        let (_app, elapsed) = spawn_handler(data.path());
+        let (_app, elapsed) = BIN.handler(data.path());
         timings.push(elapsed);
     }
     timings.sort();
@@ -290,7 +292,7 @@ async fn readiness_probe_answers_fast() {
 #[tokio::test]
 async fn unknown_routes_get_json_not_html() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     let response = client()
         .get(format!("{}/nope/deeper", app.base))
         .send()
@@ -301,22 +303,6 @@ async fn unknown_routes_get_json_not_html() {
     assert!(body["error"].is_string());
 }
 
-/// `VmRSS` and `VmHWM` (the peak) of a process, in MiB.
-fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .expect("memory field")
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// The host's encoding of a LogStream batch: the array's text, JSON-encoded twice.
 fn host_batch(documents: &[Value]) -> Vec<u8> {
     let once = Value::String(Value::Array(documents.to_vec()).to_string()).to_string();
     json!({"Data": {"documents": once}, "Metadata": {"sys": {"MethodName": "LogStream"}}})
@@ -329,7 +315,7 @@ fn host_batch(documents: &[Value]) -> Vec<u8> {
 #[tokio::test]
 async fn a_large_batch_costs_a_bounded_multiple_of_its_size_and_is_released() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     let log = |i: usize, data: Value| {
         json!({"id": format!("log-big-{i:08}"), "executionId": "big", "type": "log",
                "timestamp": "2025-04-09T04:46:10.123456Z", "level": "info",

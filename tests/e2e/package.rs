@@ -5,12 +5,15 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::time::Duration;
 
-use crate::helpers::{files_under, free_port, run, temp_dir, wait_for_root};
+use bifrost_test_support::ports::free_port;
+use bifrost_test_support::process::wait_for_root;
+
+use crate::helpers::{files_under, temp_dir, BIN};
 
 #[test]
 fn package_layout_zip_and_the_packaged_binary_answers() {
     let out = temp_dir();
-    let result = run(&["package", "--out", out.path().to_str().unwrap()]);
+    let result = BIN.run(&["package", "--out", out.path().to_str().unwrap()]);
     assert!(
         result.status.success(),
         "{}",
@@ -38,17 +41,21 @@ fn package_layout_zip_and_the_packaged_binary_answers() {
     }
     assert!(expected.contains("LogStream/function.json"));
     assert_eq!(found, expected, "the app root holds exactly these files");
-    // The same bytes as the checked-in functions/ folder.
-    let checked_in = concat!(env!("CARGO_MANIFEST_DIR"), "/functions");
-    for file in [
-        "host.json",
-        "LogStream/function.json",
-        "Health/function.json",
+    // The same bytes as the checked-in files: host.json at the repository root, the function
+    // folders under functions/.
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (in_app, checked_in) in [
+        ("host.json", "host.json"),
+        (
+            "LogStream/function.json",
+            "functions/LogStream/function.json",
+        ),
+        ("Health/function.json", "functions/Health/function.json"),
     ] {
         assert_eq!(
-            std::fs::read(root.join(file)).unwrap(),
-            std::fs::read(format!("{checked_in}/{file}")).unwrap(),
-            "{file}"
+            std::fs::read(root.join(in_app)).unwrap(),
+            std::fs::read(repository.join(checked_in)).unwrap(),
+            "{in_app}"
         );
     }
 
@@ -98,7 +105,7 @@ fn package_refuses_a_binary_that_cannot_run_in_azure() {
     let out = temp_dir();
     let fake = out.path().join("not-elf");
     std::fs::write(&fake, b"#!/bin/sh\necho hi\n").unwrap();
-    let result = run(&[
+    let result = BIN.run(&[
         "package",
         "--out",
         out.path().to_str().unwrap(),

@@ -1,9 +1,10 @@
-"""Checks that infra/ (Bicep, main.bicepparam, the deploy hook), azure.yaml, functions/
-(function.json, host.json, local.settings.json.example) and the code's own names (the manifest
+"""Checks that infra/ (Bicep, main.bicepparam, the deploy hook), azure.yaml, host.json,
+local.settings.json.example, functions/*/function.json and the code's own names (the manifest
 printed by `bifrost-workers functions --manifest`) agree.
 
 Usage: consistency.py MANIFEST.json ROOT [MANIFEST.json ROOT ...]
-Each ROOT holds infra/, functions/ and azure.yaml and is checked against the manifest before it.
+Each ROOT holds infra/, functions/, host.json, local.settings.json.example and azure.yaml and is
+checked against the manifest before it.
 Prints one JSON object {ROOT: [problem, ...]} and exits 0: the caller decides what an empty or
 non-empty list means (the test also runs it on copies with one name changed, which must fail).
 Bicep is parsed with pycep-parser (no Bicep CLI needed); a file parsed once is not parsed again
@@ -227,7 +228,7 @@ def check_root(root, manifest):
         if key not in settings and base not in settings and base not in connections and key not in PLATFORM_SETTINGS:
             problems.append(f"app setting {key!r}: set in infra/, unknown to the code")
 
-    # --- functions/: host.json, function folders, local settings -------------------------------
+    # --- host.json, function folders (functions/), local settings ------------------------------
     def load_json(path):
         try:
             return json.loads(path.read_text())
@@ -235,7 +236,7 @@ def check_root(root, manifest):
             problems.append(f"{path.relative_to(root)}: {e}")
             return None
 
-    host = load_json(functions_dir / "host.json")
+    host = load_json(root / "host.json")
     if host is not None:
         description = (host.get("customHandler") or {}).get("description") or {}
         if description.get("defaultExecutablePath") != manifest["executable"]:
@@ -274,7 +275,7 @@ def check_root(root, manifest):
             if "hubName" in b and b["hubName"] not in hubs:
                 problems.append(f"function {name!r}: hubName {b['hubName']!r}, the code uses {sorted(hubs)}")
 
-    local = load_json(functions_dir / "local.settings.json.example")
+    local = load_json(root / "local.settings.json.example")
     if local is not None:
         values = set((local.get("Values") or {}).keys())
         wanted = {n for n, s in settings.items() if s["inLocalSettings"]}

@@ -7,8 +7,8 @@ so the migrator reads exactly what production holds: sparse entities (the SDK dr
     seed.py --conn CONN sas                (prints a SAS connection string for the same account)
     seed.py --conn CONN tamper-source --partition PK --row-key RK --property NAME --value VALUE
 
-Shapes: reference/bifrost-legacy.md section 1 (ExecutionRepository.create_execution and
-update_execution, ExecutionLogs append_log, blob_storage).
+Shapes: what legacy Bifrost's ExecutionRepository (create_execution, update_execution), its
+ExecutionLogs append_log and its blob storage wrote (docs/migration.md lists them).
 """
 
 import argparse
@@ -121,7 +121,7 @@ def fixture(tables, blobs, args):
         DurationMs=9499))
     # 6. Expired (older than 14 days): skipped unless --keep-expired. Written the way rows of
     #    2025-10-14 … 10-17 were: logs, variables and the error/state columns as JSON strings
-    #    (api/shared/execution_logger.py update_execution, json.dumps with default separators).
+    #    (legacy update_execution wrote them with json.dumps, default separators).
     rows.append(execution_entity(
         "GLOBAL", "00000000-0000-0000-0000-00000000e0e0", f"{old}T10:00:00.5",
         WorkflowName="ancient", ExecutedBy="x", ExecutedByName="x", Status="Failed", InputData="{}",

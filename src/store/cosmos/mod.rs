@@ -254,32 +254,32 @@ impl CosmosStore {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, CosmosError>>,
     {
-        let mut tries = 0;
-        loop {
-            let result = attempt().await;
-            if let Err(e) = &result {
-                // Failed requests cost RUs too (a 404 read, a 412 write).
-                self.meter.charge(error_charge(e));
-            }
-            match result {
-                Err(e) if retry_on(&e) => {
-                    tries += 1;
-                    let Some(delay) = retry::DEFAULT.delay(tries, None, retry::random()) else {
-                        return Err(e);
-                    };
-                    self.meter.retried();
-                    tracing::warn!(
-                        operation,
-                        attempt = tries,
-                        delay_ms = delay.as_millis() as u64,
-                        status = %e.status().status_code(),
-                        "Cosmos DB request still failing after the SDK's retries; backing off"
-                    );
-                    tokio::time::sleep(delay).await;
+        crate::retry::retry(
+            &retry::BACKOFF,
+            |e| retry_on(e).into(),
+            |e, next| {
+                self.meter.retried();
+                tracing::warn!(
+                    operation,
+                    attempt = next.failed,
+                    delay_ms = next.wait.as_millis() as u64,
+                    status = %e.status().status_code(),
+                    "Cosmos DB request still failing after the SDK's retries; backing off"
+                );
+            },
+            || {
+                let result = attempt();
+                async move {
+                    let result = result.await;
+                    if let Err(e) = &result {
+                        // Failed requests cost RUs too (a 404 read, a 412 write).
+                        self.meter.charge(error_charge(e));
+                    }
+                    result
                 }
-                other => return other,
-            }
-        }
+            },
+        )
+        .await
     }
 
     async fn write(
