@@ -1,14 +1,14 @@
 //! The Cosmos trigger's documents out of a host payload, in one pass over the body.
 //!
-//! The host sends `Data.<binding>` as JSON text inside a JSON string inside the body's JSON
-//! (§3.1): a 100-document batch is ~70 KB in which every quote of a document is `\\\"`. Decoding
-//! that with a general JSON parser unescapes it twice and parses it three times. `fast` instead
-//! walks the envelope, unescapes both string levels at once while copying, and finds where each
-//! document starts and ends on the way, so the documents come out as JSON text (`RawDocument`s)
-//! that each function decodes once into its own view. Whatever the fast path does not expect
-//! (another encoding depth, escapes other than quote and backslash at the outer levels, a
-//! malformed payload) goes to `general`, the tolerant decoder built on `serde_json` values, which
-//! gives the same documents or the same error.
+//! The host sends `Data.<binding>` as JSON text inside a JSON string inside the body's JSON (how
+//! the Cosmos trigger binding reaches a custom handler): a 100-document batch is ~70 KB in which
+//! every quote of a document is `\\\"`. Decoding that with a general JSON parser unescapes it twice
+//! and parses it three times. `fast` instead walks the envelope, unescapes both string levels at
+//! once while copying, and finds where each document starts and ends on the way, so the documents
+//! come out as JSON text (`RawDocument`s) that each function decodes once into its own view.
+//! Whatever the fast path does not expect (another encoding depth, escapes other than quote and
+//! backslash at the outer levels, a malformed payload) goes to `general`, the tolerant decoder
+//! built on `serde_json` values, which gives the same documents or the same error.
 
 use std::ops::Range;
 
