@@ -52,9 +52,11 @@ async function main() {
   print({ event: "ready" });
   process.stdin.resume();
   await new Promise((resolve) => process.stdin.on("end", resolve));
-  print({ event: "latencies", ms: latencies, received, expected: subscribers });
   await Promise.all(connections.map((c) => c.stop()));
-  process.exit(0);
+  // Exit only once the line is written: a pipe takes 64 KiB at once, and process.exit would drop
+  // the rest of a long line still queued.
+  const line = JSON.stringify({ event: "latencies", ms: latencies, received, expected: subscribers });
+  process.stdout.write(line + "\n", () => process.exit(0));
 }
 
 main().catch((e) => {
