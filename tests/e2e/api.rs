@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use bifrost_workers::clock::SystemClock;
-use bifrost_workers::model::{LogDoc, MembershipDoc};
+use bifrost_workers::model::{LogDoc, UserDoc};
 use bifrost_workers::store::{sqlite::SqliteStore, Container, Store};
 
 use crate::helpers::{client, spawn_handler, spawn_serve, temp_dir, App};
@@ -125,7 +125,7 @@ async fn seed(dir: &Path) -> (Vec<Seeded>, String, String, Value, String) {
             .create(
                 Container::Entities,
                 json!({
-                    "id": MembershipDoc::id_for(user), "type": "user", "scope": "GLOBAL",
+                    "id": UserDoc::id_for(user), "type": "user", "scope": "GLOBAL",
                     "userId": user, "orgScopes": [format!("org-{org}")],
                 }),
             )
