@@ -4,13 +4,15 @@
 //! serverless SignalR service cannot join groups themselves, so this is the only way in.
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{execution_group, history_group};
-use crate::realtime::SinkError;
-use crate::runtime::auth::{authenticate, execution_id_param, find_execution, Caller};
-use crate::runtime::{AppContext, HttpHandler, HttpRequest, HttpResponse};
+use crate::realtime::{ClientConnection, SinkError};
+use crate::runtime::auth::{
+    authenticate, execution_id_param, execution_id_parameter, find_execution, Caller,
+};
+use crate::runtime::{AppContext, HttpHandler, HttpRequest, HttpResponse, Operation};
 
 /// SignalR connection ids are short tokens; anything longer is not one.
 const MAX_CONNECTION_ID_CHARS: usize = 256;
@@ -54,12 +56,42 @@ impl HttpHandler for Negotiate {
             Err(e) => sink_error(e),
         }
     }
+
+    fn operation(&self) -> Operation {
+        Operation::new("live", "Negotiate a SignalR connection")
+            .description("Where the SignalR client connects and its token. 503 when no SignalR service is configured, whoever asks, so the UI can fall back to polling.")
+            .principal()
+            .ok::<ClientConnection>("The client URL and access token.")
+            .errors(&[503])
+            .store_errors()
+    }
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of both subscribe routes.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct SubscribeBody {
-    connection_id: String,
+pub struct SubscribeBody {
+    /// The caller's own SignalR connection (`connection.connectionId` after `start()`).
+    pub connection_id: String,
+}
+
+/// A connection joined a group.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    /// `execution:{id}` or `history:{scope}`.
+    pub group: String,
+    pub connection_id: String,
+}
+
+/// What both subscribe routes answer.
+fn subscribe_operation(summary: &'static str) -> Operation {
+    Operation::new("live", summary)
+        .principal()
+        .body::<SubscribeBody>("The connection to add.")
+        .ok::<Subscription>("The connection is in the group.")
+        .errors(&[400, 404, 502, 503])
+        .store_errors()
 }
 
 /// The `{connectionId}` body, or the 400 saying what is wrong with it.
@@ -99,7 +131,10 @@ async fn subscribe(ctx: &AppContext, group: String, connection_id: &str) -> Http
             tracing::debug!(%group, connection_id, "connection subscribed");
             HttpResponse::json(
                 200,
-                &json!({ "group": group, "connectionId": connection_id }),
+                &Subscription {
+                    connection_id: connection_id.to_owned(),
+                    group,
+                },
             )
         }
         Err(e) => sink_error(e),
@@ -124,6 +159,12 @@ impl HttpHandler for SubscribeExecution {
         };
         subscribe(ctx, execution_group(&execution.id), &connection_id).await
     }
+
+    fn operation(&self) -> Operation {
+        subscribe_operation("Follow one execution live")
+            .description("Adds the connection to execution:{id}: executionLogs, executionVariables, executionState, executionResult and executionUpdate messages. Another scope's execution is 404.")
+            .parameter(execution_id_parameter())
+    }
 }
 
 #[async_trait]
@@ -135,6 +176,12 @@ impl HttpHandler for SubscribeHistory {
         };
         // The request's scope (X-Organization-Id for admins, the caller's organization otherwise).
         subscribe(ctx, history_group(&caller.scope), &connection_id).await
+    }
+
+    fn operation(&self) -> Operation {
+        subscribe_operation("Follow the execution list live").description(
+            "Adds the connection to history:{scope} of the request's scope: executionHistoryUpdate messages carrying list rows.",
+        )
     }
 }
 

@@ -4,12 +4,17 @@
 //! authorization).
 
 use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::params;
-use crate::model::{rows, LogDoc, ResultDoc, VariablesDoc};
-use crate::runtime::auth::{visible_execution, Caller};
-use crate::runtime::{respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse};
+use crate::model::rows::{self, LogEntry};
+use crate::model::{LogDoc, ResultDoc, VariablesDoc};
+use crate::runtime::auth::{execution_id_parameter, visible_execution, Caller};
+use crate::runtime::{
+    respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse, Operation,
+};
 use crate::store::{Container, FilterOp, Query};
 
 /// Set on a `/logs` page that stopped at `limit`: the `afterSequence` of the next page.
@@ -18,6 +23,21 @@ pub const NEXT_AFTER_SEQUENCE_HEADER: &str = "X-Next-After-Sequence";
 pub struct GetExecutionLogs;
 pub struct GetExecutionVariables;
 pub struct GetExecutionResult;
+
+/// `GET /api/executions/{id}/result`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionResult {
+    /// The workflow's result: any JSON value, HTML or text as a string; null while there is none.
+    pub result: Value,
+    /// `json`, `html` or `text`; null while there is no result.
+    pub result_type: Option<String>,
+}
+
+/// The latest variables snapshot: the engine's own JSON, `{}` while there is none.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Variables(pub Value);
 
 #[async_trait]
 impl HttpHandler for GetExecutionLogs {
@@ -36,7 +56,7 @@ impl HttpHandler for GetExecutionLogs {
                 let (caller, execution) = visible_execution(ctx, &request).await?;
                 let id = execution.execution_id;
                 let logs = load_logs(ctx, &caller, &id, after, limit).await?;
-                let entries: Vec<Value> = logs.entries.iter().map(rows::log_entry).collect();
+                let entries: Vec<LogEntry> = logs.entries.iter().map(rows::log_entry).collect();
                 let mut response = HttpResponse::private_json(200, &entries);
                 if let Some(next) = logs.next_after_sequence {
                     response = response.with_header(NEXT_AFTER_SEQUENCE_HEADER, &next.to_string());
@@ -45,6 +65,21 @@ impl HttpHandler for GetExecutionLogs {
             }
             .await,
         )
+    }
+
+    fn operation(&self) -> Operation {
+        Operation::new("query", "Logs of one execution")
+            .description("Log lines in sequence order, resumable: a client that reconnects asks for afterSequence=N and loses nothing. Members get no DEBUG or TRACEBACK lines.")
+            .principal()
+            .parameter(execution_id_parameter())
+            .parameters(params::log_parameters())
+            .ok::<Vec<LogEntry>>("Up to `limit` log lines after `afterSequence`.")
+            .with_header::<u64>(
+                NEXT_AFTER_SEQUENCE_HEADER,
+                "Set when the page stopped at `limit`: the afterSequence of the next page.",
+            )
+            .errors(&[400, 404])
+            .store_errors()
     }
 }
 
@@ -62,11 +97,21 @@ impl HttpHandler for GetExecutionVariables {
                 }
                 Ok(HttpResponse::private_json(
                     200,
-                    &load_variables(ctx, &id).await?,
+                    &Variables(load_variables(ctx, &id).await?),
                 ))
             }
             .await,
         )
+    }
+
+    fn operation(&self) -> Operation {
+        Operation::new("query", "Variables of one execution")
+            .description("Platform administrators only.")
+            .principal()
+            .parameter(execution_id_parameter())
+            .ok::<Variables>("The latest snapshot (highest version).")
+            .errors(&[400, 404])
+            .store_errors()
     }
 }
 
@@ -80,11 +125,24 @@ impl HttpHandler for GetExecutionResult {
                 let (result, result_type) = load_result(ctx, &id).await?;
                 Ok(HttpResponse::private_json(
                     200,
-                    &json!({ "result": result, "resultType": result_type }),
+                    &ExecutionResult {
+                        result,
+                        result_type,
+                    },
                 ))
             }
             .await,
         )
+    }
+
+    fn operation(&self) -> Operation {
+        Operation::new("query", "Result of one execution")
+            .description("Inline, or read from blob storage when it was over 2 MB.")
+            .principal()
+            .parameter(execution_id_parameter())
+            .ok::<ExecutionResult>("The result and its type.")
+            .errors(&[400, 404])
+            .store_errors()
     }
 }
 
