@@ -12,10 +12,9 @@ use serde_json::{json, Value};
 
 use bifrost_test_support::azurite::Azurite;
 use bifrost_test_support::principal::Principal;
-use bifrost_test_support::process::output;
 use bifrost_test_support::tools::require;
 
-use super::helpers::{client, files_under, spawn_serve, temp_dir, BIN};
+use super::helpers::{client, files_under, spawn_serve, temp_dir, Run, BIN};
 
 const ORG_A: &str = "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 const ORG_B: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
@@ -55,33 +54,16 @@ fn seed() -> Option<Seeded> {
     })
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn both(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
 /// `migrate --from <azurite> --data DATA EXTRA…` with `TMPDIR` (where the log spool goes) set.
 fn migrate(seeded: &Seeded, data: &Path, tmp: &Path, extra: &[&str]) -> Run {
-    let output = output(
+    Run::of(
         BIN.command()
             .env("TMPDIR", tmp)
             .args(["migrate", "--from", &seeded.azurite.connection_string])
             .arg("--data")
             .arg(data)
             .args(extra),
-    );
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    )
 }
 
 /// The numbers of a kind's line of the entities summary: read, written, unchanged, skipped,
@@ -530,12 +512,24 @@ fn assert_documents(actual: &BTreeMap<(String, String), Value>) {
     assert!(extra.is_empty(), "documents no row should make: {extra:?}");
 }
 
-fn assert_first_run(run: &Run) {
+/// What a run should have written: every document (into an empty target) or none.
+#[derive(Clone, Copy, PartialEq)]
+enum Writes {
+    All,
+    None,
+}
+
+/// The run succeeded with the expected tally of every kind.
+fn assert_tallies(run: &Run, writes: Writes) {
     assert_eq!(run.code, Some(0), "{}", run.both());
     for (kind, read, documents, skipped, redacted) in KINDS {
+        let (written, unchanged) = match writes {
+            Writes::All => (documents, 0),
+            Writes::None => (0, documents),
+        };
         assert_eq!(
             tally(&run.stdout, kind),
-            [read, documents, 0, skipped, 0, redacted],
+            [read, written, unchanged, skipped, 0, redacted],
             "{kind}: {}",
             run.stdout
         );
@@ -551,14 +545,14 @@ fn every_legacy_entity_kind_migrates_field_for_field_reruns_as_a_no_op_and_no_se
 
     // --dry-run: the same summary, said as "would write", and nothing in the store.
     let dry = migrate(&seeded, data.path(), tmp.path(), &["--dry-run"]);
-    assert_first_run(&dry);
+    assert_tallies(&dry, Writes::All);
     assert!(dry.stdout.contains("would write"), "{}", dry.stdout);
     if data.path().join("bifrost.db").exists() {
         assert!(embedded_entities(data.path()).is_empty());
     }
 
     let first = migrate(&seeded, data.path(), tmp.path(), &[]);
-    assert_first_run(&first);
+    assert_tallies(&first, Writes::All);
     let migrated = embedded_entities(data.path());
     assert_documents(&migrated);
     // The summary names what it withheld and skipped, by key, never by value.
@@ -611,15 +605,7 @@ fn every_legacy_entity_kind_migrates_field_for_field_reruns_as_a_no_op_and_no_se
     };
     let before = head(data.path());
     let rerun = migrate(&seeded, data.path(), tmp.path(), &[]);
-    assert_eq!(rerun.code, Some(0), "{}", rerun.both());
-    for (kind, read, documents, skipped, redacted) in KINDS {
-        assert_eq!(
-            tally(&rerun.stdout, kind),
-            [read, 0, documents, skipped, 0, redacted],
-            "{kind}: {}",
-            rerun.stdout
-        );
-    }
+    assert_tallies(&rerun, Writes::None);
     assert_eq!(head(data.path()), before, "a rerun wrote entity documents");
 
     // The operator completes a withheld value (moved to Key Vault, now a reference): the
@@ -799,19 +785,12 @@ async fn every_legacy_entity_kind_migrates_into_the_cosmos_backend() {
     let (data, tmp) = (temp_dir(), temp_dir());
     let to = ["--to", store.as_str()];
     let first = tokio::task::block_in_place(|| migrate(&seeded, data.path(), tmp.path(), &to));
-    assert_first_run(&first);
+    assert_tallies(&first, Writes::All);
     let (documents, _) = store_documents(&store).await;
     assert_documents(&documents);
 
     let rerun = tokio::task::block_in_place(|| migrate(&seeded, data.path(), tmp.path(), &to));
-    for (kind, read, documents, skipped, redacted) in KINDS {
-        assert_eq!(
-            tally(&rerun.stdout, kind),
-            [read, 0, documents, skipped, 0, redacted],
-            "{kind}: {}",
-            rerun.stdout
-        );
-    }
+    assert_tallies(&rerun, Writes::None);
     let (after, stored_text) = store_documents(&store).await;
     assert_eq!(after, documents);
     let mut haystacks = files_of(&[data.path(), tmp.path()]);
