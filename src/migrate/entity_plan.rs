@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::client::{ReadError, StorageClient};
 use super::entities::catalog::source_queries;
 use super::entities::secrets::is_sensitive_name;
+use super::entities::users::keep_granted_admin;
 use super::entities::{map_source, EntityDocument, EntitySummary, Mapping, Source};
 use super::mapping::comparable;
 use super::plan::{self, field_differences};
@@ -93,9 +94,16 @@ pub async fn plan(
     })
     .await;
     for joined in standings {
-        let (doc, current) = joined.map_err(StoreError::Backend)?;
+        let (mut doc, current) = joined.map_err(StoreError::Backend)?;
         progress.advance(1);
-        let standing = standing(&doc, current?.as_ref());
+        let current = current?;
+        if keep_granted_admin(&mut doc.body, current.as_ref()) {
+            entity_plan.summary.kept.push(format!(
+                "{}: isPlatformAdmin granted in the target, not revoked",
+                doc.name()
+            ));
+        }
+        let standing = standing(&doc, current.as_ref());
         let tally = entity_plan.summary.tally(doc.kind);
         match standing {
             Standing::Same => tally.unchanged += 1,

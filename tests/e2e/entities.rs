@@ -608,8 +608,8 @@ fn every_legacy_entity_kind_migrates_field_for_field_reruns_as_a_no_op_and_no_se
     assert_tallies(&rerun, Writes::None);
     assert_eq!(head(data.path()), before, "a rerun wrote entity documents");
 
-    // The operator completes a withheld value (moved to Key Vault, now a reference): the
-    // migration leaves it, verify accepts it.
+    // The operator completes a withheld value (moved to Key Vault, now a reference), and an
+    // admin right is granted in the new system: the migration leaves both, verify accepts them.
     let smtp = "config-smtp_password";
     let db = rusqlite::Connection::open(data.path().join("bifrost.db")).expect("db");
     let changed = db
@@ -621,10 +621,27 @@ fn every_legacy_entity_kind_migrates_field_for_field_reruns_as_a_no_op_and_no_se
         )
         .expect("complete");
     assert_eq!(changed, 1);
+    let granted = db
+        .execute(
+            "UPDATE documents SET body = json_set(body, '$.isPlatformAdmin', json('true')) \
+             WHERE container = 'entities' AND id = 'user-gone@example.com'",
+            [],
+        )
+        .expect("grant");
+    assert_eq!(granted, 1);
     let completed = migrate(&seeded, data.path(), tmp.path(), &[]);
-    assert_eq!(
-        tally(&completed.stdout, "config")[1],
-        0,
+    for kind in ["config", "users"] {
+        assert_eq!(
+            tally(&completed.stdout, kind)[1],
+            0,
+            "{kind}: {}",
+            completed.stdout
+        );
+    }
+    assert!(
+        completed.stdout.contains(
+            "kept: user GLOBAL user-gone@example.com: isPlatformAdmin granted in the target, not revoked"
+        ),
         "{}",
         completed.stdout
     );
@@ -709,7 +726,7 @@ fn every_legacy_entity_kind_migrates_field_for_field_reruns_as_a_no_op_and_no_se
 
 /// `serve` on the migrated store: the legacy `IsPlatformAdmin` flag makes an admin, a member
 /// reads their first active organization, a deactivated organization and a deactivated user
-/// are refused, a user known only from a membership reads theirs.
+/// (even one made an admin since) are refused, a user known only from a membership reads theirs.
 fn authorization_follows_the_user_documents(data: &Path) {
     let app = spawn_serve(data, &[]);
     let runtime = tokio::runtime::Builder::new_current_thread()

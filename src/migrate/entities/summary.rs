@@ -31,6 +31,8 @@ pub struct EntitySummary {
     pub redacted: Vec<String>,
     /// Redacted documents an operator has since completed in the target: left as they are.
     pub resolved: Vec<String>,
+    /// Administrator rights the target grants and the source does not: kept.
+    pub kept: Vec<String>,
     /// `kind: property` → how many rows had it (dropped: not part of the document).
     pub dropped: BTreeMap<String, u64>,
     /// `Table pattern: why` → how many rows (kinds deliberately not migrated).
@@ -76,6 +78,7 @@ impl EntitySummary {
         lines("failed", &self.failed);
         lines("redacted", &self.redacted);
         lines("resolved", &self.resolved);
+        lines("kept", &self.kept);
         lines("unknown row", &self.unknown);
         for (what, count) in &self.not_migrated {
             out.push_str(&format!("not migrated: {what} ({count} rows)\n"));

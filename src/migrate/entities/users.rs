@@ -211,6 +211,21 @@ pub fn users(
     }
 }
 
+/// Keeps an administrator right the target grants and the source does not: admin rights can
+/// be granted in the new system, and a rerun of the migration must not take them away (nor
+/// rewrite the document on every run). Returns whether the mapped `body` was changed.
+pub fn keep_granted_admin(
+    body: &mut serde_json::Value,
+    current: Option<&serde_json::Value>,
+) -> bool {
+    let granted = current.is_some_and(|c| c["isPlatformAdmin"] == true);
+    if body["type"] != "user" || !granted || body["isPlatformAdmin"] == true {
+        return false;
+    }
+    body["isPlatformAdmin"] = serde_json::Value::Bool(true);
+    true
+}
+
 /// The row that signed in last (then: created last) is the one the person uses.
 fn signed_in_later(a: &UserDoc, b: &UserDoc) -> bool {
     let key = |u: &UserDoc| (u.last_login, u.created_at);
@@ -237,6 +252,24 @@ mod tests {
 
     fn link(key: String) -> Row {
         row(json!({"PartitionKey": "GLOBAL", "RowKey": key}))
+    }
+
+    #[test]
+    fn an_admin_right_granted_in_the_target_is_never_revoked() {
+        let mapped = json!({"type": "user", "id": "user-a@x.com", "isPlatformAdmin": false});
+        let granted = json!({"type": "user", "id": "user-a@x.com", "isPlatformAdmin": true});
+        let mut body = mapped.clone();
+        assert!(keep_granted_admin(&mut body, Some(&granted)));
+        assert_eq!(body["isPlatformAdmin"], true);
+        for current in [None, Some(&mapped)] {
+            let mut body = mapped.clone();
+            assert!(!keep_granted_admin(&mut body, current));
+            assert_eq!(body, mapped);
+        }
+        // Only users carry the flag.
+        let mut role = json!({"type": "role", "isPlatformAdmin": false});
+        assert!(!keep_granted_admin(&mut role, Some(&granted)));
+        assert_eq!(role["isPlatformAdmin"], false);
     }
 
     #[test]
