@@ -132,7 +132,7 @@ pub fn generation1(
         Some(Value::Null) | None => None,
         Some(other) => Some(other.to_string()),
     };
-    // OAuth scopes are space-separated (RFC 6749 §3.3); a list is joined that way.
+    // OAuth scopes are space-separated (RFC 6749, section 3.3); a list is joined that way.
     let scopes = match members.get("scopes") {
         Some(Value::Array(items)) => Some(
             items
