@@ -1,6 +1,7 @@
 //! Pure types: documents, scope, status, timestamps. No I/O here.
 
 mod documents;
+mod entities;
 mod raw;
 pub mod rows;
 mod scope;
@@ -8,6 +9,7 @@ mod status;
 mod time;
 
 pub use documents::*;
+pub use entities::*;
 pub use raw::{is_syntax_error, RawDocument};
 pub use scope::{Scope, ScopeError};
 pub use status::{ExecutionStatus, StatusError};
