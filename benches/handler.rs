@@ -411,16 +411,30 @@ fn http_body(function: &str, path: &str, params: Value, query: Value) -> Vec<u8>
     .into_bytes()
 }
 
-/// Seeds `data`'s store with `count` finished executions (20 logs each for the first).
-fn seed_store(data: &Path, count: usize) -> String {
-    use bifrost_workers::store::{Container, Store};
+/// The embedded store in `data`, with a runtime to drive it from this synchronous program.
+fn store_at(
+    data: &Path,
+) -> (
+    tokio::runtime::Runtime,
+    bifrost_workers::store::sqlite::SqliteStore,
+) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let store = bifrost_workers::store::sqlite::SqliteStore::open(
+    let store = {
+        let _in_runtime = runtime.enter();
+        bifrost_workers::store::sqlite::SqliteStore::open(
             &data.join("bifrost.db"),
             Arc::new(bifrost_workers::clock::SystemClock),
         )
-        .expect("open store");
+        .expect("open store")
+    };
+    (runtime, store)
+}
+
+/// Seeds `data`'s store with `count` finished executions (20 logs each for the first).
+fn seed_store(data: &Path, count: usize) -> String {
+    use bifrost_workers::store::{Container, Store};
+    let (runtime, store) = store_at(data);
+    runtime.block_on(async {
         let seeded = executions(count, "2025-04-09", 1);
         for doc in seeded.batches.iter().flatten() {
             store
@@ -444,13 +458,8 @@ fn seed_store(data: &Path, count: usize) -> String {
 
 fn daily_metrics(data: &Path, day: &str) -> Value {
     use bifrost_workers::store::{Container, Store};
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (runtime, store) = store_at(data);
     runtime.block_on(async {
-        let store = bifrost_workers::store::sqlite::SqliteStore::open(
-            &data.join("bifrost.db"),
-            Arc::new(bifrost_workers::clock::SystemClock),
-        )
-        .expect("open store");
         store
             .read(
                 Container::Entities,

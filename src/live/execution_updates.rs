@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::{execution_group, history_group, publish};
 use crate::model::{rows, ExecutionDoc};
 use crate::realtime::HubMessage;
-use crate::runtime::{AppContext, Batch, BatchHandler, Decoded, Delivered, FunctionError};
+use crate::runtime::{AppContext, Batch, BatchHandler, Delivered, FunctionError};
 
 pub const TARGET_UPDATE: &str = "executionUpdate";
 pub const TARGET_HISTORY_UPDATE: &str = "executionHistoryUpdate";
@@ -35,14 +35,7 @@ pub fn messages_for_batch(
 ) -> Result<(Vec<HubMessage>, Vec<String>), FunctionError> {
     let mut latest: BTreeMap<String, ExecutionDoc> = BTreeMap::new();
     let mut skipped = Vec::new();
-    for decoded in batch.decode::<Delivered<ExecutionDoc>>()? {
-        let delivered = match decoded {
-            Decoded::Read(delivered) => delivered,
-            Decoded::Skipped(skip) => {
-                skipped.push(skip.to_string());
-                continue;
-            }
-        };
+    for delivered in batch.read::<Delivered<ExecutionDoc>>(&mut skipped)? {
         match delivered.document {
             // Later in the batch = newer: replace.
             Ok(doc) => {

@@ -16,7 +16,7 @@ use super::{execution_group, publish};
 use crate::model::rows::StreamLogEntry;
 use crate::model::Timestamp;
 use crate::realtime::HubMessage;
-use crate::runtime::{AppContext, Batch, BatchHandler, Decoded, DocumentFacts, FunctionError};
+use crate::runtime::{AppContext, Batch, BatchHandler, DocumentFacts, FunctionError};
 
 pub const TARGET_LOGS: &str = "executionLogs";
 pub const TARGET_VARIABLES: &str = "executionVariables";
@@ -201,14 +201,7 @@ pub fn messages_for_batch(
 ) -> Result<(Vec<HubMessage>, Vec<String>), FunctionError> {
     let mut executions: BTreeMap<Cow<str>, PerExecution> = BTreeMap::new();
     let mut skipped = Vec::new();
-    for decoded in batch.decode::<DataView>()? {
-        let view = match decoded {
-            Decoded::Read(view) => view,
-            Decoded::Skipped(skip) => {
-                skipped.push(skip.to_string());
-                continue;
-            }
-        };
+    for view in batch.read::<DataView>(&mut skipped)? {
         let id = view.id.clone();
         let (execution_id, item) = match view.item() {
             Ok(parts) => parts,

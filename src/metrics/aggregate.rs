@@ -9,7 +9,7 @@ use tracing::Instrument;
 use super::contribution::{Contribution, Position};
 use super::ledger::{self, Update};
 use crate::model::ExecutionDoc;
-use crate::runtime::{AppContext, Batch, BatchHandler, Decoded, Delivered, FunctionError};
+use crate::runtime::{AppContext, Batch, BatchHandler, Delivered, FunctionError};
 
 pub struct MetricsAggregate;
 
@@ -21,14 +21,7 @@ pub fn updates_by_scope(
     skipped: &mut Vec<String>,
 ) -> Result<BTreeMap<String, Vec<Update>>, FunctionError> {
     let mut latest: BTreeMap<(String, String), Update> = BTreeMap::new();
-    for decoded in batch.decode::<Delivered<ExecutionDoc>>()? {
-        let delivered = match decoded {
-            Decoded::Read(delivered) => delivered,
-            Decoded::Skipped(skip) => {
-                skipped.push(skip.to_string());
-                continue;
-            }
-        };
+    for delivered in batch.read::<Delivered<ExecutionDoc>>(skipped)? {
         if delivered.kind.as_deref() != Some("execution") {
             continue;
         }

@@ -282,6 +282,23 @@ impl<'a> Batch<'a> {
         Ok(decoded)
     }
 
+    /// `decode`, keeping the views read and noting each skipped document's reason in `skipped`
+    /// (what a function reports back to the host).
+    pub fn read<V>(&self, skipped: &mut Vec<String>) -> Result<Vec<V>, UnreadableBatch>
+    where
+        V: Deserialize<'a> + DocumentFacts,
+    {
+        let decoded = self.decode::<V>()?;
+        let mut views = Vec::with_capacity(decoded.len());
+        for item in decoded {
+            match item {
+                Decoded::Read(view) => views.push(view),
+                Decoded::Skipped(skip) => skipped.push(skip.to_string()),
+            }
+        }
+        Ok(views)
+    }
+
     /// The summary, from the views a function decoded, or read from the documents themselves
     /// when it decoded none.
     pub fn summary(&self) -> &BatchSummary {
