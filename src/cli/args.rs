@@ -196,6 +196,12 @@ pub struct ServeArgs {
     /// Keep simulating executions so logs stream (printed on stdout unless --signalr says otherwise).
     #[arg(long)]
     pub demo: bool,
+    /// A browser origin (scheme://host[:port]) allowed to call the API and the hub from another
+    /// origin; repeat for more. Default: the loopback development servers
+    /// (http://localhost:3000, http://127.0.0.1:3000, http://localhost:5173, http://127.0.0.1:5173).
+    /// Any other origin gets no CORS headers.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<crate::serve::cors::Origin>,
 }
 
 #[derive(Debug, Args)]

@@ -55,6 +55,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 listen: args.listen,
                 config,
                 demo,
+                cors_origins: args.cors_origins,
             })
             .await
         }

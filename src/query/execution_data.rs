@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::params;
-use crate::model::{rows, LogDoc, ResultDoc, VariablesDoc};
+use crate::model::rows::{self, Reader};
+use crate::model::{LogDoc, ResultDoc, VariablesDoc};
 use crate::runtime::auth::{visible_execution, Caller};
 use crate::runtime::{respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse};
 use crate::store::{Container, FilterOp, Query};
@@ -35,9 +36,10 @@ impl HttpHandler for GetExecutionLogs {
                 )?;
                 let (caller, execution) = visible_execution(ctx, &request).await?;
                 let id = execution.execution_id;
-                let logs = load_logs(ctx, &caller, &id, after, limit).await?;
-                let entries: Vec<Value> = logs.entries.iter().map(rows::log_entry).collect();
-                let mut response = HttpResponse::private_json(200, &entries);
+                // The resumable route promises a gap-free `sequence`: hidden lines keep their place.
+                let logs =
+                    load_logs(ctx, &caller, &id, after, limit, HiddenLines::Placeholder).await?;
+                let mut response = HttpResponse::private_json(200, &logs.entries);
                 if let Some(next) = logs.next_after_sequence {
                     response = response.with_header(NEXT_AFTER_SEQUENCE_HEADER, &next.to_string());
                 }
@@ -89,25 +91,38 @@ impl HttpHandler for GetExecutionResult {
 }
 
 pub struct LogPage {
-    pub entries: Vec<LogDoc>,
+    /// The lines in sequence order, shaped for the caller (`rows::log_entry`, or a placeholder).
+    pub entries: Vec<Value>,
     /// Present when the page stopped at its limit and more logs may follow.
     pub next_after_sequence: Option<u64>,
 }
 
-/// Logs after `after_sequence`, in sequence order. Non-admins never see DEBUG/TRACEBACK: the
-/// usual spellings are excluded in the query (so pages stay full) and any other casing after.
+/// What a non-admin's page does with a `DEBUG`/`TRACEBACK` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HiddenLines {
+    /// `rows::redacted_log_entry`: the place without the content (`/logs`, gap-free).
+    Placeholder,
+    /// Left out, as the legacy detail route did.
+    Drop,
+}
+
+/// Logs after `after_sequence`, in sequence order. Non-admins never see the message or data of
+/// a DEBUG/TRACEBACK line: with `Placeholder` it keeps its place as a placeholder; with `Drop`
+/// the usual spellings are excluded in the query (so pages stay full) and any other casing after.
 pub async fn load_logs(
     ctx: &AppContext,
     caller: &Caller,
     execution_id: &str,
     after_sequence: u64,
     limit: usize,
+    hidden: HiddenLines,
 ) -> Result<LogPage, ApiError> {
+    let reader = Reader::of(caller.is_platform_admin);
     let mut query = Query::new(limit)
         .filter("type", FilterOp::Eq(json!("log")))
         .filter("sequence", FilterOp::Gt(json!(after_sequence)))
         .order_by("sequence", false);
-    if !caller.is_platform_admin {
+    if reader == Reader::Member && hidden == HiddenLines::Drop {
         for level in rows::ADMIN_ONLY_LEVELS {
             for spelling in [level.to_owned(), level.to_ascii_lowercase()] {
                 query = query.filter("level", FilterOp::Ne(json!(spelling)));
@@ -120,21 +135,25 @@ pub async fn load_logs(
         .await?;
     let more = page.continuation.is_some();
     let mut entries = Vec::with_capacity(page.items.len());
+    let mut last_read = None;
     for item in page.items {
         match serde_json::from_value::<LogDoc>(item) {
-            Ok(log) if caller.is_platform_admin || !rows::is_admin_only_level(&log.level) => {
-                entries.push(log)
+            Ok(log) => {
+                last_read = Some(log.sequence);
+                if reader.sees(&log) {
+                    entries.push(rows::log_entry(&log));
+                } else if hidden == HiddenLines::Placeholder {
+                    entries.push(rows::redacted_log_entry(&log));
+                }
             }
-            Ok(_) => {}
             Err(e) => {
                 tracing::error!(execution_id, error = %e, "unreadable log document skipped")
             }
         }
     }
-    let next_after_sequence = more.then(|| entries.last().map(|l| l.sequence)).flatten();
     Ok(LogPage {
         entries,
-        next_after_sequence,
+        next_after_sequence: last_read.filter(|_| more),
     })
 }
 

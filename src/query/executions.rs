@@ -132,11 +132,17 @@ async fn detail(
     let (result, result_type) = execution_data::load_result(ctx, id).await?;
     row.insert("result".into(), result);
     row.insert("resultType".into(), json!(result_type));
-    let logs = execution_data::load_logs(ctx, caller, id, 0, params::DEFAULT_LOG_LIMIT).await?;
-    row.insert(
-        "logs".into(),
-        Value::Array(logs.entries.iter().map(rows::log_entry).collect()),
-    );
+    // The legacy detail leaves hidden lines out (its logs promise no gap-free sequence).
+    let logs = execution_data::load_logs(
+        ctx,
+        caller,
+        id,
+        0,
+        params::DEFAULT_LOG_LIMIT,
+        execution_data::HiddenLines::Drop,
+    )
+    .await?;
+    row.insert("logs".into(), Value::Array(logs.entries));
     if caller.is_platform_admin {
         row.insert(
             "variables".into(),

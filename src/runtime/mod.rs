@@ -1,8 +1,8 @@
 //! The runtime core: what both run modes share and no feature owns. The request and response
 //! types of HTTP functions, what a function is (`function`), the context it runs in, invocation of
 //! a change-feed batch with retry and dead-letter, the caller's identity and scope (`auth`),
-//! settings (`config`) and shutdown. It imports the store and model layers, never a feature or an
-//! adapter.
+//! settings (`config`), the HTTP server both adapters run on (`server`) and shutdown. It imports
+//! the store and model layers, never a feature or an adapter.
 
 pub mod auth;
 pub mod config;
@@ -11,6 +11,7 @@ pub mod deadletter;
 pub mod function;
 pub mod http;
 pub mod invoke;
+pub mod server;
 pub mod shutdown;
 
 pub use context::{AppContext, PumpStatus, RuntimeStatus};

@@ -31,7 +31,8 @@ impl Pump {
         format!("serve-{}", self.function)
     }
 
-    async fn load_position(&self, ctx: &AppContext) -> Result<FeedPosition, StoreError> {
+    /// Where this pump's feed continues: its saved checkpoint, or the beginning on first start.
+    pub async fn load_position(&self, ctx: &AppContext) -> Result<FeedPosition, StoreError> {
         let id = self.checkpoint_id();
         let saved = ctx.store.read(Container::Leases, &id, &id).await?;
         Ok(saved
@@ -69,18 +70,13 @@ impl Pump {
         }
     }
 
-    pub async fn run(self, ctx: AppContext, mut shutdown: watch::Receiver<bool>) {
-        let mut position = loop {
-            match self.load_position(&ctx).await {
-                Ok(position) => break position,
-                Err(e) => {
-                    tracing::warn!(function = self.function, error = %e, "cannot read checkpoint; retrying");
-                    if Self::pause(&mut shutdown, ERROR_BACKOFF).await {
-                        return;
-                    }
-                }
-            }
-        };
+    /// Runs the pump from `position` (what `load_position` read) until shutdown.
+    pub async fn run(
+        self,
+        ctx: AppContext,
+        mut position: FeedPosition,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         tracing::info!(
             function = self.function,
             ?position,
