@@ -4,16 +4,12 @@
 //!
 //! Run: `cargo bench --bench metrics` (writes the "Metrics" section of bench/REPORT.md).
 
-#[path = "common/report.rs"]
-mod report;
-
-#[path = "common/cosmos.rs"]
-mod cosmos_bench;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use bifrost_test_support::bench;
+use bifrost_test_support::cosmos_emulator;
+use bifrost_test_support::principal;
 use serde_json::{json, Value};
 
 use bifrost_workers::clock::{Clock, SystemClock};
@@ -44,8 +40,7 @@ const STATUSES: [&str; 5] = [
 ];
 
 fn request() -> HttpRequest {
-    let principal = base64::engine::general_purpose::STANDARD
-        .encode(json!({"userId": "bench", "userRoles": ["PlatformAdmin"]}).to_string());
+    let principal = principal::admin("bench");
     HttpRequest {
         method: "GET".into(),
         url: "http://localhost/api/metrics".into(),
@@ -61,9 +56,20 @@ fn request() -> HttpRequest {
     }
 }
 
+/// The store at `url` on the emulator, its database and containers created by `ensure`.
+async fn cosmos_store(url: &str) -> Arc<dyn Store> {
+    let binary = bifrost_test_support::binary!();
+    let ensured = binary.run(&["ensure", "--store", url]);
+    assert!(ensured.status.success(), "ensure: {ensured:?}");
+    let url = url.parse().expect("a store URL");
+    bifrost_workers::store::open(&url, Arc::new(SystemClock))
+        .await
+        .expect("open the Cosmos store")
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
-    report::quantile(&samples, 0.5)
+    bench::quantile(&samples, 0.5)
 }
 
 /// What one backend measured.
@@ -288,11 +294,12 @@ async fn main() {
          embedded store (release build, in process, so only store and compute are timed).\n\n{}",
         table(&outcome)
     );
-    report::write_section("## Metrics: dashboard", &section);
+    bench::write_section("## Metrics: dashboard", &section);
 
     // The same on the Cosmos backend (the SDK's in-memory emulator over HTTP), where request
     // units are counted from every response's request charge.
-    let (_emulator, _url, cosmos) = cosmos_bench::start("metrics").await;
+    let emulator = cosmos_emulator::start().await.expect("cosmos emulator");
+    let cosmos = cosmos_store(&emulator.store_url("metrics")).await;
     let cosmos_dir = tempfile::tempdir().expect("tempdir");
     let outcome = compare(cosmos, cosmos_dir.path(), COSMOS_EXECUTIONS).await;
     let section = format!(
@@ -305,5 +312,5 @@ async fn main() {
          predict Azure. The documents-read column is what Azure's RUs scale with.\n\n{}",
         table(&outcome)
     );
-    report::write_section("## Metrics on the Cosmos", &section);
+    bench::write_section("## Metrics on the Cosmos", &section);
 }

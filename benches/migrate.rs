@@ -10,15 +10,12 @@
 //! in one run; Azurite's own CPU time is reported next to the wall time so the share of the
 //! emulator is visible.
 
-#[allow(dead_code)]
-#[path = "../tests/e2e/legacy.rs"]
-mod legacy;
-#[allow(dead_code)]
-#[path = "common/report.rs"]
-mod report;
-
-use std::process::Command;
 use std::time::{Duration, Instant};
+
+use bifrost_test_support::azurite::Azurite;
+use bifrost_test_support::bench;
+use bifrost_test_support::process::Binary;
+use bifrost_test_support::tools::require;
 
 const LOGS_PER_EXECUTION: usize = 10;
 
@@ -59,17 +56,18 @@ struct Run {
 }
 
 fn migrate(
-    binary: &str,
-    azurite: &legacy::Azurite,
+    binary: Binary,
+    azurite: &Azurite,
     data: &std::path::Path,
     log_read: &str,
 ) -> (Duration, String) {
     let started = Instant::now();
-    let output = Command::new(binary)
+    // No time limit: a 50,000-execution run takes minutes.
+    let output = binary
+        .command()
         .args(["migrate", "--from", &azurite.connection_string, "--data"])
         .arg(data)
         .args(["--log-read", log_read])
-        .env("RUST_LOG", "warn")
         .output()
         .expect("run migrate");
     let elapsed = started.elapsed();
@@ -83,15 +81,15 @@ fn migrate(
 }
 
 fn measure_run(
-    binary: &str,
-    azurite: &legacy::Azurite,
+    binary: Binary,
+    azurite: &Azurite,
     executions: usize,
     log_read: &'static str,
 ) -> Run {
     let data = tempfile::tempdir().expect("tempdir");
-    let cpu_before = tree_cpu_seconds(azurite.child.id());
+    let cpu_before = tree_cpu_seconds(azurite.pid());
     let (first, stdout) = migrate(binary, azurite, data.path(), log_read);
-    let azurite_cpu_first = tree_cpu_seconds(azurite.child.id()) - cpu_before;
+    let azurite_cpu_first = tree_cpu_seconds(azurite.pid()) - cpu_before;
     assert!(
         stdout.contains(&format!("  migrated: {executions}\n")),
         "not every execution was migrated:\n{stdout}"
@@ -121,7 +119,7 @@ fn measure_run(
 const PER_EXECUTION_UP_TO: usize = 5000;
 
 fn main() {
-    let binary = env!("CARGO_BIN_EXE_bifrost-workers");
+    let binary = bifrost_test_support::binary!();
     let sizes: Vec<usize> = std::env::var("BENCH_MIGRATE_SIZES")
         .unwrap_or_else(|_| "2000,50000".into())
         .split(',')
@@ -129,8 +127,7 @@ fn main() {
         .collect();
     let mut rows = Vec::new();
     for executions in sizes {
-        let Some(azurite) = legacy::Azurite::start() else {
-            eprintln!("SKIP: Azurite or the Python SDKs are not available");
+        let Some(azurite) = require(Azurite::start()) else {
             return;
         };
         let day = (chrono::Utc::now() - chrono::Duration::days(1))
@@ -191,5 +188,5 @@ fn main() {
          1000 log rows).\n\n",
         rows.join("\n")
     );
-    report::write_section("## Migrate:", &section);
+    bench::write_section("## Migrate:", &section);
 }

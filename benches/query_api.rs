@@ -4,18 +4,11 @@
 //!
 //! Run: `cargo bench --bench query_api` (writes the "Query API" section of bench/REPORT.md).
 
-#[path = "common/report.rs"]
-mod report;
-
-#[path = "common/cosmos.rs"]
-mod cosmos_bench;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use bifrost_test_support::process::{Binary, Process};
+use bifrost_test_support::{bench, cosmos_emulator, principal};
 use serde_json::{json, Value};
 
 use bifrost_workers::clock::SystemClock;
@@ -94,45 +87,20 @@ async fn seed(store: &dyn Store, big: usize, small_scopes: usize) -> Vec<String>
     detail_ids
 }
 
-struct Serve {
-    child: std::process::Child,
-    base: String,
-}
+const BIN: Binary = bifrost_test_support::binary!();
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// The release `serve` on `data`, or on the store at `store_url`.
+fn spawn_serve(data: &std::path::Path, store_url: Option<&str>) -> Process {
+    match store_url {
+        Some(url) => BIN.serve(data, &["--store", url]),
+        None => BIN.serve(data, &[]),
     }
-}
-
-fn spawn_serve(data: &std::path::Path, store_url: Option<&str>) -> Serve {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bifrost-workers"));
-    command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data);
-    if let Some(url) = store_url {
-        command.args(["--store", url]);
-    }
-    let mut child = command
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("first line");
-    let base = first.trim().trim_start_matches("listening on ").to_owned();
-    Serve { child, base }
 }
 
 fn admin() -> String {
-    base64::engine::general_purpose::STANDARD.encode(
-        json!({"userId": "bench-admin", "userDetails": "admin@bench", "userRoles": ["PlatformAdmin"]})
-            .to_string(),
-    )
+    principal::Principal::admin("bench-admin")
+        .with_email("admin@bench")
+        .encode()
 }
 
 struct Timings {
@@ -202,8 +170,8 @@ async fn measure(
         .map(|((before, after), health)| (after - before - health) / (samples_wanted + 20) as f64);
     Timings {
         name: name.to_owned(),
-        p50: report::quantile(&samples, 0.5),
-        p99: report::quantile(&samples, 0.99),
+        p50: bench::quantile(&samples, 0.5),
+        p99: bench::quantile(&samples, 0.99),
         rows,
         ru_per_call,
     }
@@ -259,11 +227,18 @@ async fn main() {
         worst.as_secs_f64() * 1000.0,
         table(&results, false)
     );
-    report::write_section("## Query API: latency over HTTP (embedded", &section);
+    bench::write_section("## Query API: latency over HTTP (embedded", &section);
 
     // The same requests against the Cosmos backend: `serve --store` on the SDK's in-memory
-    // emulator (tests/support), one scope of 50,000 plus one small scope.
-    let (_emulator, url, store) = cosmos_bench::start("bench").await;
+    // emulator (crates/test-support), one scope of 50,000 plus one small scope.
+    let emulator = cosmos_emulator::start().await.expect("cosmos emulator");
+    let url = emulator.store_url("bench");
+    let ensured = BIN.run(&["ensure", "--store", &url]);
+    assert!(ensured.status.success(), "ensure: {ensured:?}");
+    let store =
+        bifrost_workers::store::open(&url.parse().expect("a store URL"), Arc::new(SystemClock))
+            .await
+            .expect("open the Cosmos store");
     let seed_started = Instant::now();
     let detail_ids = seed(store.as_ref(), COSMOS_BIG_SCOPE, 1).await;
     let seeded = seed_started.elapsed();
@@ -288,7 +263,7 @@ async fn main() {
         worst.as_secs_f64() * 1000.0,
         table(&results, true)
     );
-    report::write_section("## Query API: latency over HTTP (Cosmos", &section);
+    bench::write_section("## Query API: latency over HTTP (Cosmos", &section);
 }
 
 /// The measured requests against one running `serve`.

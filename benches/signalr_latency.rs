@@ -9,20 +9,15 @@
 //!
 //! Run: `cargo bench --bench signalr_latency` (needs Node 20+ and npm for the client).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use bifrost_test_support::process::{lines, Binary};
+use bifrost_test_support::{bench, principal, signalr};
 use serde_json::{json, Value};
 
-#[path = "../tests/signalr/install.rs"]
-mod install;
-#[path = "common/report.rs"]
-mod report;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bifrost-workers");
+const BIN: Binary = bifrost_test_support::binary!();
 const EXECUTIONS: u32 = 10;
 /// Seconds of writing per measured rate.
 const SECONDS_PER_RATE: f64 = 5.0;
@@ -46,39 +41,21 @@ impl Measurement {
     }
 }
 
-fn lines_of(reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn admin_principal() -> String {
-    let body = json!({"identityProvider": "aad", "userId": "bench",
-                      "userDetails": "bench@example.com", "userRoles": ["PlatformAdmin"]});
-    base64::engine::general_purpose::STANDARD.encode(body.to_string())
-}
-
 fn measure(base: &str, data: &std::path::Path, module: &std::path::Path, rate: u32) -> Measurement {
     let logs_per_execution =
         ((f64::from(rate) * SECONDS_PER_RATE) / f64::from(EXECUTIONS)).ceil() as u32;
-    let mut simulate: Child = Command::new(BIN)
+    let mut simulate: Child = BIN
+        .command()
         .args(["simulate", "--data"])
         .arg(data)
         .args(["--executions", &EXECUTIONS.to_string()])
         .args(["--logs", &logs_per_execution.to_string()])
         .args(["--rate", &rate.to_string(), "--wait-for-stdin"])
-        .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn simulate");
-    let ids_rx = lines_of(simulate.stdout.take().expect("stdout"));
+    let ids_rx = lines(simulate.stdout.take().expect("stdout"));
     let ids: Vec<String> = (0..EXECUTIONS)
         .map(|_| {
             ids_rx
@@ -87,12 +64,9 @@ fn measure(base: &str, data: &std::path::Path, module: &std::path::Path, rate: u
         })
         .collect();
 
-    let config = json!({"base": base, "principal": admin_principal(), "executions": ids});
+    let config = json!({"base": base, "principal": principal::admin("bench"), "executions": ids});
     let mut client = Command::new("node")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/signalr/latency.cjs"
-        ))
+        .arg(signalr::script("latency.cjs"))
         .arg(config.to_string())
         .env("SIGNALR_MODULE", module)
         .stdin(Stdio::piped())
@@ -100,7 +74,7 @@ fn measure(base: &str, data: &std::path::Path, module: &std::path::Path, rate: u
         .spawn()
         .expect("spawn node");
     let client_stdin: ChildStdin = client.stdin.take().expect("stdin");
-    let events = lines_of(client.stdout.take().expect("stdout"));
+    let events = lines(client.stdout.take().expect("stdout"));
     let ready = events
         .recv_timeout(Duration::from_secs(30))
         .expect("client ready");
@@ -133,7 +107,7 @@ fn measure(base: &str, data: &std::path::Path, module: &std::path::Path, rate: u
     let logs = (logs_per_execution * EXECUTIONS) as usize;
     let quantile = |q| match latencies.is_empty() {
         true => f64::NAN,
-        false => report::quantile(&latencies, q),
+        false => bench::quantile(&latencies, q),
     };
     Measurement {
         rate,
@@ -147,20 +121,11 @@ fn measure(base: &str, data: &std::path::Path, module: &std::path::Path, rate: u
 }
 
 fn main() {
-    let module = install::signalr_client();
+    let module = signalr::client_module()
+        .unwrap_or_else(|why| panic!("the SignalR client is needed: {why}"));
     let data = tempfile::tempdir().expect("tempdir");
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let first = lines_of(serve.stdout.take().expect("stdout"))
-        .recv_timeout(Duration::from_secs(30))
-        .expect("listening line");
-    let base = first.trim().trim_start_matches("listening on ").to_owned();
+    let serve = BIN.serve(data.path(), &[]);
+    let base = serve.base.clone();
 
     let mut results: Vec<Measurement> = Vec::new();
     let mut run = |rate: u32| {
@@ -205,8 +170,7 @@ fn main() {
         }
         (held, broke) = (Some(low), Some(high));
     }
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
 
     let mut section = format!(
         "{SECTION}\n\n`cargo bench --bench signalr_latency`: `serve` (built-in hub, `LogStream` pump polling every \
@@ -233,5 +197,5 @@ fn main() {
         (None, _) => format!("\nNo measured rate held p99 < {TARGET_P99_MS:.0} ms.\n"),
     });
     println!("{section}");
-    report::write_section(SECTION, &section);
+    bench::write_section(SECTION, &section);
 }

@@ -4,63 +4,20 @@
 //!
 //! Run: `cargo bench --bench startup`
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-#[path = "common/report.rs"]
-#[allow(dead_code)]
-mod report;
+use bifrost_test_support::bench;
 
 const RUNS: usize = 30;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn answered(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut response = String::new();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .is_ok()
-        && stream.read_to_string(&mut response).is_ok()
-        && response.starts_with("HTTP/1.1 200")
-}
-
 fn main() {
-    let binary = env!("CARGO_BIN_EXE_bifrost-workers");
+    let binary = bifrost_test_support::binary!();
     let mut timings = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
         let data = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let started = Instant::now();
-        let mut child = Command::new(binary)
-            .arg("handler")
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .env("BIFROST_DATA", data.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn handler");
-        while !answered(port) {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no answer within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        timings.push(started.elapsed());
-        let _ = child.kill();
-        let _ = child.wait();
+        // Spawn → the first answer to `GET /` (polled every 1 ms); killed when dropped.
+        let (_handler, elapsed) = binary.handler(data.path());
+        timings.push(elapsed);
     }
     timings.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -81,5 +38,5 @@ fn main() {
         ms(p90),
         ms(max)
     );
-    report::write_section("## Startup:", &section);
+    bench::write_section("## Startup:", &section);
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::live::{ExecutionUpdates, LogStream, Negotiate, SubscribeExecution, SubscribeHistory};
 use crate::metrics::{DailyRollup, GetDailyMetrics, GetMetrics, MetricsAggregate};
-use crate::ops::Health;
+use crate::ops::{ApiDocument, Health};
 use crate::query::{
     GetExecution, GetExecutionLogs, GetExecutionResult, GetExecutionVariables, ListExecutions,
     QueryExecutions,
@@ -122,6 +122,13 @@ pub fn registry() -> Vec<FunctionSpec> {
             &["get"],
             GetDailyMetrics,
         ),
+        // Described from this very list (the registry hands itself over).
+        http(
+            "GetOpenApi",
+            "openapi.json",
+            &["get"],
+            ApiDocument::new(registry),
+        ),
     ]
 }
 
@@ -167,6 +174,39 @@ mod tests {
             assert!(chars.next().is_some_and(|c| c.is_ascii_alphabetic()));
             assert!(chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
             assert!(f.name.len() <= 128 && !f.name.eq_ignore_ascii_case("host"));
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_describes_every_http_function() {
+        let functions = registry();
+        let document =
+            crate::runtime::openapi::document(&functions, "test").unwrap_or_else(|e| panic!("{e}"));
+        let mut described = 0;
+        for f in &functions {
+            if let Trigger::Http(http) = &f.trigger {
+                for method in http.methods {
+                    let operation = &document["paths"][format!("/api/{}", http.route)][method];
+                    assert_eq!(operation["operationId"], f.name, "{method} {}", http.route);
+                    described += 1;
+                }
+            }
+        }
+        let operations: usize = document["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|item| item.as_object().unwrap().len())
+            .sum();
+        assert_eq!(operations, described, "no operation without a function");
+        // Every schema reference resolves.
+        let text = document.to_string();
+        for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            assert!(
+                document["components"]["schemas"].get(name).is_some(),
+                "dangling $ref {name}"
+            );
         }
     }
 

@@ -4,7 +4,9 @@
 //! - no module imports a module of a higher layer (model → store → runtime → features →
 //!   registry → adapters → cli);
 //! - a feature uses another feature only through the items its root re-exports (its face);
-//! - no two files import each other, directly or around a loop, and neither do two folders.
+//! - no two files import each other, directly or around a loop, and neither do two folders;
+//!   for loops a name is followed through re-exports (`pub use`) to the file that defines it,
+//!   so importing through a folder's face does not hide one.
 //!
 //! A folder's `mod.rs` declares and re-exports its children (and may compose them, as
 //! `store::open` does); those parent → child edges are not counted as loops, the child → parent
@@ -170,8 +172,23 @@ fn inline_modules_resolved(code: &str) -> String {
 
 /// Every path a `use` tree names: `a::{b, c::{d, e}}` → `a::b`, `a::c::d`, `a::c::e`.
 fn expand_use_tree(tree: &str) -> Vec<String> {
-    let tree: String = tree.chars().filter(|c| !c.is_whitespace()).collect();
-    fn expand(prefix: &str, tree: &str, out: &mut Vec<String>) {
+    named_use_tree(tree)
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect()
+}
+
+/// Every path a `use` tree names, with the name it is known by where it is used:
+/// `a::{b as c, d}` → (`a::b`, `c`), (`a::d`, `d`).
+fn named_use_tree(tree: &str) -> Vec<(String, String)> {
+    // `as` is a word of its own: mark it before the white space that sets it apart goes.
+    let tree = tree.split_whitespace().collect::<Vec<_>>().join(" ");
+    let tree: String = tree
+        .replace(" as ", "@")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    fn expand(prefix: &str, tree: &str, out: &mut Vec<(String, String)>) {
         if let Some(open) = tree.find('{') {
             let head = &tree[..open];
             let inner = &tree[open + 1..tree.len() - 1];
@@ -190,9 +207,13 @@ fn expand_use_tree(tree: &str) -> Vec<String> {
             }
             expand(&format!("{prefix}{head}"), &inner[start..], out);
         } else if !tree.is_empty() {
-            let path = tree.split(" as ").next().unwrap_or(tree);
-            let path = path.split("as").next().unwrap_or(path);
-            out.push(format!("{prefix}{path}"));
+            let (path, alias) = tree.split_once('@').unwrap_or((tree, ""));
+            let path = format!("{prefix}{path}");
+            let name = match alias {
+                "" => path.rsplit("::").next().unwrap_or(&path).to_owned(),
+                alias => alias.to_owned(),
+            };
+            out.push((path, name));
         }
     }
     let mut out = Vec::new();
@@ -204,16 +225,8 @@ fn expand_use_tree(tree: &str) -> Vec<String> {
 fn paths_in(code: &str, module: &[String], children: &BTreeSet<String>) -> Vec<Vec<String>> {
     let mut raw = Vec::new();
     // `use` statements (braced trees included).
-    let mut rest = code;
-    while let Some(at) = rest.find("use ") {
-        let before = rest[..at].chars().last();
-        rest = &rest[at + 4..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue;
-        }
-        if let Some(end) = rest.find(';') {
-            raw.extend(expand_use_tree(&rest[..end]));
-        }
+    for (_, tree) in use_statements(code) {
+        raw.extend(expand_use_tree(tree));
     }
     // Inline `crate::…` and `super::…` paths.
     for start in ["crate::", "super::"] {
@@ -231,53 +244,95 @@ fn paths_in(code: &str, module: &[String], children: &BTreeSet<String>) -> Vec<V
             raw.push(code[begin..end].to_owned());
         }
     }
-    let mut paths = Vec::new();
-    for path in raw {
-        let segments: Vec<String> = path
-            .split("::")
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let Some(first) = segments.first() else {
+    raw.iter()
+        .filter_map(|path| absolute(path, module, children))
+        .collect()
+}
+
+/// Each `use` statement of `code`: whether it is a re-export (`pub use`, `pub(crate) use`, …)
+/// and its tree.
+fn use_statements(code: &str) -> Vec<(bool, &str)> {
+    let mut statements = Vec::new();
+    let mut from = 0;
+    while let Some(at) = code[from..].find("use ") {
+        let begin = from + at;
+        from = begin + 4;
+        let before = code[..begin].trim_end();
+        if code[..begin]
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        {
+            continue;
+        }
+        let Some(end) = code[from..].find(';') else {
             continue;
         };
-        let absolute = match first.as_str() {
-            "crate" => segments[1..].to_vec(),
-            "super" | "self" => {
-                let mut base = module.to_vec();
-                let mut segs = segments.as_slice();
-                // A file that is not a mod.rs is a module itself: `self` is it, `super` its parent.
-                while let Some(s) = segs.first() {
-                    match s.as_str() {
-                        "super" => {
-                            base.pop();
-                        }
-                        "self" => {}
-                        _ => break,
-                    }
-                    segs = &segs[1..];
-                }
-                base.extend(segs.iter().cloned());
-                base
-            }
-            // 2018 relative paths to a child module (`use hub::Hub` in serve/mod.rs).
-            name if children.contains(name) => {
-                let mut base = module.to_vec();
-                base.extend(segments.iter().cloned());
-                base
-            }
-            _ => continue,
-        };
-        if !absolute.is_empty() {
-            paths.push(absolute);
-        }
+        let visibility = before.rsplit(|c: char| c.is_whitespace()).next();
+        let public = visibility.is_some_and(|v| v == "pub" || v.starts_with("pub("));
+        statements.push((public, &code[from..from + end]));
     }
-    paths
+    statements
+}
+
+/// What a file re-exports: each name it makes public, and the absolute path it stands for.
+fn reexports_in(
+    code: &str,
+    module: &[String],
+    children: &BTreeSet<String>,
+) -> Vec<(String, Vec<String>)> {
+    use_statements(code)
+        .into_iter()
+        .filter(|(public, _)| *public)
+        .flat_map(|(_, tree)| named_use_tree(tree))
+        .filter(|(_, name)| name != "*" && name != "self")
+        .filter_map(|(path, name)| Some((name, absolute(&path, module, children)?)))
+        .collect()
+}
+
+/// A path as written in the file of `module`, absolute from the crate root; `None` for paths
+/// outside the crate.
+fn absolute(path: &str, module: &[String], children: &BTreeSet<String>) -> Option<Vec<String>> {
+    let segments: Vec<String> = path
+        .split("::")
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let absolute = match segments.first()?.as_str() {
+        "crate" => segments[1..].to_vec(),
+        "super" | "self" => {
+            let mut base = module.to_vec();
+            let mut segs = segments.as_slice();
+            // A file that is not a mod.rs is a module itself: `self` is it, `super` its parent.
+            while let Some(s) = segs.first() {
+                match s.as_str() {
+                    "super" => {
+                        base.pop();
+                    }
+                    "self" => {}
+                    _ => break,
+                }
+                segs = &segs[1..];
+            }
+            base.extend(segs.iter().cloned());
+            base
+        }
+        // 2018 relative paths to a child module (`use hub::Hub` in serve/mod.rs).
+        name if children.contains(name) => {
+            let mut base = module.to_vec();
+            base.extend(segments.iter().cloned());
+            base
+        }
+        _ => return None,
+    };
+    (!absolute.is_empty()).then_some(absolute)
 }
 
 struct Tree {
     /// Module path → file (relative to src/).
     modules: BTreeMap<Vec<String>, PathBuf>,
+    /// (module, name) → the path that module re-exports under that name (`pub use`).
+    reexports: BTreeMap<(Vec<String>, String), Vec<String>>,
 }
 
 impl Tree {
@@ -285,18 +340,36 @@ impl Tree {
         let src = src_dir();
         let mut files = Vec::new();
         rust_files(&src, &mut files);
+        Tree::build(files.into_iter().map(|file| {
+            let relative = file.strip_prefix(&src).expect("under src").to_path_buf();
+            let source = std::fs::read_to_string(&file).expect("readable source");
+            (relative, source)
+        }))
+    }
+
+    /// The tree of these files (paths relative to src/, with their source).
+    fn build(
+        files: impl IntoIterator<Item = (PathBuf, String)>,
+    ) -> (Tree, Vec<(PathBuf, Vec<String>, String)>) {
         let mut modules = BTreeMap::new();
         let mut sources = Vec::new();
-        for file in files {
-            let relative = file.strip_prefix(&src).expect("under src").to_path_buf();
+        for (relative, source) in files {
             let module = module_of(&relative);
-            let code = inline_modules_resolved(&code_only(
-                &std::fs::read_to_string(&file).expect("readable source"),
-            ));
+            let code = inline_modules_resolved(&code_only(&source));
             modules.insert(module.clone(), relative.clone());
             sources.push((relative, module, code));
         }
-        (Tree { modules }, sources)
+        let mut tree = Tree {
+            modules,
+            reexports: BTreeMap::new(),
+        };
+        for (_, module, code) in &sources {
+            let children = tree.children(module);
+            for (name, target) in reexports_in(code, module, &children) {
+                tree.reexports.insert((module.clone(), name), target);
+            }
+        }
+        (tree, sources)
     }
 
     /// The file holding `path`: its longest module prefix.
@@ -304,6 +377,28 @@ impl Tree {
         (1..=path.len())
             .rev()
             .find_map(|n| self.modules.get_key_value(&path[..n]))
+    }
+
+    /// The file that defines what `path` names: `resolve`, then through each re-export
+    /// (`store::StoreError`, re-exported by store/mod.rs, is defined in the file it names).
+    fn defining_file(&self, path: &[String]) -> Option<&PathBuf> {
+        let mut path = path.to_vec();
+        // Re-exports may chain; a few hops cover any real chain, and a cycle cannot hang.
+        for _ in 0..8 {
+            let (module, file) = self.resolve(&path)?;
+            let Some(name) = path.get(module.len()) else {
+                return Some(file);
+            };
+            match self.reexports.get(&(module.clone(), name.clone())) {
+                Some(target) if !path.starts_with(target) => {
+                    let mut next = target.clone();
+                    next.extend(path[module.len() + 1..].iter().cloned());
+                    path = next;
+                }
+                _ => return Some(file),
+            }
+        }
+        self.resolve(&path).map(|(_, file)| file)
     }
 
     fn children(&self, module: &[String]) -> BTreeSet<String> {
@@ -315,15 +410,41 @@ impl Tree {
     }
 }
 
-/// File → files it imports (resolved), with the names used.
-fn import_graph() -> (Tree, BTreeMap<PathBuf, BTreeMap<PathBuf, Vec<String>>>) {
+/// How an imported path is mapped to a file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Resolution {
+    /// The file of the path as written (a folder's face for what it re-exports): what the
+    /// layer and face rules are about.
+    AsWritten,
+    /// The file that defines the item, through re-exports: what loops are about, since a loop
+    /// through a face is still a loop.
+    Defining,
+}
+
+type Graph = BTreeMap<PathBuf, BTreeMap<PathBuf, Vec<String>>>;
+
+/// File → files it imports (resolved), with the names used, for the files of `src/`.
+fn import_graph(resolution: Resolution) -> (Tree, Graph) {
     let (tree, sources) = Tree::read();
-    let mut graph: BTreeMap<PathBuf, BTreeMap<PathBuf, Vec<String>>> = BTreeMap::new();
-    for (file, module, code) in &sources {
+    let graph = graph_of(&tree, &sources, resolution);
+    (tree, graph)
+}
+
+fn graph_of(
+    tree: &Tree,
+    sources: &[(PathBuf, Vec<String>, String)],
+    resolution: Resolution,
+) -> Graph {
+    let mut graph = Graph::new();
+    for (file, module, code) in sources {
         let children = tree.children(module);
         let entry = graph.entry(file.clone()).or_default();
         for path in paths_in(code, module, &children) {
-            if let Some((_, target)) = tree.resolve(&path) {
+            let target = match resolution {
+                Resolution::AsWritten => tree.resolve(&path).map(|(_, file)| file),
+                Resolution::Defining => tree.defining_file(&path),
+            };
+            if let Some(target) = target {
                 if target != file {
                     entry
                         .entry(target.clone())
@@ -333,7 +454,7 @@ fn import_graph() -> (Tree, BTreeMap<PathBuf, BTreeMap<PathBuf, Vec<String>>>) {
             }
         }
     }
-    (tree, graph)
+    graph
 }
 
 fn is_mod_root(file: &Path) -> bool {
@@ -356,7 +477,7 @@ fn top_module(file: &Path) -> String {
 
 #[test]
 fn no_module_imports_a_higher_layer() {
-    let (tree, graph) = import_graph();
+    let (tree, graph) = import_graph(Resolution::AsWritten);
     let mut violations = Vec::new();
     for (file, targets) in &graph {
         let from = top_module(file);
@@ -483,11 +604,10 @@ fn loops(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     state.found
 }
 
-#[test]
-fn no_file_imports_itself_around_a_loop() {
-    let (_, graph) = import_graph();
+/// The loops among files, leaving out a folder's face composing its children.
+fn file_loops(graph: &Graph) -> Vec<Vec<String>> {
     let mut files: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (file, targets) in &graph {
+    for (file, targets) in graph {
         let entry = files.entry(file.display().to_string()).or_default();
         for target in targets.keys() {
             if !parent_to_child(file, target) {
@@ -495,7 +615,13 @@ fn no_file_imports_itself_around_a_loop() {
             }
         }
     }
-    let found = loops(&files);
+    loops(&files)
+}
+
+#[test]
+fn no_file_imports_itself_around_a_loop() {
+    let (_, graph) = import_graph(Resolution::Defining);
+    let found = file_loops(&graph);
     let described: Vec<String> = found
         .iter()
         .map(|component| {
@@ -523,7 +649,7 @@ fn no_file_imports_itself_around_a_loop() {
 
 #[test]
 fn no_folder_imports_itself_around_a_loop() {
-    let (_, graph) = import_graph();
+    let (_, graph) = import_graph(Resolution::Defining);
     // A file directly under src/ is a top-level module of its own, not a member of a folder.
     let folder = |file: &Path| match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
@@ -578,4 +704,35 @@ fn the_checker_sees_imports_and_ignores_prose() {
     graph.insert("b".to_owned(), BTreeSet::from(["a".to_owned()]));
     graph.insert("c".to_owned(), BTreeSet::from(["a".to_owned()]));
     assert_eq!(loops(&graph), vec![vec!["a".to_owned(), "b".to_owned()]]);
+}
+
+/// Two files that import each other only through their folder's face (`use super::Name`,
+/// re-exported by mod.rs) still form a loop; and a re-export under another name is followed.
+#[test]
+fn a_loop_through_a_face_is_still_a_loop() {
+    let files = [
+        (
+            "store/mod.rs",
+            "mod contract;\nmod patch;\nmod query;\npub use contract::{Store as Backend, StoreError};\npub use patch::PatchOp;\n",
+        ),
+        ("store/contract.rs", "use super::PatchOp;\npub struct StoreError;\n"),
+        ("store/patch.rs", "use super::StoreError;\npub struct PatchOp;\n"),
+        ("store/query.rs", "use super::Backend;\n"),
+    ];
+    let (tree, sources) =
+        Tree::build(files.map(|(path, code)| (PathBuf::from(path), code.to_owned())));
+    let as_written = graph_of(&tree, &sources, Resolution::AsWritten);
+    assert!(file_loops(&as_written).is_empty(), "{as_written:?}");
+    let defining = graph_of(&tree, &sources, Resolution::Defining);
+    assert_eq!(
+        file_loops(&defining),
+        vec![vec![
+            "store/contract.rs".to_owned(),
+            "store/patch.rs".to_owned()
+        ]]
+    );
+    assert!(
+        defining[Path::new("store/query.rs")].contains_key(Path::new("store/contract.rs")),
+        "{defining:?}"
+    );
 }

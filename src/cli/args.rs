@@ -164,8 +164,7 @@ pub struct HandlerArgs {
 pub struct RealtimeArgs {
     /// Where real-time messages go: hub (serve's built-in hub on --listen) | none | console |
     /// journal:PATH | a SignalR connection string. Default: the AzureSignalRConnectionString
-    /// setting when present, else the mode's default (handler: none; serve: hub; serve --demo:
-    /// console).
+    /// setting when present, else the mode's default (handler: none; serve: hub).
     #[arg(long, env = SIGNALR_ENV, hide_env_values = true)]
     pub signalr: Option<String>,
     /// Azure SignalR Service connection string (Endpoint=…;AccessKey=…;Version=1.0;).
@@ -193,7 +192,7 @@ pub struct ServeArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub realtime: RealtimeArgs,
-    /// Keep simulating executions so logs stream (printed on stdout unless --signalr says otherwise).
+    /// Keep simulating executions so logs stream: to the console page and, line by line, on stdout.
     #[arg(long)]
     pub demo: bool,
     /// A browser origin (scheme://host[:port]) allowed to call the API and the hub from another
@@ -202,6 +201,17 @@ pub struct ServeArgs {
     /// Any other origin gets no CORS headers.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<crate::serve::cors::Origin>,
+    /// Who sets X-MS-CLIENT-PRINCIPAL: `dev` (the console's dev sign-in may set it, as a platform
+    /// admin or a member of one organization) or `proxy` (serve sits behind real authentication,
+    /// such as EasyAuth, which sets it; dev sign-in is off).
+    #[arg(long, value_enum, default_value_t = AuthMode::Dev)]
+    pub auth: AuthMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    Dev,
+    Proxy,
 }
 
 #[derive(Debug, Args)]
@@ -254,4 +264,7 @@ pub struct FunctionsArgs {
     /// Print the deployment names the code uses (containers, settings, connections, generated files) as JSON.
     #[arg(long, group = "action")]
     pub manifest: bool,
+    /// Print the OpenAPI 3.1 document of the HTTP functions (what `GET /api/openapi.json` serves).
+    #[arg(long, group = "action")]
+    pub openapi: bool,
 }

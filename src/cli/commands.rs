@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::args::{Command, EnsureArgs, FunctionsArgs, MigrateArgs, PackageArgs, SimulateArgs};
+use super::args::{
+    AuthMode, Command, EnsureArgs, FunctionsArgs, MigrateArgs, PackageArgs, SimulateArgs,
+};
 use super::telemetry::{self, LogSink};
 use crate::blobs::BlobLocation;
 use crate::clock::{Clock, SystemClock};
@@ -41,20 +43,19 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 workflow_name: "demo_workflow".into(),
                 executed_by: "demo@bifrost.local".into(),
             });
-            let default_sink = if args.demo {
-                SinkTarget::Console
-            } else {
-                SinkTarget::BuiltInHub
-            };
             let config = RuntimeConfig {
                 store: args.store.url(),
                 blobs: args.store.blob_location(),
-                realtime: args.realtime.target(default_sink)?,
+                realtime: args.realtime.target(SinkTarget::BuiltInHub)?,
             };
+            // The demo streams to the page and prints the same logs (unless they print anyway).
+            let echo_to_stdout = args.demo && config.realtime != SinkTarget::Console;
             serve::run(ServeOptions {
                 listen: args.listen,
                 config,
                 demo,
+                echo_to_stdout,
+                dev_sign_in: args.auth == AuthMode::Dev,
                 cors_origins: args.cors_origins,
             })
             .await
@@ -160,6 +161,11 @@ async fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
 
 fn run_functions(args: FunctionsArgs) -> anyhow::Result<()> {
     let functions = registry::registry();
+    if args.openapi {
+        let document = crate::runtime::openapi::document(&functions, env!("CARGO_PKG_VERSION"))?;
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
     if args.manifest {
         let text = serde_json::to_string_pretty(&manifest::manifest(&functions))?;
         println!("{text}");

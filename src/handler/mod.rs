@@ -3,5 +3,7 @@
 
 pub mod protocol;
 pub mod server;
+#[cfg(test)]
+mod tests;
 
 pub use server::run;

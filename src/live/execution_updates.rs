@@ -60,7 +60,7 @@ pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>)
         messages.push(HubMessage {
             group: groups::history(&doc.scope),
             target: TARGET_HISTORY_UPDATE.to_owned(),
-            arguments: vec![Value::Object(rows::execution_row(doc))],
+            arguments: vec![serde_json::to_value(rows::execution_row(doc)).unwrap_or_default()],
         });
     }
     (messages, skipped)
@@ -127,9 +127,10 @@ mod tests {
         assert_eq!(row["orgId"], "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01");
         assert_eq!(row["executedByName"], "ann@x.com");
         assert_eq!(
-            Value::Object(rows::execution_row(
+            serde_json::to_value(rows::execution_row(
                 &ExecutionDoc::deserialize(&execution("b", ORG, "Failed")).unwrap()
-            )),
+            ))
+            .unwrap(),
             *row,
             "the live row is the API's list row"
         );

@@ -137,7 +137,7 @@ fn chunk_logs<'a>(logs: impl Iterator<Item = &'a LogDoc>, reader: Reader) -> Vec
         let (entry, size) = if reader.sees(log) {
             whole_entry(log)
         } else {
-            let entry = rows::redacted_log_entry(log);
+            let entry = serde_json::to_value(rows::redacted_log_entry(log)).unwrap_or_default();
             let size = entry.to_string().len();
             (entry, size)
         };
@@ -216,7 +216,12 @@ mod tests {
         let groups: Vec<&str> = messages.iter().map(|m| m.group.as_str()).collect();
         assert_eq!(
             groups,
-            ["execution:a", "execution-admin:a", "execution:b", "execution-admin:b"]
+            [
+                "execution:a",
+                "execution-admin:a",
+                "execution:b",
+                "execution-admin:b"
+            ]
         );
         for message in &messages[..2] {
             assert_eq!(message.target, TARGET_LOGS);

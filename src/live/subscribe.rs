@@ -16,13 +16,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::realtime::groups::{self, Audience};
-use crate::realtime::SinkError;
-use crate::runtime::auth::{authenticate, execution_id_param, find_execution, Caller};
-use crate::runtime::{AppContext, HttpHandler, HttpRequest, HttpResponse};
+use crate::realtime::{ClientConnection, SinkError};
+use crate::runtime::auth::{
+    authenticate, execution_id_param, execution_id_parameter, find_execution, Caller,
+};
+use crate::runtime::{AppContext, HttpHandler, HttpRequest, HttpResponse, Operation};
 
 /// How long a subscription lasts: the lifetime of the negotiate token, so access is checked
 /// again at least as often as a client needs a new token. The UI subscribes again on every
@@ -44,7 +46,10 @@ fn sink_error(error: SinkError) -> HttpResponse {
         ),
         SinkError::Send(detail) => {
             tracing::warn!(%detail, "SignalR service call failed");
-            HttpResponse::error(502, "the SignalR service did not accept the request; retry shortly")
+            HttpResponse::error(
+                502,
+                "the SignalR service did not accept the request; retry shortly",
+            )
         }
     }
 }
@@ -67,12 +72,46 @@ impl HttpHandler for Negotiate {
             Err(e) => sink_error(e),
         }
     }
+
+    fn operation(&self) -> Operation {
+        Operation::new("live", "Negotiate a SignalR connection")
+            .description("Where the SignalR client connects and its token, which binds the connection to the caller's user id (nameid). 503 when no SignalR service is configured, whoever asks, so the UI can fall back to polling.")
+            .principal()
+            .ok::<ClientConnection>("The client URL and access token.")
+            .errors(&[503])
+            .store_errors()
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The body of both subscribe routes (optional).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct SubscribeBody {
-    connection_id: Option<String>,
+pub struct SubscribeBody {
+    /// Accepted for older clients and checked for form, but it selects nothing: the
+    /// subscription is the caller's and reaches all of the caller's connections.
+    pub connection_id: Option<String>,
+}
+
+/// The caller joined a group.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    /// `execution:{id}` (members), `execution-admin:{id}` (platform admins) or `history:{scope}`.
+    pub group: String,
+    /// Whose connections receive the group: the caller's (the negotiate token's `nameid`).
+    pub user_id: String,
+    /// Seconds the subscription lasts; subscribe again before then (and after a reconnect).
+    pub expires_in_seconds: u64,
+}
+
+/// What both subscribe routes answer.
+fn subscribe_operation(summary: &'static str) -> Operation {
+    Operation::new("live", summary)
+        .principal()
+        .optional_body::<SubscribeBody>("Optional; `connectionId` is accepted and unused.")
+        .ok::<Subscription>("The caller's connections are in the group.")
+        .errors(&[400, 404, 502, 503])
+        .store_errors()
 }
 
 /// The optional `{connectionId}` body, or the 400 saying what is wrong with it. An empty body is
@@ -131,11 +170,11 @@ async fn subscribe(
             tracing::debug!(%group, user, "user subscribed");
             HttpResponse::json(
                 200,
-                &json!({
-                    "group": group,
-                    "userId": user,
-                    "expiresInSeconds": SUBSCRIPTION_TTL.as_secs(),
-                }),
+                &Subscription {
+                    group,
+                    user_id: user.to_owned(),
+                    expires_in_seconds: SUBSCRIPTION_TTL.as_secs(),
+                },
             )
         }
         Err(e) => sink_error(e),
@@ -171,6 +210,12 @@ impl HttpHandler for SubscribeExecution {
         )
         .await
     }
+
+    fn operation(&self) -> Operation {
+        subscribe_operation("Follow one execution live")
+            .description("Adds the caller to the execution's group for its audience: members to execution:{id} (admin-only log lines as {id, sequence, timestamp, level, redacted: true}, no variables or state), platform admins to execution-admin:{id} (everything). executionLogs, executionResult and executionUpdate go to both; executionVariables and executionState to admins only. Another scope's execution is 404.")
+            .parameter(execution_id_parameter())
+    }
 }
 
 #[async_trait]
@@ -182,6 +227,12 @@ impl HttpHandler for SubscribeHistory {
         };
         // The request's scope (X-Organization-Id for admins, the caller's organization otherwise).
         subscribe(ctx, &caller, groups::history(&caller.scope), None).await
+    }
+
+    fn operation(&self) -> Operation {
+        subscribe_operation("Follow the execution list live").description(
+            "Adds the caller to history:{scope} of the request's scope: executionHistoryUpdate messages carrying list rows.",
+        )
     }
 }
 

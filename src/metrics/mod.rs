@@ -18,6 +18,7 @@ pub mod routes;
 pub mod summary;
 
 pub use aggregate::MetricsAggregate;
+pub use ledger::known_scopes;
 pub use reconcile::{live_aggregate, reconcile_day};
 pub use rollup::DailyRollup;
 pub use routes::{GetDailyMetrics, GetMetrics};

@@ -14,6 +14,7 @@ use crate::clock::ManualClock;
 use crate::model::{ExecutionStatus, MetricsDoc, Timestamp};
 use crate::runtime::{AppContext, BatchHandler};
 use crate::store::sqlite::SqliteStore;
+use crate::store::wrapped::Wrapped;
 use crate::store::{Container, Store};
 
 const SCOPES: [&str; 2] = ["GLOBAL", "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01"];
@@ -104,97 +105,21 @@ fn document(index: usize, execution: &Execution, state: &State) -> Value {
     })
 }
 
-/// Cosmos returns `_lsn` only in change-feed documents, not from point reads or queries: this
-/// wrapper gives the SQLite store that behaviour, so reconciliation is tested with the positions
-/// it gets on Cosmos (`_ts` only).
-#[derive(Debug)]
-struct LsnOnlyInFeed(Arc<dyn Store>);
+/// Cosmos returns `_lsn` only in change-feed documents, not from point reads or queries: the
+/// SQLite store given that behaviour, so reconciliation is tested with the positions it gets on
+/// Cosmos (`_ts` only).
+fn lsn_only_in_feed(store: Arc<dyn Store>) -> Arc<dyn Store> {
+    Arc::new(Wrapped {
+        on_read: strip_lsn,
+        ..Wrapped::new(store)
+    })
+}
 
 fn strip_lsn(mut doc: Value) -> Value {
     if let Value::Object(map) = &mut doc {
         map.remove("_lsn");
     }
     doc
-}
-
-#[async_trait::async_trait]
-impl Store for LsnOnlyInFeed {
-    fn backend(&self) -> &'static str {
-        "sqlite-without-lsn"
-    }
-    async fn read(
-        &self,
-        container: Container,
-        partition_key: &str,
-        id: &str,
-    ) -> Result<Option<crate::store::StoredDocument>, crate::store::StoreError> {
-        Ok(self
-            .0
-            .read(container, partition_key, id)
-            .await?
-            .map(|mut d| {
-                d.body = strip_lsn(d.body);
-                d
-            }))
-    }
-    async fn create(
-        &self,
-        container: Container,
-        doc: Value,
-    ) -> Result<crate::store::StoredDocument, crate::store::StoreError> {
-        self.0.create(container, doc).await
-    }
-    async fn upsert(
-        &self,
-        container: Container,
-        doc: Value,
-        if_match: Option<&crate::store::ETag>,
-    ) -> Result<crate::store::StoredDocument, crate::store::StoreError> {
-        self.0.upsert(container, doc, if_match).await
-    }
-    async fn replace(
-        &self,
-        container: Container,
-        doc: Value,
-        if_match: Option<&crate::store::ETag>,
-    ) -> Result<crate::store::StoredDocument, crate::store::StoreError> {
-        self.0.replace(container, doc, if_match).await
-    }
-    async fn delete(
-        &self,
-        container: Container,
-        partition_key: &str,
-        id: &str,
-        if_match: Option<&crate::store::ETag>,
-    ) -> Result<bool, crate::store::StoreError> {
-        self.0.delete(container, partition_key, id, if_match).await
-    }
-    async fn batch(
-        &self,
-        container: Container,
-        partition_key: &str,
-        operations: Vec<crate::store::BatchOperation>,
-    ) -> Result<Vec<crate::store::BatchOutcome>, crate::store::StoreError> {
-        self.0.batch(container, partition_key, operations).await
-    }
-    async fn query(
-        &self,
-        container: Container,
-        partition_key: &str,
-        query: &crate::store::Query,
-    ) -> Result<crate::store::Page, crate::store::StoreError> {
-        let mut page = self.0.query(container, partition_key, query).await?;
-        page.items = page.items.into_iter().map(strip_lsn).collect();
-        Ok(page)
-    }
-    async fn read_change_feed(
-        &self,
-        container: Container,
-        from: &crate::store::FeedPosition,
-        max_items: usize,
-    ) -> Result<crate::store::ChangeFeedPage, crate::store::StoreError> {
-        self.0.read_change_feed(container, from, max_items).await
-    }
 }
 
 struct World {
@@ -211,7 +136,7 @@ async fn write_all(scenario: &Scenario) -> World {
         Timestamp::parse("2026-11-22T12:00:00Z").unwrap(),
     ));
     let store = Arc::new(SqliteStore::open(&dir.path().join("p.db"), clock.clone()).unwrap());
-    let reads_without_lsn: Arc<dyn Store> = Arc::new(LsnOnlyInFeed(store.clone()));
+    let reads_without_lsn = lsn_only_in_feed(store.clone());
     let ctx = AppContext::standalone(reads_without_lsn, clock.clone(), dir.path());
     let mut cursors = vec![0usize; scenario.executions.len()];
     let mut versions = Vec::new();

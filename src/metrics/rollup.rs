@@ -149,7 +149,6 @@ mod tests {
 mod retention_tests {
     use std::sync::Arc;
 
-    use base64::Engine;
     use serde_json::{json, Value};
 
     use super::*;
@@ -163,8 +162,7 @@ mod retention_tests {
     const ORG: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 
     fn admin_request(query: &[(&str, &str)]) -> HttpRequest {
-        let principal = base64::engine::general_purpose::STANDARD
-            .encode(json!({"userId": "admin", "userRoles": ["PlatformAdmin"]}).to_string());
+        let principal = bifrost_test_support::principal::admin("admin");
         HttpRequest {
             method: "GET".into(),
             url: "http://localhost/api/metrics".into(),

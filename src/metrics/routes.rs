@@ -6,12 +6,16 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::json;
 
 use super::{ledger, summary};
-use crate::model::{ExecutionDoc, MetricsDoc, Scope};
+use crate::model::{ExecutionDoc, MetricsDoc, Scope, Timestamp, WorkflowMetrics};
 use crate::runtime::auth::{resolve_caller, Caller};
-use crate::runtime::{respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse};
+use crate::runtime::{
+    respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse, Operation, Parameter,
+};
 use crate::store::{query_all, Container, FilterOp, Query, Store};
 
 pub const DASHBOARD_DAYS: i64 = 30;
@@ -23,6 +27,125 @@ const GAUGE_CAP: usize = 10_000;
 
 pub struct GetMetrics;
 pub struct GetDailyMetrics;
+
+/// `GET /api/metrics`: the legacy dashboard over the last 30 days.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Dashboard {
+    /// Workflows seen in the window (the legacy API counted workflow files on disk).
+    pub workflow_count: usize,
+    /// Always 0: data providers are not execution data.
+    pub data_provider_count: u64,
+    /// Always 0: forms are not execution data.
+    pub form_count: u64,
+    pub execution_stats: ExecutionStats,
+    /// The 10 newest Failed executions.
+    pub recent_failures: Vec<RecentFailure>,
+    /// The scope counted: the legacy org id (uuid or GLOBAL), or `all`.
+    pub scope: String,
+    pub window: DashboardWindow,
+}
+
+/// Terminal executions counted, by status: the first fields of both the dashboard's
+/// `executionStats` and each daily point.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCounts {
+    pub total_executions: u64,
+    pub success_count: u64,
+    pub failed_count: u64,
+    pub timeout_count: u64,
+    pub completed_with_errors_count: u64,
+    pub cancelled_count: u64,
+}
+
+impl From<&MetricsDoc> for StatusCounts {
+    fn from(doc: &MetricsDoc) -> Self {
+        StatusCounts {
+            total_executions: doc.total_executions,
+            success_count: doc.success_count,
+            failed_count: doc.failed_count,
+            timeout_count: doc.timeout_count,
+            completed_with_errors_count: doc.completed_with_errors_count,
+            cancelled_count: doc.cancelled_count,
+        }
+    }
+}
+
+/// The legacy `executionStats`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionStats {
+    #[serde(flatten)]
+    pub counts: StatusCounts,
+    /// Executions Running now (a live count, up to 10,000 per scope).
+    pub running_count: u64,
+    /// Executions Pending now (a live count, up to 10,000 per scope).
+    pub pending_count: u64,
+    /// round(success / (success + failed) · 100, 1); 0 when neither.
+    pub success_rate: f64,
+    /// round(mean duration / 1000, 2); 0 when no duration was reported.
+    pub avg_duration_seconds: f64,
+    pub p50_duration_ms: Option<i64>,
+    pub p95_duration_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentFailure {
+    pub execution_id: String,
+    pub workflow_name: String,
+    pub error_message: Option<String>,
+    pub started_at: Timestamp,
+}
+
+/// The UTC days the dashboard counted.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardWindow {
+    /// First day, YYYY-MM-DD.
+    pub from: String,
+    /// Last day (today, UTC), YYYY-MM-DD.
+    pub to: String,
+    /// Daily documents summed (at most 30 per scope).
+    pub daily_documents_read: usize,
+}
+
+/// `GET /api/metrics/daily`: one point per UTC day, oldest first, ending today.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyMetrics {
+    /// The legacy org id (uuid or GLOBAL), or `all`.
+    pub scope: String,
+    pub days: Vec<DailyPoint>,
+}
+
+/// One day: every terminal execution counted once, on the UTC date of its `completedAt`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyPoint {
+    /// YYYY-MM-DD.
+    pub date: String,
+    #[serde(flatten)]
+    pub counts: StatusCounts,
+    pub total_duration_ms: i64,
+    pub avg_duration_ms: i64,
+    /// From a histogram with buckets 2^(1/8) wide: within ±4.5% of the exact percentile.
+    pub p50_duration_ms: Option<i64>,
+    pub p95_duration_ms: Option<i64>,
+    /// Per workflow name.
+    pub workflows: BTreeMap<String, WorkflowMetrics>,
+    /// The day is final: its executions are about to expire and the document no longer changes.
+    pub sealed: bool,
+}
+
+/// `?scope=all`, shared by both routes.
+fn scope_parameter() -> Parameter {
+    Parameter::query::<String>(
+        "scope",
+        "`all` (platform administrators only): the sum over every scope. Absent: the request's scope.",
+    )
+}
 
 /// The scopes a request covers: the caller's, or every scope for `?scope=all` from an admin.
 async fn scopes_of(
@@ -105,7 +228,7 @@ fn round_to(value: f64, digits: i32) -> f64 {
 }
 
 /// The legacy `executionStats` from a summed document and the live gauges.
-pub fn execution_stats(total: &MetricsDoc, running: u64, pending: u64) -> Value {
+pub fn execution_stats(total: &MetricsDoc, running: u64, pending: u64) -> ExecutionStats {
     let decided = total.success_count + total.failed_count;
     let success_rate = if decided == 0 {
         0.0
@@ -120,20 +243,15 @@ pub fn execution_stats(total: &MetricsDoc, running: u64, pending: u64) -> Value 
             2,
         )
     };
-    json!({
-        "totalExecutions": total.total_executions,
-        "successCount": total.success_count,
-        "failedCount": total.failed_count,
-        "timeoutCount": total.timeout_count,
-        "completedWithErrorsCount": total.completed_with_errors_count,
-        "cancelledCount": total.cancelled_count,
-        "runningCount": running,
-        "pendingCount": pending,
-        "successRate": success_rate,
-        "avgDurationSeconds": avg_seconds,
-        "p50DurationMs": total.p50_duration_ms,
-        "p95DurationMs": total.p95_duration_ms,
-    })
+    ExecutionStats {
+        counts: total.into(),
+        running_count: running,
+        pending_count: pending,
+        success_rate,
+        avg_duration_seconds: avg_seconds,
+        p50_duration_ms: total.p50_duration_ms,
+        p95_duration_ms: total.p95_duration_ms,
+    }
 }
 
 #[async_trait]
@@ -161,38 +279,46 @@ impl HttpHandler for GetMetrics {
                 }
                 failures.sort_by_key(|f| std::cmp::Reverse(f.started_at));
                 failures.truncate(RECENT_FAILURES);
-                let recent: Vec<Value> = failures
-                    .iter()
-                    .map(|f| {
-                        json!({
-                            "executionId": f.execution_id,
-                            "workflowName": f.workflow_name,
-                            "errorMessage": f.error_message,
-                            "startedAt": f.started_at,
-                        })
+                let recent_failures = failures
+                    .into_iter()
+                    .map(|f| RecentFailure {
+                        execution_id: f.execution_id,
+                        workflow_name: f.workflow_name,
+                        error_message: f.error_message,
+                        started_at: f.started_at,
                     })
                     .collect();
                 Ok(HttpResponse::private_json(
                     200,
-                    &json!({
+                    &Dashboard {
                         // Workflows, forms and data providers are not execution data: the
                         // legacy API counted files on disk. Here: workflows seen in the window.
-                        "workflowCount": total.workflows.len(),
-                        "dataProviderCount": 0,
-                        "formCount": 0,
-                        "executionStats": execution_stats(&total, running, pending),
-                        "recentFailures": recent,
-                        "scope": label,
-                        "window": {
-                            "from": from.format("%Y-%m-%d").to_string(),
-                            "to": today.format("%Y-%m-%d").to_string(),
-                            "dailyDocumentsRead": documents_read,
+                        workflow_count: total.workflows.len(),
+                        data_provider_count: 0,
+                        form_count: 0,
+                        execution_stats: execution_stats(&total, running, pending),
+                        recent_failures,
+                        scope: label,
+                        window: DashboardWindow {
+                            from: from.format("%Y-%m-%d").to_string(),
+                            to: today.format("%Y-%m-%d").to_string(),
+                            daily_documents_read: documents_read,
                         },
-                    }),
+                    },
                 ))
             }
             .await,
         )
+    }
+
+    fn operation(&self) -> Operation {
+        Operation::new("metrics", "Dashboard (legacy shape)")
+            .description("The last 30 UTC days from at most 30 daily documents, plus live counts of Running and Pending executions and the newest failures.")
+            .principal()
+            .parameter(scope_parameter())
+            .ok::<Dashboard>("The dashboard figures.")
+            .errors(&[400])
+            .store_errors()
     }
 }
 
@@ -218,7 +344,7 @@ impl HttpHandler for GetDailyMetrics {
                         entry.sealed &= doc.sealed;
                     }
                 }
-                let series: Vec<Value> = from
+                let series: Vec<DailyPoint> = from
                     .iter_days()
                     .take(days)
                     .map(|date| {
@@ -231,11 +357,28 @@ impl HttpHandler for GetDailyMetrics {
                     .collect();
                 Ok(HttpResponse::private_json(
                     200,
-                    &json!({ "scope": label, "days": series }),
+                    &DailyMetrics {
+                        scope: label,
+                        days: series,
+                    },
                 ))
             }
             .await,
         )
+    }
+
+    fn operation(&self) -> Operation {
+        Operation::new("metrics", "Daily metrics (trend charts)")
+            .description("One point per UTC day from the daily documents, oldest first and ending today; days without executions are zeros.")
+            .principal()
+            .parameter(Parameter::query::<u64>(
+                "days",
+                "How many days, ending today: 1 to 365 (default 30).",
+            ))
+            .parameter(scope_parameter())
+            .ok::<DailyMetrics>("The daily series.")
+            .errors(&[400])
+            .store_errors()
     }
 }
 
@@ -249,22 +392,17 @@ fn parse_days(raw: Option<&str>) -> Result<usize, ApiError> {
     Ok(days)
 }
 
-fn daily_point(doc: &MetricsDoc) -> Value {
-    json!({
-        "date": doc.date,
-        "totalExecutions": doc.total_executions,
-        "successCount": doc.success_count,
-        "failedCount": doc.failed_count,
-        "timeoutCount": doc.timeout_count,
-        "completedWithErrorsCount": doc.completed_with_errors_count,
-        "cancelledCount": doc.cancelled_count,
-        "totalDurationMs": doc.total_duration_ms,
-        "avgDurationMs": doc.avg_duration_ms,
-        "p50DurationMs": doc.p50_duration_ms,
-        "p95DurationMs": doc.p95_duration_ms,
-        "workflows": doc.workflows,
-        "sealed": doc.sealed,
-    })
+fn daily_point(doc: &MetricsDoc) -> DailyPoint {
+    DailyPoint {
+        date: doc.date.clone(),
+        counts: doc.into(),
+        total_duration_ms: doc.total_duration_ms,
+        avg_duration_ms: doc.avg_duration_ms,
+        p50_duration_ms: doc.p50_duration_ms,
+        p95_duration_ms: doc.p95_duration_ms,
+        workflows: doc.workflows.clone(),
+        sealed: doc.sealed,
+    }
 }
 
 #[cfg(test)]
@@ -279,12 +417,12 @@ mod tests {
         doc.total_executions = 4;
         doc.total_duration_ms = 3710;
         doc.duration_count = 3;
-        let stats = execution_stats(&doc, 1, 0);
+        let stats = serde_json::to_value(execution_stats(&doc, 1, 0)).unwrap();
         assert_eq!(stats["successRate"], 66.7);
         assert_eq!(stats["avgDurationSeconds"], 1.24);
         assert_eq!(stats["runningCount"], 1);
         let empty = execution_stats(&summary::empty("GLOBAL", "w"), 0, 0);
-        assert_eq!(empty["successRate"], 0.0);
+        assert_eq!(empty.success_rate, 0.0);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Documents → the legacy JSON shapes the React UI reads (docs/api.md). Pure, and the one place
 //! each shape is built: the query API and the live stream both use these.
 
-use serde_json::{json, Map, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{json, Value};
 
-use crate::model::{ExecutionDoc, LogDoc};
+use crate::model::{ExecutionDoc, ExecutionStatus, LogDoc, Timestamp};
 
 /// Log levels only platform administrators see (legacy `get_execution_logs`).
 pub const ADMIN_ONLY_LEVELS: [&str; 2] = ["DEBUG", "TRACEBACK"];
@@ -17,8 +19,37 @@ pub fn is_admin_only_level(level: &str) -> bool {
 /// The 16-key camelCase execution shape: a row of `GET /api/executions` and, unchanged, the
 /// `executionHistoryUpdate` the live stream sends to `history:{scope}`, so a UI can merge a live
 /// row into a fetched list. Lists leave `result`, `resultType`, `logs` and `variables` null, as
-/// the legacy API did; the detail fills them in.
-pub fn execution_row(doc: &ExecutionDoc) -> Map<String, Value> {
+/// the legacy API did; the detail (`GET /api/executions/{id}`) fills them in.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionRow {
+    pub execution_id: String,
+    /// `Unknown` when the engine recorded none.
+    pub workflow_name: String,
+    /// The legacy organization id: the organization's uuid, or `GLOBAL`.
+    pub org_id: String,
+    pub form_id: Option<String>,
+    pub executed_by: String,
+    /// The executor's display name; `executedBy` (or `Unknown`) when none was recorded.
+    pub executed_by_name: String,
+    pub status: ExecutionStatus,
+    /// The workflow's input; `{}` when none was recorded.
+    pub input_data: Value,
+    /// Detail only: the result (any JSON value), null while there is none.
+    pub result: Value,
+    /// Detail only: `json`, `html` or `text`; null while there is no result.
+    pub result_type: Option<String>,
+    pub error_message: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub started_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+    /// Detail only: the first page of logs, in `sequence` order.
+    pub logs: Option<Vec<LogEntry>>,
+    /// Detail only, and only for platform administrators: the latest variables snapshot.
+    pub variables: Option<Value>,
+}
+
+pub fn execution_row(doc: &ExecutionDoc) -> ExecutionRow {
     let or_unknown = |s: &str| {
         if s.is_empty() {
             "Unknown".to_owned()
@@ -31,52 +62,96 @@ pub fn execution_row(doc: &ExecutionDoc) -> Map<String, Value> {
     } else {
         doc.executed_by_name.clone()
     };
-    let row = json!({
-        "executionId": doc.execution_id,
-        "workflowName": or_unknown(&doc.workflow_name),
-        "orgId": doc.scope.legacy_org_id(),
-        "formId": doc.form_id,
-        "executedBy": doc.executed_by,
-        "executedByName": executed_by_name,
-        "status": doc.status,
-        "inputData": if doc.input_data.is_null() { json!({}) } else { doc.input_data.clone() },
-        "result": null,
-        "resultType": null,
-        "errorMessage": doc.error_message,
-        "durationMs": doc.duration_ms,
-        "startedAt": doc.started_at,
-        "completedAt": doc.completed_at,
-        "logs": null,
-        "variables": null,
-    });
-    match row {
-        Value::Object(map) => map,
-        _ => Map::new(),
+    ExecutionRow {
+        execution_id: doc.execution_id.clone(),
+        workflow_name: or_unknown(&doc.workflow_name),
+        org_id: doc.scope.legacy_org_id(),
+        form_id: doc.form_id.clone(),
+        executed_by: doc.executed_by.clone(),
+        executed_by_name,
+        status: doc.status,
+        input_data: if doc.input_data.is_null() {
+            json!({})
+        } else {
+            doc.input_data.clone()
+        },
+        result: Value::Null,
+        result_type: None,
+        error_message: doc.error_message.clone(),
+        duration_ms: doc.duration_ms,
+        started_at: doc.started_at,
+        completed_at: doc.completed_at,
+        logs: None,
+        variables: None,
+    }
+}
+
+/// One log line: as the live stream (`executionLogs`) carries it, and with the legacy
+/// `executionLogId` (the same value as `id`) on `/logs` and in the detail.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    pub id: String,
+    /// 1-based and gap-free per execution: the order and the dedupe key.
+    pub sequence: u64,
+    pub timestamp: Timestamp,
+    pub level: String,
+    pub message: String,
+    pub data: Option<Value>,
+    /// The legacy name of `id` (query API only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_log_id: Option<String>,
+}
+
+impl LogEntry {
+    fn of(doc: &LogDoc, execution_log_id: Option<String>) -> Self {
+        LogEntry {
+            id: doc.id.clone(),
+            sequence: doc.sequence,
+            timestamp: doc.timestamp,
+            level: doc.level.clone(),
+            message: doc.message.clone(),
+            data: doc.data.clone(),
+            execution_log_id,
+        }
     }
 }
 
 /// One log line as the live stream (`executionLogs`) carries it.
 pub fn stream_log_entry(doc: &LogDoc) -> Value {
-    json!({
-        "id": doc.id,
-        "sequence": doc.sequence,
-        "timestamp": doc.timestamp,
-        "level": doc.level,
-        "message": doc.message,
-        "data": doc.data,
-    })
+    serde_json::to_value(LogEntry::of(doc, None)).unwrap_or_default()
 }
 
 /// A log line a member may not read, where a gap-free `sequence` is promised (the members'
 /// stream and `/logs`): its place, time and level, never its message or data.
-pub fn redacted_log_entry(doc: &LogDoc) -> Value {
-    json!({
-        "id": doc.id,
-        "sequence": doc.sequence,
-        "timestamp": doc.timestamp,
-        "level": doc.level,
-        "redacted": true,
-    })
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedactedLogEntry {
+    pub id: String,
+    pub sequence: u64,
+    pub timestamp: Timestamp,
+    /// `DEBUG` or `TRACEBACK` (in the writer's casing).
+    pub level: String,
+    /// Always `true`: the line exists, its content is for platform administrators only.
+    pub redacted: bool,
+}
+
+pub fn redacted_log_entry(doc: &LogDoc) -> RedactedLogEntry {
+    RedactedLogEntry {
+        id: doc.id.clone(),
+        sequence: doc.sequence,
+        timestamp: doc.timestamp,
+        level: doc.level.clone(),
+        redacted: true,
+    }
+}
+
+/// One line of a gap-free page: whole, or a placeholder for a line the reader may not see.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LogLine {
+    Whole(LogEntry),
+    Redacted(RedactedLogEntry),
 }
 
 /// Who reads a log line, and so which shape it takes.
@@ -105,12 +180,8 @@ impl Reader {
 
 /// One log line for `/logs` and the detail: the stream's fields plus the legacy
 /// `executionLogId` name for the id.
-pub fn log_entry(doc: &LogDoc) -> Value {
-    let mut entry = stream_log_entry(doc);
-    if let Value::Object(map) = &mut entry {
-        map.insert("executionLogId".to_owned(), json!(doc.id));
-    }
-    entry
+pub fn log_entry(doc: &LogDoc) -> LogEntry {
+    LogEntry::of(doc, Some(doc.id.clone()))
 }
 
 /// The legacy `resultType` of a result value: `json` for objects and arrays, `html` for a string
@@ -146,7 +217,7 @@ pub fn decode_result_text(text: &str, stored_type: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ExecutionStatus, Scope, Timestamp};
+    use crate::model::Scope;
 
     fn doc() -> ExecutionDoc {
         serde_json::from_value(json!({
@@ -159,8 +230,31 @@ mod tests {
 
     #[test]
     fn rows_have_the_sixteen_legacy_keys_with_fallbacks() {
-        let row = execution_row(&doc());
-        assert_eq!(row.len(), 16);
+        let row = serde_json::to_value(execution_row(&doc())).unwrap();
+        let row = row.as_object().unwrap();
+        let keys: Vec<&str> = row.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "executionId",
+                "workflowName",
+                "orgId",
+                "formId",
+                "executedBy",
+                "executedByName",
+                "status",
+                "inputData",
+                "result",
+                "resultType",
+                "errorMessage",
+                "durationMs",
+                "startedAt",
+                "completedAt",
+                "logs",
+                "variables"
+            ],
+            "the legacy key order"
+        );
         assert_eq!(row["workflowName"], "Unknown");
         assert_eq!(row["executedByName"], "u1");
         assert_eq!(row["orgId"], "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01");
@@ -171,7 +265,7 @@ mod tests {
         global.scope = Scope::Global;
         global.status = ExecutionStatus::Success;
         global.completed_at = Some(Timestamp::parse("2026-11-22T19:05:08Z").unwrap());
-        let row = execution_row(&global);
+        let row = serde_json::to_value(execution_row(&global)).unwrap();
         assert_eq!(row["orgId"], "GLOBAL");
         assert_eq!(row["status"], "Success");
         assert_eq!(row["completedAt"], "2026-11-22T19:05:08.000000Z");
@@ -199,7 +293,7 @@ mod tests {
             "message": "apiKey=secret", "data": {"apiKey": "secret"},
         }))
         .unwrap();
-        let entry = redacted_log_entry(&log);
+        let entry = serde_json::to_value(redacted_log_entry(&log)).unwrap();
         assert_eq!(
             entry,
             json!({"id": "e1-log-3", "sequence": 3, "timestamp": "2026-11-22T19:05:07.000000Z",

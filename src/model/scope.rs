@@ -81,6 +81,20 @@ impl Serialize for Scope {
     }
 }
 
+impl schemars::JsonSchema for Scope {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Scope".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^(GLOBAL|org-[0-9a-fA-F-]{36})$",
+            "description": "GLOBAL or org-{uuid}",
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Scope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;

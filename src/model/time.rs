@@ -95,6 +95,21 @@ impl Serialize for Timestamp {
     }
 }
 
+/// An RFC 3339 UTC date-time as the API writes it (`2026-11-22T19:05:07.496999Z`).
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 UTC date-time with microseconds, e.g. 2026-11-22T19:05:07.496999Z",
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;

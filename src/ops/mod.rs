@@ -1,5 +1,8 @@
-//! Operations: what an operator asks of a running system (`GET /api/health`).
+//! Operations: what a running system tells about itself: its health (`GET /api/health`) and its
+//! API (`GET /api/openapi.json`).
 
+pub mod api_document;
 pub mod health;
 
+pub use api_document::ApiDocument;
 pub use health::Health;

@@ -4,13 +4,17 @@
 //! authorization).
 
 use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::params;
-use crate::model::rows::{self, Reader};
+use crate::model::rows::{self, LogLine, Reader};
 use crate::model::{LogDoc, ResultDoc, VariablesDoc};
-use crate::runtime::auth::{visible_execution, Caller};
-use crate::runtime::{respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse};
+use crate::runtime::auth::{execution_id_parameter, visible_execution, Caller};
+use crate::runtime::{
+    respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse, Operation,
+};
 use crate::store::{Container, FilterOp, Query};
 
 /// Set on a `/logs` page that stopped at `limit`: the `afterSequence` of the next page.
@@ -19,6 +23,21 @@ pub const NEXT_AFTER_SEQUENCE_HEADER: &str = "X-Next-After-Sequence";
 pub struct GetExecutionLogs;
 pub struct GetExecutionVariables;
 pub struct GetExecutionResult;
+
+/// `GET /api/executions/{id}/result`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionResult {
+    /// The workflow's result: any JSON value, HTML or text as a string; null while there is none.
+    pub result: Value,
+    /// `json`, `html` or `text`; null while there is no result.
+    pub result_type: Option<String>,
+}
+
+/// The latest variables snapshot: the engine's own JSON, `{}` while there is none.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Variables(pub Value);
 
 #[async_trait]
 impl HttpHandler for GetExecutionLogs {
@@ -48,6 +67,21 @@ impl HttpHandler for GetExecutionLogs {
             .await,
         )
     }
+
+    fn operation(&self) -> Operation {
+        Operation::new("query", "Logs of one execution")
+            .description("Log lines in sequence order, gap-free and resumable: a client that reconnects asks for afterSequence=N and loses nothing. For members a DEBUG or TRACEBACK line is a placeholder {id, sequence, timestamp, level, redacted: true}, without its message or data.")
+            .principal()
+            .parameter(execution_id_parameter())
+            .parameters(params::log_parameters())
+            .ok::<Vec<LogLine>>("Up to `limit` log lines after `afterSequence`.")
+            .with_header::<u64>(
+                NEXT_AFTER_SEQUENCE_HEADER,
+                "Set when the page stopped at `limit`: the afterSequence of the next page.",
+            )
+            .errors(&[400, 404])
+            .store_errors()
+    }
 }
 
 #[async_trait]
@@ -64,11 +98,21 @@ impl HttpHandler for GetExecutionVariables {
                 }
                 Ok(HttpResponse::private_json(
                     200,
-                    &load_variables(ctx, &id).await?,
+                    &Variables(load_variables(ctx, &id).await?),
                 ))
             }
             .await,
         )
+    }
+
+    fn operation(&self) -> Operation {
+        Operation::new("query", "Variables of one execution")
+            .description("Platform administrators only.")
+            .principal()
+            .parameter(execution_id_parameter())
+            .ok::<Variables>("The latest snapshot (highest version).")
+            .errors(&[400, 404])
+            .store_errors()
     }
 }
 
@@ -82,17 +126,30 @@ impl HttpHandler for GetExecutionResult {
                 let (result, result_type) = load_result(ctx, &id).await?;
                 Ok(HttpResponse::private_json(
                     200,
-                    &json!({ "result": result, "resultType": result_type }),
+                    &ExecutionResult {
+                        result,
+                        result_type,
+                    },
                 ))
             }
             .await,
         )
     }
+
+    fn operation(&self) -> Operation {
+        Operation::new("query", "Result of one execution")
+            .description("Inline, or read from blob storage when it was over 2 MB.")
+            .principal()
+            .parameter(execution_id_parameter())
+            .ok::<ExecutionResult>("The result and its type.")
+            .errors(&[400, 404])
+            .store_errors()
+    }
 }
 
 pub struct LogPage {
-    /// The lines in sequence order, shaped for the caller (`rows::log_entry`, or a placeholder).
-    pub entries: Vec<Value>,
+    /// The lines in sequence order, shaped for the caller (whole, or a placeholder).
+    pub entries: Vec<LogLine>,
     /// Present when the page stopped at its limit and more logs may follow.
     pub next_after_sequence: Option<u64>,
 }
@@ -141,9 +198,9 @@ pub async fn load_logs(
             Ok(log) => {
                 last_read = Some(log.sequence);
                 if reader.sees(&log) {
-                    entries.push(rows::log_entry(&log));
+                    entries.push(LogLine::Whole(rows::log_entry(&log)));
                 } else if hidden == HiddenLines::Placeholder {
-                    entries.push(rows::redacted_log_entry(&log));
+                    entries.push(LogLine::Redacted(rows::redacted_log_entry(&log)));
                 }
             }
             Err(e) => {

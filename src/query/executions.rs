@@ -1,18 +1,44 @@
 //! `GET /api/executions`, `POST /api/executions/query` and `GET /api/executions/{id}`.
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::json;
 
 use super::execution_data;
-use super::params::{self, ListFilters, UpperBound};
-use crate::model::{rows, ExecutionDoc};
-use crate::runtime::auth::{resolve_caller, visible_execution, Caller};
-use crate::runtime::{respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse};
+use super::params::{self, ListFilters, ListQueryBody, UpperBound};
+use crate::model::rows::{self, ExecutionRow, LogLine};
+use crate::model::ExecutionDoc;
+use crate::runtime::auth::{execution_id_parameter, resolve_caller, visible_execution, Caller};
+use crate::runtime::{
+    respond, ApiError, AppContext, HttpHandler, HttpRequest, HttpResponse, Operation,
+};
 use crate::store::{Container, FilterOp, Query};
 
 pub struct ListExecutions;
 pub struct QueryExecutions;
 pub struct GetExecution;
+
+/// A page of `GET /api/executions` and `POST /api/executions/query`, newest first.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionList {
+    pub executions: Vec<ExecutionRow>,
+    /// Pass it back for the next page; null on the last page.
+    pub continuation_token: Option<String>,
+    /// Whether another page follows (the legacy UI reads it; the legacy API never sent it).
+    pub has_more: bool,
+}
+
+/// What the two list functions share in their description.
+fn list_operation(summary: &'static str) -> Operation {
+    Operation::new("query", summary)
+        .description("Executions of the caller's scope, newest first, every filter applied in the store so pages are full.")
+        .principal()
+        .ok::<ExecutionList>("One page of execution rows.")
+        .errors(&[400])
+        .store_errors()
+}
 
 #[async_trait]
 impl HttpHandler for ListExecutions {
@@ -25,6 +51,10 @@ impl HttpHandler for ListExecutions {
             }
             .await,
         )
+    }
+
+    fn operation(&self) -> Operation {
+        list_operation("List executions").parameters(params::list_parameters())
     }
 }
 
@@ -40,6 +70,12 @@ impl HttpHandler for QueryExecutions {
             .await,
         )
     }
+
+    fn operation(&self) -> Operation {
+        list_operation("List executions (filters in the body)").body::<ListQueryBody>(
+            "The list parameters as fields; unknown fields are refused. An empty body is the first page, unfiltered.",
+        )
+    }
 }
 
 #[async_trait]
@@ -52,6 +88,16 @@ impl HttpHandler for GetExecution {
             }
             .await,
         )
+    }
+
+    fn operation(&self) -> Operation {
+        Operation::new("query", "One execution")
+            .description("The execution row with its result, the first 5000 logs and (for platform administrators) the latest variables. Members get no DEBUG or TRACEBACK lines here, as in the legacy API.")
+            .principal()
+            .parameter(execution_id_parameter())
+            .ok::<ExecutionRow>("The execution with result, logs and variables filled in.")
+            .errors(&[400, 404])
+            .store_errors()
     }
 }
 
@@ -106,19 +152,18 @@ async fn list(
     let mut executions = Vec::with_capacity(page.items.len());
     for item in page.items {
         match serde_json::from_value::<ExecutionDoc>(item) {
-            Ok(doc) => executions.push(Value::Object(rows::execution_row(&doc))),
+            Ok(doc) => executions.push(rows::execution_row(&doc)),
             Err(e) => tracing::error!(%scope, error = %e, "unreadable execution document skipped"),
         }
     }
-    let token = page.continuation.as_deref().map(params::wrap_token);
+    let continuation_token = page.continuation.as_deref().map(params::wrap_token);
     Ok(HttpResponse::private_json(
         200,
-        &json!({
-            "executions": executions,
-            "continuationToken": token,
-            // The legacy UI reads `hasMore`, which the legacy API never sent.
-            "hasMore": token.is_some(),
-        }),
+        &ExecutionList {
+            executions,
+            has_more: continuation_token.is_some(),
+            continuation_token,
+        },
     ))
 }
 
@@ -130,8 +175,8 @@ async fn detail(
     let id = &execution.execution_id;
     let mut row = rows::execution_row(execution);
     let (result, result_type) = execution_data::load_result(ctx, id).await?;
-    row.insert("result".into(), result);
-    row.insert("resultType".into(), json!(result_type));
+    row.result = result;
+    row.result_type = result_type;
     // The legacy detail leaves hidden lines out (its logs promise no gap-free sequence).
     let logs = execution_data::load_logs(
         ctx,
@@ -142,14 +187,19 @@ async fn detail(
         execution_data::HiddenLines::Drop,
     )
     .await?;
-    row.insert("logs".into(), Value::Array(logs.entries));
+    row.logs = Some(
+        logs.entries
+            .into_iter()
+            .filter_map(|line| match line {
+                LogLine::Whole(entry) => Some(entry),
+                LogLine::Redacted(_) => None,
+            })
+            .collect(),
+    );
     if caller.is_platform_admin {
-        row.insert(
-            "variables".into(),
-            execution_data::load_variables(ctx, id).await?,
-        );
+        row.variables = Some(execution_data::load_variables(ctx, id).await?);
     }
-    Ok(HttpResponse::private_json(200, &Value::Object(row)))
+    Ok(HttpResponse::private_json(200, &row))
 }
 
 #[cfg(test)]

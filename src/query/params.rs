@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::model::{ExecutionStatus, Timestamp};
 use crate::runtime::http::parse_limit;
-use crate::runtime::ApiError;
+use crate::runtime::{ApiError, Parameter};
 
 pub const DEFAULT_LIST_LIMIT: usize = 25;
 /// The legacy cap: larger values are lowered to it, as the legacy API did.
@@ -46,15 +48,78 @@ pub enum UpperBound {
     Exclusive(Timestamp),
 }
 
-pub const LIST_PARAMETERS: [&str; 7] = [
-    "workflowName",
-    "status",
-    "startDate",
-    "endDate",
-    "executedBy",
-    "limit",
-    "continuationToken",
-];
+/// The list filters: query parameters of `GET /api/executions` and, by the same names, the
+/// fields of the `POST /api/executions/query` body. The one list of names the parsers accept.
+pub fn list_parameters() -> [Parameter; 7] {
+    [
+        Parameter::query::<String>("workflowName", "Only executions of this workflow (exact name)."),
+        Parameter::query::<String>(
+            "status",
+            "One status or a comma-separated list of them, any case: Pending, Running, Success (or completed), Failed, Timeout, CompletedWithErrors, Cancelling, Cancelled.",
+        ),
+        Parameter::query::<String>(
+            "startDate",
+            "Only executions started at or after this date (YYYY-MM-DD) or date-time (RFC 3339).",
+        ),
+        Parameter::query::<String>(
+            "endDate",
+            "Only executions started at or before this date-time, or on or before this date (the whole day).",
+        ),
+        Parameter::query::<String>("executedBy", "Only executions started by this user id."),
+        Parameter::query::<u64>(
+            "limit",
+            "Page size, 1 or more (default 25; values over 1000 are lowered to 1000).",
+        ),
+        Parameter::query::<String>(
+            "continuationToken",
+            "The previous page's continuationToken, for the next page of the same query.",
+        ),
+    ]
+}
+
+/// The body of `POST /api/executions/query`: the list parameters as JSON fields (its schema;
+/// `parse_list_body` reads it with field-by-field messages).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQueryBody {
+    pub workflow_name: Option<String>,
+    /// One status, a comma-separated list, or an array of them.
+    pub status: Option<OneOrMany>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub executed_by: Option<String>,
+    /// A number, or a string holding one.
+    pub limit: Option<NumberOrText>,
+    pub continuation_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum NumberOrText {
+    Number(u64),
+    Text(String),
+}
+
+/// `afterSequence` and `limit` of `GET /api/executions/{id}/logs`.
+pub fn log_parameters() -> [Parameter; 2] {
+    [
+        Parameter::query::<u64>(
+            "afterSequence",
+            "Only logs with a greater sequence (default 0: from the first). A client that reconnects passes the last sequence it holds.",
+        ),
+        Parameter::query::<u64>(
+            "limit",
+            "Page size, 1 or more (default and maximum 5000); a full page sets X-Next-After-Sequence.",
+        ),
+    ]
+}
 
 /// Parses list parameters from the query string. Unknown keys are ignored (clients add cache
 /// busters and the host may add `code`).
@@ -117,11 +182,13 @@ pub fn parse_list_body(body: Option<&str>) -> Result<ListFilters, ApiError> {
     };
     let mut query = BTreeMap::new();
     for (key, value) in object {
-        if !LIST_PARAMETERS.contains(&key.as_str()) {
+        let allowed = list_parameters();
+        if !allowed.iter().any(|p| p.name == key) {
+            let names: Vec<&str> = allowed.iter().map(|p| p.name).collect();
             return Err(ApiError::bad_request(format!(
                 "unknown field {:?}; allowed: {}",
                 key.chars().take(64).collect::<String>(),
-                LIST_PARAMETERS.join(", ")
+                names.join(", ")
             )));
         }
         let text = match value {
@@ -375,6 +442,28 @@ mod tests {
         ] {
             assert_eq!(parse_list_body(Some(bad)).unwrap_err().status, 400, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_body_schema_has_exactly_the_list_parameters() {
+        let schema = schemars::schema_for!(ListQueryBody);
+        let fields: Vec<&String> = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap()
+            .keys()
+            .collect();
+        let names: Vec<String> = list_parameters().iter().map(|p| p.name.into()).collect();
+        assert_eq!(fields, names.iter().collect::<Vec<_>>());
+        // And the body parser takes every one of them.
+        let body = serde_json::to_string(
+            &names
+                .iter()
+                .map(|n| (n.clone(), Value::Null))
+                .collect::<serde_json::Map<_, _>>(),
+        )
+        .unwrap();
+        assert!(parse_list_body(Some(&body)).is_ok());
     }
 
     #[test]

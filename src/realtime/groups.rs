@@ -52,8 +52,14 @@ mod tests {
             execution(Audience::Members, "admin:a"),
             execution(Audience::Admins, "a")
         );
-        assert!(is_members_execution_group(&execution(Audience::Members, "x")));
-        assert!(!is_members_execution_group(&execution(Audience::Admins, "x")));
+        assert!(is_members_execution_group(&execution(
+            Audience::Members,
+            "x"
+        )));
+        assert!(!is_members_execution_group(&execution(
+            Audience::Admins,
+            "x"
+        )));
         assert!(!is_members_execution_group(&history(&Scope::Global)));
         assert_eq!(history(&Scope::Global), "history:GLOBAL");
     }

@@ -1,7 +1,7 @@
 //! Real-time messages and where they go. Functions produce `HubMessage`s (pure); a
 //! `MessageSink` delivers them: the SignalR Service REST sender (Azure, or serve mode's built-in
 //! hub, which speaks the same REST API), or for operators and tests nowhere (`none`), stdout
-//! (`console`) or a JSON-lines journal (`journal:PATH`).
+//! (`console`) or a JSON-lines journal (`journal:PATH`); `TeeSink` sends to two of them.
 
 pub mod connection_string;
 mod console;
@@ -9,6 +9,7 @@ pub mod groups;
 mod journal;
 pub mod jwt;
 pub mod rest;
+mod tee;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -23,6 +24,7 @@ pub use connection_string::ConnectionString;
 pub use console::ConsoleSink;
 pub use journal::JournalSink;
 pub use rest::RestSender;
+pub use tee::TeeSink;
 
 /// The SignalR hub every message and client uses (the legacy Web PubSub hub was `bifrost` too).
 pub const HUB: &str = "bifrost";
@@ -37,10 +39,12 @@ pub struct HubMessage {
 }
 
 /// What `/api/negotiate` gives a client: where to connect and the token to connect with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientConnection {
+    /// The SignalR client URL (`…/client/?hub=bifrost`).
     pub url: String,
+    /// A JWT for that URL, bound to the caller's user id.
     pub access_token: String,
 }
 

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::context::AppContext;
 use super::http::{ApiError, HttpRequest, HttpResponse};
+use super::operation::Parameter;
 use crate::model::{ExecutionDoc, MembershipDoc, Scope};
 use crate::store::Container;
 
@@ -298,6 +299,14 @@ pub fn execution_id_param(raw: Option<&str>) -> Result<&str, ApiError> {
         ));
     }
     Ok(id)
+}
+
+/// The `{id}` route parameter `execution_id_param` reads, as the API document describes it.
+pub fn execution_id_parameter() -> Parameter {
+    Parameter::path(
+        "id",
+        "The execution id (letters, digits, '-', '_', '.', ':'; at most 128 characters).",
+    )
 }
 
 /// The execution with this id in the caller's scope. Another scope's execution is "not found",

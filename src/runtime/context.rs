@@ -62,8 +62,8 @@ pub struct RuntimeStatus {
     pumps: Mutex<BTreeMap<String, PumpStatus>>,
 }
 
-/// Progress of one serve-mode change-feed pump.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Progress of one change-feed function's deliveries.
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PumpStatus {
     pub container: String,

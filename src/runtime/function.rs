@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::context::AppContext;
 use super::http::{HttpRequest, HttpResponse, TimerInfo};
+use super::operation::Operation;
 use crate::realtime::SinkError;
 use crate::store::{Container, StoreError};
 
@@ -121,6 +122,10 @@ pub trait TimerHandler: Send + Sync {
 #[async_trait]
 pub trait HttpHandler: Send + Sync {
     async fn handle(&self, ctx: &AppContext, request: HttpRequest) -> HttpResponse;
+
+    /// What it takes and answers, for the OpenAPI document: every status `handle` can give, with
+    /// the type of its body. Required, so no route exists undescribed.
+    fn operation(&self) -> Operation;
 }
 
 #[derive(Clone)]

@@ -70,12 +70,24 @@ impl HttpResponse {
 
     /// The one error shape of every HTTP function: `{"error": message}`.
     pub fn error(status: u16, message: impl Into<String>) -> Self {
-        HttpResponse::json(status, &json!({ "error": message.into() }))
+        HttpResponse::json(
+            status,
+            &ErrorBody {
+                error: message.into(),
+            },
+        )
     }
     /// Answers with `no-store`: every body here depends on who asked.
     pub fn private_json(status: u16, body: &impl Serialize) -> Self {
         HttpResponse::json(status, body).with_header("Cache-Control", "no-store")
     }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// What is wrong, for a person to read (names the parameter at fault).
+    pub error: String,
 }
 
 /// A request that cannot be answered: the status and the message of `{"error": message}`.

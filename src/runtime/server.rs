@@ -69,7 +69,7 @@ impl ServerLimits {
 }
 
 /// The reply to a connection over the cap: small, complete, and closing.
-const REFUSAL: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 57\r\nconnection: close\r\nretry-after: 1\r\n\r\n{\"error\":\"too many connections; retry in a moment, please\"}";
+const REFUSAL: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 59\r\nconnection: close\r\nretry-after: 1\r\n\r\n{\"error\":\"too many connections; retry in a moment, please\"}";
 
 /// Raises the soft limit on open files to the hard limit; returns the soft limit in force.
 pub fn raise_fd_limit() -> io::Result<u64> {

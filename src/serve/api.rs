@@ -1,5 +1,5 @@
 //! Serve mode's HTTP surface: the registry's HTTP functions under `/api/{route}`, called with the
-//! same `HttpRequest` they get from the Functions host, plus `GET /`.
+//! same `HttpRequest` they get from the Functions host (the console owns `GET /`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,9 +7,8 @@ use std::sync::Arc;
 use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
-use axum::{Json, Router};
-use serde_json::json;
+use axum::routing::any;
+use axum::Router;
 
 use crate::runtime::function::{FunctionSpec, Trigger};
 use crate::runtime::{AppContext, Handler, HttpHandler};
@@ -27,7 +26,7 @@ struct Route {
 }
 
 pub fn router(ctx: AppContext, functions: &[FunctionSpec]) -> Router {
-    let mut router = Router::new().route("/", get(root));
+    let mut router = Router::new();
     for spec in functions {
         if let (Trigger::Http(trigger), Handler::Http(handler)) = (&spec.trigger, &spec.handler) {
             let route = Route {
@@ -43,10 +42,6 @@ pub fn router(ctx: AppContext, functions: &[FunctionSpec]) -> Router {
         }
     }
     router.fallback(|| async { to_response(HttpResponse::error(404, "no such route")) })
-}
-
-async fn root() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ready", "service": "bifrost-workers", "api": "/api" }))
 }
 
 async fn call(State(route): State<Route>, params: RawPathParams, request: Request) -> Response {

@@ -36,7 +36,9 @@ impl FromStr for Origin {
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
         let raw = raw.trim();
-        let bad = |why: &str| format!("{raw:?} is not an origin ({why}); expected scheme://host[:port], e.g. http://localhost:3000");
+        let bad = |why: &str| {
+            format!("{raw:?} is not an origin ({why}); expected scheme://host[:port], e.g. http://localhost:3000")
+        };
         let (scheme, rest) = raw.split_once("://").ok_or_else(|| bad("no scheme"))?;
         if !matches!(scheme, "http" | "https") {
             return Err(bad("the scheme must be http or https"));
@@ -126,7 +128,10 @@ mod tests {
     #[test]
     fn origins_are_checked_and_normalized() {
         assert_eq!(
-            "http://LocalHost:3000".parse::<Origin>().unwrap().to_string(),
+            "http://LocalHost:3000"
+                .parse::<Origin>()
+                .unwrap()
+                .to_string(),
             "http://localhost:3000"
         );
         assert!("https://app.example.com".parse::<Origin>().is_ok());

@@ -1,14 +1,18 @@
 //! Standalone mode: the registry's functions driven by this process — change-feed pumps over the
-//! store, a scheduler for timers, and the HTTP functions under `/api` — with graceful shutdown.
+//! store, a scheduler for timers, and the HTTP functions under `/api` — with the live web
+//! console at `/` (and its dev sign-in), and graceful shutdown.
 
 pub mod api;
+pub mod console;
 pub mod cors;
+pub mod dev_sign_in;
 pub mod hub;
 pub mod pump;
 pub mod scheduler;
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,12 +21,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::realtime::SinkTarget;
+use crate::realtime::{ConsoleSink, SinkTarget, TeeSink};
 use crate::registry;
 use crate::runtime::config::RuntimeConfig;
 use crate::runtime::function::{FunctionSpec, Trigger, CHANGE_FEED_RETRY};
 use crate::runtime::{AppContext, Handler};
 use crate::simulate::{self, SimulateOptions};
+use dev_sign_in::{DevIdentity, DevSignIn};
 use hub::{Hub, HubLimits};
 
 /// How often serve mode removes expired documents from the embedded store.
@@ -36,6 +41,10 @@ pub struct ServeOptions {
     pub config: RuntimeConfig,
     /// Keep writing simulated executions so logs visibly stream.
     pub demo: Option<SimulateOptions>,
+    /// Also print every real-time message's logs on stdout (the demo).
+    pub echo_to_stdout: bool,
+    /// The console's dev sign-in (off when serve sits behind real authentication).
+    pub dev_sign_in: bool,
     /// Browser origins allowed to call the API and the hub across origins (empty: the loopback
     /// development servers).
     pub cors_origins: Vec<cors::Origin>,
@@ -62,6 +71,7 @@ pub struct App {
     router: axum::Router,
     functions: Vec<FunctionSpec>,
     demo: Option<SimulateOptions>,
+    dev_sign_in: bool,
 }
 
 impl App {
@@ -76,11 +86,28 @@ impl App {
             config.realtime = SinkTarget::SignalR(hub.connection_string().clone());
             hub
         });
-        let ctx = config.open_context("serve").await?;
+        let mut ctx = config.open_context("serve").await?;
+        if options.echo_to_stdout {
+            ctx.sink = Arc::new(TeeSink::new(ctx.sink.clone(), Arc::new(ConsoleSink)));
+        }
         let functions = registry::registry();
-        let mut router = api::router(ctx.clone(), &functions);
+        // Every browser that opens the console starts as a platform admin (it can switch).
+        let dev = options
+            .dev_sign_in
+            .then(|| DevSignIn::new(ctx.clone(), DevIdentity::PlatformAdmin));
+        if dev.is_some() && !address.ip().is_loopback() {
+            tracing::warn!(%address, "dev sign-in is on and serve listens beyond this machine: anyone who can reach it may sign in as a platform admin (use --auth proxy behind real authentication)");
+        }
+        let mut router =
+            api::router(ctx.clone(), &functions).merge(console::router(ctx.clone(), dev.clone()));
         if let Some(hub) = hub {
             router = router.merge(hub.router());
+        }
+        if let Some(dev) = dev {
+            router = router.layer(axum::middleware::from_fn_with_state(
+                dev,
+                dev_sign_in::layer,
+            ));
         }
         let router = cors::apply(router, &cors::allowed_or_default(&options.cors_origins));
         Ok(App {
@@ -89,6 +116,7 @@ impl App {
             router,
             functions,
             demo: options.demo,
+            dev_sign_in: options.dev_sign_in,
         })
     }
 
@@ -107,18 +135,35 @@ impl App {
             router,
             functions,
             demo,
+            dev_sign_in,
         } = self;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         spawn_functions(&mut tasks, &ctx, &functions, &shutdown_rx).await?;
         spawn_purge(&mut tasks, &ctx, &shutdown_rx)?;
+        let is_demo = demo.is_some();
         if let Some(demo) = demo {
             spawn_demo(&mut tasks, &ctx, demo, shutdown_rx.clone());
         }
-        // The first stdout line is a contract: scripts and tests read the address from it.
+        // The first stdout line is a contract: scripts and tests read the address from it. The
+        // second says where to look.
         {
+            let console = format!("{}/", local_endpoint(address));
+            let who = if dev_sign_in {
+                "signed in as a platform admin; switch identity on the page"
+            } else {
+                "signed in by the authentication in front of serve"
+            };
             let mut out = std::io::stdout().lock();
             writeln!(out, "listening on http://{address}")?;
+            if is_demo {
+                writeln!(
+                    out,
+                    "open {console} to watch the demo executions stream ({who})"
+                )?;
+            } else {
+                writeln!(out, "console: {console} ({who})")?;
+            }
             out.flush()?;
         }
         tracing::info!(%address, realtime = ctx.sink.name(), "serve mode started");

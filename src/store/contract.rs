@@ -1,12 +1,14 @@
 //! The `Store` trait: what every function needs from a document database, shaped after Cosmos DB
 //! (point operations with ETags, single-partition parameterized queries, a latest-version change
 //! feed with a resumable position, per-document TTL) so the SQLite default and the Cosmos backend
-//! are interchangeable; and the types of that contract (documents, positions, batches, errors).
+//! are interchangeable; the types of that contract (documents, positions, batches); and the
+//! helpers every caller may use over any backend (`query_all`, the default `patch`).
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::containers::Container;
+use super::error::StoreError;
 use super::patch::{self, PatchOp};
 use super::query::{Page, Query};
 
@@ -47,38 +49,6 @@ pub struct ChangeFeedPage {
     pub documents: Vec<Value>,
     /// The position after these documents; persist it after handling them to resume there.
     pub continuation: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("document {id:?} not found in {container}")]
-    NotFound { container: &'static str, id: String },
-    #[error("document {id:?} already exists in {container}")]
-    Conflict { container: &'static str, id: String },
-    #[error("document {id:?} in {container} was changed by another writer (ETag mismatch)")]
-    PreconditionFailed { container: &'static str, id: String },
-    #[error("invalid document for {container}: {reason}")]
-    InvalidDocument {
-        container: &'static str,
-        reason: String,
-    },
-    #[error("document is {size} bytes, over the {max}-byte limit")]
-    TooLarge { size: usize, max: usize },
-    #[error("invalid continuation token")]
-    BadContinuation,
-    #[error("invalid query: {0}")]
-    InvalidQuery(String),
-    /// Worth retrying: locked database, throttling, network.
-    #[error("store temporarily unavailable: {0}")]
-    Unavailable(String),
-    #[error("store error: {0}")]
-    Backend(String),
-}
-
-impl StoreError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
 }
 
 #[async_trait]
@@ -126,7 +96,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         operations: &[PatchOp],
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
-        patch::read_modify_write(self, container, partition_key, id, operations, if_match).await
+        read_modify_write(self, container, partition_key, id, operations, if_match).await
     }
 
     /// Delete; `Ok(false)` when there was nothing to delete.
@@ -234,4 +204,44 @@ pub async fn query_all(
 /// The string value of a document field (ids and partition keys are strings in every container).
 pub fn string_field<'a>(doc: &'a Value, field: &str) -> Option<&'a str> {
     doc.get(field).and_then(Value::as_str)
+}
+
+/// How many lost races a read-modify-write patch retries before reporting contention.
+const MAX_RACES: usize = 16;
+
+/// `Store::patch` for backends without a native one: read, apply, replace only that version;
+/// a concurrent write in between is retried (unless the caller fixed the version).
+pub async fn read_modify_write<S: Store + ?Sized>(
+    store: &S,
+    container: Container,
+    partition_key: &str,
+    id: &str,
+    operations: &[PatchOp],
+    if_match: Option<&ETag>,
+) -> Result<StoredDocument, StoreError> {
+    patch::check(container, operations)?;
+    for _ in 0..MAX_RACES {
+        let current = store
+            .read(container, partition_key, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                container: container.name(),
+                id: id.to_owned(),
+            })?;
+        if if_match.is_some_and(|expected| *expected != current.etag) {
+            return Err(StoreError::PreconditionFailed {
+                container: container.name(),
+                id: id.to_owned(),
+            });
+        }
+        let mut doc = current.body;
+        patch::apply(container, &mut doc, operations)?;
+        match store.replace(container, doc, Some(&current.etag)).await {
+            Err(StoreError::PreconditionFailed { .. }) if if_match.is_none() => continue,
+            other => return other,
+        }
+    }
+    Err(StoreError::Unavailable(format!(
+        "patch of {id:?} in {container} lost {MAX_RACES} races with other writers"
+    )))
 }

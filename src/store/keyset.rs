@@ -5,7 +5,7 @@
 use base64::Engine;
 use serde_json::Value;
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// Bumped when the token format changes, so old tokens fail cleanly.
 const TOKEN_VERSION: u64 = 1;

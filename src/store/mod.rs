@@ -1,5 +1,6 @@
-//! The store layer's face: the `Store` trait and its types (`contract`), backend-neutral
-//! queries (`query`) and patches (`patch`), the containers, the two backends (`sqlite`, the
+//! The store layer's face: the `Store` trait and its types (`contract`), how it fails
+//! (`error`), backend-neutral queries (`query`) and patches (`patch`), the containers, document
+//! validation and continuation tokens every backend shares, the two backends (`sqlite`, the
 //! embedded default, and `cosmos`), the backend chosen by a `StoreUrl`, and `open`, which opens
 //! it. `conformance` is the behaviour suite both backends pass.
 
@@ -8,11 +9,14 @@ pub(crate) mod conformance;
 mod containers;
 mod contract;
 pub mod cosmos;
+mod error;
 mod keyset;
 pub mod patch;
 pub mod query;
 pub mod sqlite;
 mod validate;
+#[cfg(test)]
+pub(crate) mod wrapped;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -20,9 +24,10 @@ use std::sync::Arc;
 
 pub use containers::Container;
 pub use contract::{
-    check_batch_size, query_all, string_field, BatchOperation, BatchOutcome, ChangeFeedPage, ETag,
-    FeedPosition, Store, StoreError, StoredDocument, MAX_BATCH_OPERATIONS,
+    check_batch_size, query_all, read_modify_write, string_field, BatchOperation, BatchOutcome,
+    ChangeFeedPage, ETag, FeedPosition, Store, StoredDocument, MAX_BATCH_OPERATIONS,
 };
+pub use error::StoreError;
 pub use patch::PatchOp;
 pub use query::{Field, Filter, FilterOp, OrderBy, Page, Query};
 

@@ -1,11 +1,13 @@
 //! Partial updates (Cosmos "patch"): a few field operations applied to a stored document in
 //! one atomic step. On Cosmos this is one server-side PATCH, which sends only the changed
-//! fields and costs fewer RUs than a read plus a replace; on SQLite it is applied here.
+//! fields and costs fewer RUs than a read plus a replace; on SQLite `apply` runs inside the
+//! write transaction. (The trait's default patch, read + conditional replace, is in `contract`.)
 
 use serde_json::Value;
 
+use super::containers::Container;
+use super::error::StoreError;
 use super::query::Field;
-use super::{Container, ETag, Store, StoreError, StoredDocument};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PatchOp {
@@ -106,46 +108,6 @@ pub fn apply(container: Container, doc: &mut Value, ops: &[PatchOp]) -> Result<(
     }
     *doc = patched;
     Ok(())
-}
-
-/// How many lost races a read-modify-write patch retries before reporting contention.
-const MAX_RACES: usize = 16;
-
-/// `Store::patch` for backends without a native one: read, apply, replace only that version;
-/// a concurrent write in between is retried (unless the caller fixed the version).
-pub async fn read_modify_write<S: Store + ?Sized>(
-    store: &S,
-    container: Container,
-    partition_key: &str,
-    id: &str,
-    operations: &[PatchOp],
-    if_match: Option<&ETag>,
-) -> Result<StoredDocument, StoreError> {
-    check(container, operations)?;
-    for _ in 0..MAX_RACES {
-        let current = store
-            .read(container, partition_key, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                container: container.name(),
-                id: id.to_owned(),
-            })?;
-        if if_match.is_some_and(|expected| *expected != current.etag) {
-            return Err(StoreError::PreconditionFailed {
-                container: container.name(),
-                id: id.to_owned(),
-            });
-        }
-        let mut doc = current.body;
-        apply(container, &mut doc, operations)?;
-        match store.replace(container, doc, Some(&current.etag)).await {
-            Err(StoreError::PreconditionFailed { .. }) if if_match.is_none() => continue,
-            other => return other,
-        }
-    }
-    Err(StoreError::Unavailable(format!(
-        "patch of {id:?} in {container} lost {MAX_RACES} races with other writers"
-    )))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// A dotted path of identifiers into a document, e.g. `status` or `data.kind`.
 #[derive(Debug, Clone, PartialEq, Eq)]

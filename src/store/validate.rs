@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use super::{string_field, Container, StoreError};
+use super::containers::Container;
+use super::contract::string_field;
+use super::error::StoreError;
 use crate::model::MAX_DOCUMENT_BYTES;
 
 /// System properties a backend assigns; sent-in copies are dropped, never stored as data.

@@ -5,14 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine;
 use serde_json::{json, Value};
 
 use bifrost_workers::clock::SystemClock;
 use bifrost_workers::model::{LogDoc, MembershipDoc};
 use bifrost_workers::store::{sqlite::SqliteStore, Container, Store};
 
-use crate::helpers::{client, spawn_handler, spawn_serve, temp_dir, App};
+use bifrost_test_support::principal::Principal;
+use bifrost_test_support::process::Process;
+
+use crate::helpers::{client, temp_dir, BIN};
 
 const ORG_A: &str = "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 const ORG_B: &str = "7b1d2c3e-2222-4d3f-8a68-4e3c9a2b1b02";
@@ -41,7 +43,7 @@ type Keep = Box<dyn Fn(&Seeded) -> bool>;
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    app: App,
+    app: Process,
     executions: Vec<Seeded>,
     /// The org-A execution with logs, variables and an inline result.
     rich: String,
@@ -52,25 +54,20 @@ struct Fixture {
     foreign: String,
 }
 
-fn principal(user_id: &str, email: &str, roles: &[&str]) -> String {
-    let roles = [["anonymous", "authenticated"].as_slice(), roles].concat();
-    base64::engine::general_purpose::STANDARD.encode(
-        json!({
-            "identityProvider": "aad", "userId": user_id, "userDetails": email,
-            "userRoles": roles,
-        })
-        .to_string(),
-    )
-}
-
 fn alice() -> String {
-    principal("a11ce", "alice@contoso.com", &[])
+    Principal::member("a11ce")
+        .with_email("alice@contoso.com")
+        .encode()
 }
 fn bob() -> String {
-    principal("b0b", "bob@fabrikam.com", &[])
+    Principal::member("b0b")
+        .with_email("bob@fabrikam.com")
+        .encode()
 }
 fn admin() -> String {
-    principal("ad41n", "admin@bifrost.dev", &["PlatformAdmin"])
+    Principal::admin("ad41n")
+        .with_email("admin@bifrost.dev")
+        .encode()
 }
 
 async fn seed(dir: &Path) -> (Vec<Seeded>, String, String, Value, String) {
@@ -211,7 +208,7 @@ async fn seed(dir: &Path) -> (Vec<Seeded>, String, String, Value, String) {
 async fn fixture() -> Fixture {
     let dir = temp_dir();
     let (executions, rich, blob, blob_result, foreign) = seed(dir.path()).await;
-    let app = spawn_serve(dir.path(), &[]);
+    let app = BIN.serve(dir.path(), &[]);
     Fixture {
         _dir: dir,
         app,
@@ -224,7 +221,7 @@ async fn fixture() -> Fixture {
 }
 
 async fn get(
-    app: &App,
+    app: &Process,
     path: &str,
     principal: Option<&str>,
     org: Option<&str>,
@@ -246,7 +243,7 @@ async fn get(
 }
 
 /// Every page of a list, following the continuation token to the end.
-async fn all_pages(app: &App, query: &str, who: &str, org: Option<&str>) -> Vec<Value> {
+async fn all_pages(app: &Process, query: &str, who: &str, org: Option<&str>) -> Vec<Value> {
     let mut rows = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..200 {
@@ -430,7 +427,7 @@ async fn callers_only_ever_see_their_own_scope() {
         assert_eq!(status, 403, "{org}: {body}");
     }
     // A user with no membership is refused, not shown GLOBAL.
-    let stranger = principal("nobody", "nobody@example.com", &[]);
+    let stranger = bifrost_test_support::principal::member("nobody");
     let (status, _, _) = get(&f.app, "/api/executions", Some(&stranger), None).await;
     assert_eq!(status, 403);
 
@@ -622,7 +619,7 @@ async fn bad_input_is_a_400_json_with_a_message_never_a_500() {
 #[tokio::test]
 async fn handler_mode_get_execution_requires_a_principal() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     let payload = crate::helpers::fixture("http_get_execution.json");
     let response = client()
         .post(format!("{}/GetExecution", app.base))

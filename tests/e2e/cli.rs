@@ -1,21 +1,26 @@
 //! The command-line contract: help for every subcommand, clear errors and non-zero exits.
 
-use crate::helpers::{run, temp_dir};
+use std::process::Command;
+
+use bifrost_test_support::ports::free_port;
+use bifrost_test_support::process::output;
+
+use crate::helpers::{temp_dir, BIN};
 
 #[test]
 fn every_subcommand_has_help() {
     for sub in ["handler", "serve", "simulate", "functions", "ensure"] {
-        let out = run(&[sub, "--help"]);
+        let out = BIN.run(&[sub, "--help"]);
         assert!(out.status.success(), "{sub} --help failed");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Usage: bifrost-workers"), "{sub}: {text}");
     }
-    let out = run(&["serve", "--help"]);
+    let out = BIN.run(&["serve", "--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
     for flag in ["--listen", "--data", "--demo", "--store"] {
         assert!(text.contains(flag), "serve --help lacks {flag}");
     }
-    let out = run(&["simulate", "--help"]);
+    let out = BIN.run(&["simulate", "--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
     for flag in ["--data", "--executions", "--logs", "--rate", "--scope"] {
         assert!(text.contains(flag), "simulate --help lacks {flag}");
@@ -51,7 +56,7 @@ fn bad_settings_are_one_clear_error_and_a_non_zero_exit() {
         (&["no-such-command"], "unrecognized subcommand"),
     ];
     for (args, needle) in cases {
-        let out = run(args);
+        let out = BIN.run(args);
         assert!(!out.status.success(), "{args:?} should fail");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
@@ -60,11 +65,11 @@ fn bad_settings_are_one_clear_error_and_a_non_zero_exit() {
 
 #[test]
 fn handler_rejects_a_bad_port_and_an_unusable_store() {
-    let out = std::process::Command::new(crate::helpers::BIN)
-        .arg("handler")
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "eighty")
-        .output()
-        .unwrap();
+    let out = output(
+        Command::new(BIN.path())
+            .arg("handler")
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", "eighty"),
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
 
@@ -72,15 +77,12 @@ fn handler_rejects_a_bad_port_and_an_unusable_store() {
     let dir = temp_dir();
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    let out = std::process::Command::new(crate::helpers::BIN)
-        .arg("handler")
-        .env(
-            "FUNCTIONS_CUSTOMHANDLER_PORT",
-            crate::helpers::free_port().to_string(),
-        )
-        .env("BIFROST_DATA", file.join("sub"))
-        .output()
-        .unwrap();
+    let out = output(
+        Command::new(BIN.path())
+            .arg("handler")
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string())
+            .env("BIFROST_DATA", file.join("sub")),
+    );
     assert!(
         !out.status.success(),
         "must not exit 0: the host would not restart it"
@@ -91,7 +93,7 @@ fn handler_rejects_a_bad_port_and_an_unusable_store() {
 #[test]
 fn checked_in_host_files_and_functions_folder_match_the_registry() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = run(&["functions", "--check", root]);
+    let out = BIN.run(&["functions", "--check", root]);
     assert!(
         out.status.success(),
         "host.json, local.settings.json.example or functions/ is stale: {}",
@@ -121,28 +123,28 @@ fn checked_in_host_files_and_functions_folder_match_the_registry() {
 fn functions_check_notices_a_changed_file() {
     let dir = temp_dir();
     let path = dir.path().to_str().unwrap();
-    assert!(run(&["functions", "--write", path]).status.success());
-    assert!(run(&["functions", "--check", path]).status.success());
+    assert!(BIN.run(&["functions", "--write", path]).status.success());
+    assert!(BIN.run(&["functions", "--check", path]).status.success());
     let host = dir.path().join("host.json");
     let edited = std::fs::read_to_string(&host)
         .unwrap()
         .replace("00:10:00", "00:05:00");
     std::fs::write(&host, edited).unwrap();
-    let out = run(&["functions", "--check", path]);
+    let out = BIN.run(&["functions", "--check", path]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("host.json differs"));
     // A function.json is checked where the repository keeps it.
     let function = dir.path().join("functions/LogStream/function.json");
     assert!(function.is_file());
     std::fs::remove_file(&function).unwrap();
-    let out = run(&["functions", "--check", path]);
+    let out = BIN.run(&["functions", "--check", path]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("functions/LogStream/function.json"));
 }
 
 #[test]
 fn simulate_prints_each_execution_id() {
     let data = temp_dir();
-    let out = run(&[
+    let out = BIN.run(&[
         "simulate",
         "--data",
         data.path().to_str().unwrap(),

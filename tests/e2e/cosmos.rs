@@ -7,11 +7,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cosmos_emulator;
+use bifrost_test_support::principal::Principal;
 use bifrost_workers::store::{Container, FeedPosition};
 use serde_json::{json, Value};
 
 use crate::handler::invoke;
-use crate::helpers::{health, journal_logs, run, spawn_handler_with, spawn_serve, temp_dir};
+use crate::helpers::{health, journal_logs, temp_dir, BIN};
 
 /// `(executionId → distinct sequences, executions with a result notice)` from a journal file.
 fn journal(path: &Path) -> (BTreeMap<String, BTreeSet<u64>>, BTreeSet<String>) {
@@ -24,7 +25,7 @@ fn journal(path: &Path) -> (BTreeMap<String, BTreeSet<u64>>, BTreeSet<String>) {
 }
 
 fn simulate(store: &str, executions: u32, logs: u32) -> Vec<String> {
-    let output = run(&[
+    let output = BIN.run(&[
         "simulate",
         "--store",
         store,
@@ -75,7 +76,7 @@ async fn serve_runs_the_whole_system_on_cosmos_and_resumes_after_a_crash() {
     let emulator = cosmos_emulator::start().await.expect("emulator");
     let store = emulator.store_url("bifrost");
 
-    let out = run(&["ensure", "--store", &store]);
+    let out = BIN.run(&["ensure", "--store", &store]);
     assert!(
         out.status.success(),
         "{}",
@@ -92,7 +93,7 @@ async fn serve_runs_the_whole_system_on_cosmos_and_resumes_after_a_crash() {
     ] {
         assert!(text.contains(line), "{text}");
     }
-    let again = run(&["ensure", "--store", &store]);
+    let again = BIN.run(&["ensure", "--store", &store]);
     assert!(again.status.success());
     let text = String::from_utf8_lossy(&again.stdout);
     assert!(!text.contains("created"), "ensure is idempotent: {text}");
@@ -101,7 +102,7 @@ async fn serve_runs_the_whole_system_on_cosmos_and_resumes_after_a_crash() {
     let data = temp_dir();
     let journal_path = data.path().join("journal.jsonl");
     let sink = format!("journal:{}", journal_path.display());
-    let mut first = spawn_serve(data.path(), &["--store", &store, "--signalr", &sink]);
+    let mut first = BIN.serve(data.path(), &["--store", &store, "--signalr", &sink]);
     let status = health(&first.base).await;
     assert_eq!(status["store"]["backend"], "cosmos", "{status}");
     assert!(
@@ -126,7 +127,7 @@ async fn serve_runs_the_whole_system_on_cosmos_and_resumes_after_a_crash() {
         .lines()
         .count();
     let during = simulate(&store, 2, 25);
-    let second = spawn_serve(data.path(), &["--store", &store, "--signalr", &sink]);
+    let second = BIN.serve(data.path(), &["--store", &store, "--signalr", &sink]);
     wait_for_all(&journal_path, &during, 25).await;
     // Resumed, not replayed from the beginning: the first executions' logs are not all resent.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -147,12 +148,9 @@ async fn serve_runs_the_whole_system_on_cosmos_and_resumes_after_a_crash() {
 
 /// An HTTP function invocation as the Functions host sends it (payload mode), from an admin.
 fn http_invocation(function: &str, path: &str, params: Value, query: Value) -> Vec<u8> {
-    use base64::Engine;
-    let admin = base64::engine::general_purpose::STANDARD.encode(
-        json!({"identityProvider": "aad", "userId": "ops", "userDetails": "ops@bifrost.dev",
-               "userRoles": ["anonymous", "authenticated", "PlatformAdmin"]})
-        .to_string(),
-    );
+    let admin = Principal::admin("ops")
+        .with_email("ops@bifrost.dev")
+        .encode();
     json!({
         "Data": {"req": {
             "Url": format!("https://bifrost-func.azurewebsites.net/api/{path}"), "Method": "GET",
@@ -174,7 +172,7 @@ fn http_invocation(function: &str, path: &str, params: Value, query: Value) -> V
 async fn handler_mode_serves_the_functions_from_cosmos() {
     let emulator = cosmos_emulator::start().await.expect("emulator");
     let store_url = emulator.store_url("bifrost");
-    let ensured = run(&["ensure", "--store", &store_url]);
+    let ensured = BIN.run(&["ensure", "--store", &store_url]);
     assert!(ensured.status.success());
     let ids = simulate(&store_url, 3, 4);
     assert_eq!(ids.len(), 3);
@@ -193,7 +191,7 @@ async fn handler_mode_serves_the_functions_from_cosmos() {
     assert_eq!(feed.documents.len(), 3);
 
     let data = temp_dir();
-    let (app, _) = spawn_handler_with(
+    let (app, _) = BIN.handler_with(
         data.path(),
         &[
             ("BIFROST_STORE", store_url.as_str()),
@@ -256,7 +254,7 @@ async fn handler_mode_serves_the_functions_from_cosmos() {
 
 #[test]
 fn bad_cosmos_settings_fail_at_start_with_one_line() {
-    let closed_port = crate::helpers::free_port();
+    let closed_port = bifrost_test_support::ports::free_port();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec![
@@ -309,7 +307,7 @@ fn bad_cosmos_settings_fail_at_start_with_one_line() {
     for (args, needle) in cases {
         let started = Instant::now();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run(&args);
+        let out = BIN.run(&args);
         assert!(
             started.elapsed() < Duration::from_secs(40),
             "{args:?} took too long"

@@ -7,7 +7,7 @@ use bifrost_workers::clock::SystemClock;
 use bifrost_workers::store::{sqlite::SqliteStore, Container, Query, Store};
 use serde_json::{json, Value};
 
-use crate::helpers::{client, fixture, spawn_handler, spawn_handler_with, temp_dir};
+use crate::helpers::{client, fixture, temp_dir, BIN};
 
 pub async fn invoke(base: &str, function: &str, body: Vec<u8>) -> (u16, String, Value) {
     let response = client()
@@ -56,7 +56,7 @@ async fn dead_letters(data: &std::path::Path) -> Vec<Value> {
 #[tokio::test]
 async fn cosmos_fixtures_are_processed() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     for name in ["cosmos_logstream.json", "cosmos_logstream_retry.json"] {
         let (status, content_type, reply) = invoke(&app.base, "LogStream", fixture(name)).await;
         assert_eq!(status, 200, "{name}: {reply}");
@@ -72,7 +72,7 @@ async fn cosmos_fixtures_are_processed() {
 #[tokio::test]
 async fn daily_rollup_timer_fixture_runs_the_rollup() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     let (status, _, reply) =
         invoke(&app.base, "DailyRollup", fixture("timer_dailyrollup.json")).await;
     assert_eq!(status, 200, "{reply}");
@@ -84,7 +84,7 @@ async fn daily_rollup_timer_fixture_runs_the_rollup() {
 #[tokio::test]
 async fn http_function_answers_through_outputs_res() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     let mut payload: Value = serde_json::from_slice(&fixture("http_get_execution.json")).unwrap();
     payload["Data"]["req"]["Url"] = json!("https://myapp.azurewebsites.net/api/health");
     payload["Data"]["req"]["Params"] = json!({});
@@ -109,7 +109,7 @@ async fn http_function_answers_through_outputs_res() {
 #[tokio::test]
 async fn malformed_batches_fail_clearly_are_dead_lettered_and_the_process_keeps_serving() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     let ten_megabytes = {
         let mut body = b"{\"Data\":{\"documents\":\"".to_vec();
         body.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
@@ -196,7 +196,7 @@ async fn malformed_batches_fail_clearly_are_dead_lettered_and_the_process_keeps_
 #[tokio::test]
 async fn malformed_http_invocations_answer_400_json() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     for body in [
         &b"nope"[..],
         br#"{"Data":{"req":"[]"}}"#,
@@ -218,7 +218,7 @@ async fn malformed_http_invocations_answer_400_json() {
 async fn failing_sends_are_retried_then_dead_lettered_on_the_last_attempt() {
     // Every write to /dev/full fails (ENOSPC): the real-time send of each batch fails.
     let data = temp_dir();
-    let (app, _) = spawn_handler_with(data.path(), &[("BIFROST_SIGNALR", "journal:/dev/full")]);
+    let (app, _) = BIN.handler_with(data.path(), &[("BIFROST_SIGNALR", "journal:/dev/full")]);
     let mut payload: Value =
         serde_json::from_slice(&fixture("cosmos_logstream_retry.json")).unwrap();
     payload["Data"]["documents"] = json!([{
@@ -278,7 +278,7 @@ async fn readiness_probe_answers_fast() {
     let mut timings = Vec::new();
     for _ in 0..5 {
         let data = temp_dir();
-        let (_app, elapsed) = spawn_handler(data.path());
+        let (_app, elapsed) = BIN.handler(data.path());
         timings.push(elapsed);
     }
     timings.sort();
@@ -290,7 +290,7 @@ async fn readiness_probe_answers_fast() {
 #[tokio::test]
 async fn unknown_routes_get_json_not_html() {
     let data = temp_dir();
-    let (app, _) = spawn_handler(data.path());
+    let (app, _) = BIN.handler(data.path());
     let response = client()
         .get(format!("{}/nope/deeper", app.base))
         .send()

@@ -1,148 +1,50 @@
-//! Spawning the real binary: `serve` on port 0 (address read from its first stdout line) and
-//! `handler` on a free port, killed when the handle drops.
+//! What only the e2e tests share: the binary under test, fixtures, the journal sink's reader and
+//! small HTTP helpers. Spawning, ports and principals are `bifrost_test_support`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use std::time::Instant;
 
+use bifrost_test_support::app::{bind_loopback, InProcess};
+use bifrost_test_support::principal::Principal;
+use bifrost_test_support::process::{lines, Binary};
+use bifrost_workers::blobs::BlobLocation;
+use bifrost_workers::realtime::SinkTarget;
+use bifrost_workers::runtime::config::{store_url, RuntimeConfig};
+use bifrost_workers::runtime::AppContext;
+use bifrost_workers::serve::{App, ServeOptions};
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_bifrost-workers");
+/// The `bifrost-workers` binary cargo built for these tests.
+pub const BIN: Binary = bifrost_test_support::binary!();
 
-pub struct App {
-    pub child: Child,
-    pub base: String,
-}
-
-impl App {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL: no chance to finish anything (a crash).
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then wait up to `timeout` for a clean exit; returns the exit status.
-    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Keeps reading a child's stream so it never blocks on a full pipe.
-fn drain(reader: impl std::io::Read + Send + 'static) {
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(reader).lines();
-        while let Some(Ok(_)) = lines.next() {}
-    });
-}
-
-pub fn spawn_serve(data: &Path, extra: &[&str]) -> App {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut first = String::new();
-    reader.read_line(&mut first).expect("read first line");
-    let base = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    drain(reader.into_inner());
-    if let Some(stderr) = child.stderr.take() {
-        drain(stderr);
-    }
-    App { child, base }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// Starts `handler` and returns once `GET /` answers, with the time that took from spawn.
-pub fn spawn_handler(data: &Path) -> (App, Duration) {
-    spawn_handler_with(data, &[])
-}
-
-pub fn spawn_handler_with(data: &Path, env: &[(&str, &str)]) -> (App, Duration) {
-    let port = free_port();
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .arg("handler")
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("BIFROST_DATA", data)
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn handler");
-    drain(child.stdout.take().expect("stdout"));
-    drain(child.stderr.take().expect("stderr"));
-    let ready = wait_for_root(port, Duration::from_secs(20));
-    let elapsed = started.elapsed();
-    assert!(ready, "handler did not answer GET / within 20 s");
-    (
-        App {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        },
-        elapsed,
-    )
-}
-
-/// Polls `GET /` with a raw socket like the host does (every few ms; any response = ready).
-pub fn wait_for_root(port: u16, timeout: Duration) -> bool {
-    use std::io::{Read, Write};
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-            let mut response = String::new();
-            if stream.write_all(request.as_bytes()).is_ok()
-                && stream.read_to_string(&mut response).is_ok()
-                && response.starts_with("HTTP/1.1 ")
-            {
-                return true;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    false
+/// Serve mode inside the test process, as `serve --data DATA` runs it (the SQLite store and
+/// blobs under `data`, the built-in hub), through the library's composition root; with the
+/// context its functions share, for writing to its store directly.
+pub async fn serve_in_process(data: &Path) -> (InProcess, AppContext) {
+    let (listener, address) = bind_loopback().await;
+    let config = RuntimeConfig {
+        store: store_url(None, data),
+        blobs: BlobLocation::Dir(data.join("blobs")),
+        realtime: SinkTarget::BuiltInHub,
+    };
+    let options = ServeOptions {
+        listen: address,
+        config,
+        demo: None,
+        echo_to_stdout: false,
+        dev_sign_in: true,
+        cors_origins: Vec::new(),
+    };
+    let app = App::build(options, address)
+        .await
+        .unwrap_or_else(|e| panic!("building serve: {e:#}"));
+    let ctx = app.ctx.clone();
+    let server = InProcess::spawn(listener, |listener, shutdown| app.run(listener, shutdown));
+    (server, ctx)
 }
 
 /// Every file below `dir`, recursively, sorted.
@@ -182,15 +84,6 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
-}
-
-/// Runs the binary to completion.
-pub fn run(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run binary")
 }
 
 /// Every `(executionId, sequence)` in the journal's `executionLogs` messages, with repeats.
@@ -240,4 +133,217 @@ pub async fn health(base: &str) -> Value {
         .json()
         .await
         .expect("health JSON")
+}
+
+/// An EasyAuth (Static Web Apps) principal header for `user_id` with `roles`.
+pub fn principal(user_id: &str, roles: &[&str]) -> String {
+    roles
+        .iter()
+        .fold(Principal::member(user_id), |p, role| p.with_role(role))
+        .encode()
+}
+
+/// Membership documents `(user, scope)`, written before `serve` starts (the store is a shared
+/// SQLite file).
+pub async fn seed_members(data: &Path, members: &[(&str, &str)]) {
+    let store = bifrost_workers::store::open(
+        &bifrost_workers::store::StoreUrl::Sqlite(data.join("bifrost.db")),
+        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
+    )
+    .await
+    .expect("open store");
+    for (user, scope) in members {
+        store
+            .upsert(
+                bifrost_workers::store::Container::Entities,
+                serde_json::json!({"id": format!("user-{user}"), "type": "user", "scope": "GLOBAL",
+                       "userId": user, "email": format!("{user}@example.com"),
+                       "isPlatformAdmin": false, "orgScopes": [scope]}),
+                None,
+            )
+            .await
+            .expect("seed membership");
+    }
+}
+
+/// `simulate` in `scope` holding its logs until `go`; returns it with the execution ids.
+pub fn spawn_simulate(
+    data: &Path,
+    scope: &str,
+    executions: u32,
+    logs: u32,
+    rate: &str,
+) -> (Child, Vec<String>) {
+    let mut child = BIN
+        .command()
+        .args(["simulate", "--data"])
+        .arg(data)
+        .args([
+            "--executions",
+            &executions.to_string(),
+            "--logs",
+            &logs.to_string(),
+        ])
+        .args(["--rate", rate, "--scope", scope, "--wait-for-stdin"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn simulate");
+    let announced = lines(child.stdout.take().expect("stdout"));
+    let ids: Vec<String> = (0..executions)
+        .map(|_| {
+            announced
+                .recv_timeout(Duration::from_secs(30))
+                .expect("an execution id on simulate's stdout within 30 s")
+        })
+        .collect();
+    (child, ids)
+}
+
+/// Lets a `spawn_simulate` process write its logs.
+pub fn go(simulate: &mut Child) {
+    use std::io::Write;
+    let stdin = simulate.stdin.as_mut().expect("simulate stdin");
+    stdin.write_all(b"go\n").expect("start simulate");
+    stdin.flush().expect("flush simulate stdin");
+}
+
+/// `serve --demo` on a free port (no SignalR override), with its stdout as lines.
+pub fn spawn_demo(data: &Path) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = BIN
+        .command()
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .env_remove("BIFROST_SIGNALR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve --demo");
+    let stdout = lines(child.stdout.take().expect("stdout"));
+    (child, stdout)
+}
+
+/// A Node script that reports JSON lines (`{"event": …}`; `{"event": "error"}` fails the
+/// test) and reads lines on stdin; killed on drop.
+pub struct NodeScript {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    events: std::sync::mpsc::Receiver<Value>,
+}
+
+impl NodeScript {
+    /// `node SCRIPT '<config JSON>'` with `env`.
+    pub fn spawn(script: &Path, env: &[(&str, PathBuf)], config: &Value) -> NodeScript {
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(config.to_string())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("node (Node 20+) is needed for {}: {e}", script.display()));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let event: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({"event": "output", "line": line}));
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        NodeScript {
+            child,
+            stdin,
+            events,
+        }
+    }
+
+    /// The next event, failing the test on a script error or at `deadline`.
+    pub fn next(&self, deadline: Instant, waiting_for: &str) -> Value {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.events.recv_timeout(left) {
+            Ok(event) if event["event"] == "error" => {
+                panic!("{waiting_for}: script error: {}", event["error"])
+            }
+            Ok(event) => event,
+            Err(_) => panic!("timed out waiting for {waiting_for}"),
+        }
+    }
+
+    /// The next event named `name` within `timeout` (others are printed and passed over).
+    pub fn expect(&self, name: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let event = self.next(deadline, name);
+            if event["event"] == name {
+                return event;
+            }
+            eprintln!("{}: {event}", self.child.id());
+        }
+    }
+
+    /// Writes one line to the script's stdin.
+    pub fn send_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("script stdin is open");
+        writeln!(stdin, "{line}").expect("script stdin");
+        stdin.flush().expect("flush script stdin");
+    }
+}
+
+impl Drop for NodeScript {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET url` with `headers`, as JSON (panics on a transport error or a non-JSON body).
+pub async fn get_json(url: &str, headers: &[(&str, &str)]) -> Value {
+    let mut request = client().get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// `npm ci` of `tests/{source}` into the tools folder `{target}`; returns its `node_modules`.
+/// A test that cannot get it fails (these tests have no meaning without their tools).
+pub fn npm_ci(source: &str, target: &str) -> PathBuf {
+    bifrost_test_support::npm::ci(
+        target,
+        &bifrost_test_support::paths::repo_file(&format!("tests/{source}")),
+    )
+    .unwrap_or_else(|why| panic!("npm packages of tests/{source} are needed: {why}"))
+    .join("node_modules")
+}
+
+/// The pinned official `@microsoft/signalr` module folder.
+pub fn signalr_client() -> PathBuf {
+    bifrost_test_support::signalr::client_module()
+        .unwrap_or_else(|why| panic!("the SignalR client is needed: {why}"))
+}
+
+/// `serve --listen 127.0.0.1:0 --data DATA EXTRA…` once it announced its address.
+pub fn spawn_serve(data: &Path, extra: &[&str]) -> bifrost_test_support::process::Process {
+    BIN.serve(data, extra)
+}
+
+/// The binary run to completion (bounded).
+pub fn run(args: &[&str]) -> std::process::Output {
+    BIN.run(args)
 }

@@ -1,6 +1,6 @@
 //! infra/ (Bicep), functions/ and the code agree on every deployment name: database, containers,
 //! partition keys, TTLs, settings, connection settings, hub names, the executable. The Bicep is
-//! parsed by `pycep-parser` (PyPI) in a venv this test creates under the target directory; the
+//! parsed by `pycep-parser` (PyPI) in a venv created once under the target directory; the
 //! check itself is `tests/infra/consistency.py`, fed the code's names by `functions --manifest`.
 //! To prove the check can fail, every name is changed alone, in each file that holds it (and in
 //! the code's manifest), and each such copy must be reported.
@@ -12,7 +12,10 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
-use crate::helpers::{files_under, run, temp_dir};
+use bifrost_test_support::process::output;
+use bifrost_test_support::tools::{require, Unavailable};
+
+use crate::helpers::{files_under, temp_dir, BIN};
 
 const PYCEP: &str = "pycep-parser==0.7.1";
 const RENAMED: &str = "_renamed";
@@ -21,61 +24,19 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The venv's python with pycep importable, created once and reused by later runs. `None` (the
-/// test is skipped with a message) only outside CI when PyPI cannot be reached.
+/// The venv's python with pycep importable, created once and reused by later runs; `None` (the
+/// test is skipped with a message) only outside CI, when PyPI cannot be reached.
 fn pycep_python() -> Option<PathBuf> {
-    static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pycep-venv");
-            let python = venv.join("bin").join("python");
-            let ready = |python: &Path| {
-                Command::new(python)
-                    .args(["-c", "import pycep"])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            };
-            if ready(&python) {
-                return Some(python);
-            }
-            let created = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .output()
-                .unwrap_or_else(|e| panic!("python3 is needed for the infra test: {e}"));
-            assert!(
-                created.status.success(),
-                "python3 -m venv failed (on Debian: apt-get install -y python3-venv): {}",
-                String::from_utf8_lossy(&created.stderr)
-            );
-            let pip = Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    PYCEP,
-                ])
-                .output()
-                .expect("run pip");
-            if !pip.status.success() {
-                let why = String::from_utf8_lossy(&pip.stderr).into_owned();
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "cannot install {PYCEP}: {why}"
-                );
-                eprintln!("SKIPPED infra consistency: cannot install {PYCEP} from PyPI: {why}");
-                return None;
-            }
-            assert!(ready(&python), "{PYCEP} installed but not importable");
-            Some(python)
-        })
-        .clone()
+    static PYTHON: OnceLock<Result<PathBuf, Unavailable>> = OnceLock::new();
+    require(
+        PYTHON
+            .get_or_init(|| bifrost_test_support::python::venv("pycep", &[PYCEP]))
+            .clone(),
+    )
 }
 
 fn manifest() -> Value {
-    let out = run(&["functions", "--manifest"]);
+    let out = BIN.run(&["functions", "--manifest"]);
     assert!(
         out.status.success(),
         "{}",
@@ -97,7 +58,7 @@ fn check(python: &Path, pairs: &[(PathBuf, PathBuf)]) -> BTreeMap<String, Vec<St
     for (manifest, root) in pairs {
         command.arg(manifest).arg(root);
     }
-    let out = command.output().expect("run consistency.py");
+    let out = output(&mut command);
     assert!(
         out.status.success(),
         "consistency.py crashed: {}",

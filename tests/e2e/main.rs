@@ -2,15 +2,16 @@
 
 mod api;
 mod cli;
+mod console;
 mod cosmos;
 use bifrost_test_support::cosmos_emulator;
 mod handler;
 mod helpers;
 mod infra;
-mod legacy;
 mod metrics;
 mod migrate;
 mod observability;
+mod openapi;
 mod package;
 mod serve;
 mod signalr;

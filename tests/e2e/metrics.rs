@@ -3,18 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use serde_json::{json, Value};
+use bifrost_test_support::principal::Principal;
+use serde_json::Value;
 
-use crate::helpers::{client, run, spawn_serve, temp_dir};
+use crate::helpers::{client, temp_dir, BIN};
 
 const ORG: &str = "3c9d1e2f-3333-4a4b-8c5d-6e7f8a9b0c1d";
 
 fn admin() -> String {
-    base64::engine::general_purpose::STANDARD.encode(
-        json!({"userId": "ops", "userDetails": "ops@bifrost.dev", "userRoles": ["PlatformAdmin"]})
-            .to_string(),
-    )
+    Principal::admin("ops")
+        .with_email("ops@bifrost.dev")
+        .encode()
 }
 
 async fn get(base: &str, path: &str, principal: &str, org: Option<&str>) -> (u16, Value) {
@@ -32,9 +31,9 @@ async fn get(base: &str, path: &str, principal: &str, org: Option<&str>) -> (u16
 #[tokio::test]
 async fn dashboard_counts_what_the_change_feed_delivered() {
     let data = temp_dir();
-    let app = spawn_serve(data.path(), &[]);
+    let app = BIN.serve(data.path(), &[]);
     let dir = data.path().to_str().unwrap();
-    let output = run(&[
+    let output = BIN.run(&[
         "simulate",
         "--data",
         dir,
@@ -92,8 +91,7 @@ async fn dashboard_counts_what_the_change_feed_delivered() {
     assert_eq!(global["executionStats"]["totalExecutions"], 0);
     let (_, all) = get(&app.base, "/api/metrics?scope=all", &admin(), None).await;
     assert_eq!(all["executionStats"]["totalExecutions"], 6);
-    let member = base64::engine::general_purpose::STANDARD
-        .encode(json!({"userId": "nobody", "userRoles": []}).to_string());
+    let member = bifrost_test_support::principal::member("nobody");
     let (status, _) = get(&app.base, "/api/metrics?scope=all", &member, None).await;
     assert_eq!(status, 403);
 

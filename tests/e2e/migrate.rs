@@ -2,18 +2,25 @@
 //! migrating them into the embedded store, read back from the SQLite file.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use bifrost_test_support::azurite::{Azurite, DEV_KEY};
+use bifrost_test_support::principal::Principal;
+use bifrost_test_support::process::{finish, lines, output, remaining_lines, RUN_TIMEOUT};
+use bifrost_test_support::tools::require;
+
 use super::helpers::{temp_dir, BIN};
-use super::legacy::Azurite;
 
 const ORG_A: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 const ORG_B: &str = "org-7c9e6679-7425-40de-944b-e07fc1f90ae7";
 const FIXTURE_EXECUTIONS: usize = 5; // migratable named executions in the fixture (plus fillers)
+/// How long the first pages of a paged run may take.
+const PAGES_TIMEOUT: Duration = Duration::from_secs(120);
 
 struct Run {
     code: Option<i32>,
@@ -26,13 +33,12 @@ fn migrate(azurite: &Azurite, data: &Path, extra: &[&str]) -> Run {
 }
 
 fn migrate_from(connection_string: &str, data: &Path, extra: &[&str]) -> Run {
-    let output = Command::new(BIN)
-        .args(["migrate", "--from", connection_string, "--data"])
-        .arg(data)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run migrate");
+    let output = output(
+        BIN.command()
+            .args(["migrate", "--from", connection_string, "--data"])
+            .arg(data)
+            .args(extra),
+    );
     Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -159,7 +165,7 @@ fn execute_sql(data: &Path, sql: &str) {
 
 #[test]
 fn migrates_legacy_rows_field_for_field_reruns_as_a_no_op_and_verify_catches_tampering() {
-    let Some(azurite) = Azurite::start() else {
+    let Some(azurite) = require(Azurite::start()) else {
         return;
     };
     let day = seed_fixture(&azurite, 1, 30, 2);
@@ -638,11 +644,9 @@ fn spawn_paged_migrate(
     azurite: &Azurite,
     data: &Path,
     pages: usize,
-) -> (
-    std::process::Child,
-    std::io::Lines<BufReader<std::process::ChildStderr>>,
-) {
-    let mut child = Command::new(BIN)
+) -> (std::process::Child, mpsc::Receiver<String>) {
+    let mut child = BIN
+        .command()
         .args(["migrate", "--from", &azurite.connection_string, "--data"])
         .arg(data)
         .args([
@@ -653,15 +657,17 @@ fn spawn_paged_migrate(
             "--progress-interval",
             "0",
         ])
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn migrate");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let stderr = lines(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + PAGES_TIMEOUT;
     let mut seen = 0;
     while seen < pages {
-        let line = stderr.next().expect("a progress line").expect("line");
+        let line = stderr
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("{seen} of {pages} pages within {PAGES_TIMEOUT:?}"));
         // Execution pages only (the log spool's progress lines come first).
         if line.starts_with("progress: ") && line.contains(" executions (") {
             seen += 1;
@@ -692,7 +698,7 @@ fn end_state(data: &Path) -> BTreeMap<(String, String, String), Value> {
 
 #[test]
 fn a_run_killed_halfway_resumes_to_the_same_end_state() {
-    let Some(azurite) = Azurite::start() else {
+    let Some(azurite) = require(Azurite::start()) else {
         return;
     };
     seed_fixture(&azurite, 2, 300, 3);
@@ -751,13 +757,13 @@ fn a_run_killed_halfway_resumes_to_the_same_end_state() {
 fn bad_arguments_are_clear_errors() {
     let data = temp_dir();
     let run = |args: &[&str]| {
-        Command::new(BIN)
-            .arg("migrate")
-            .args(args)
-            .arg("--data")
-            .arg(data.path())
-            .output()
-            .expect("run")
+        output(
+            Command::new(BIN.path())
+                .arg("migrate")
+                .args(args)
+                .arg("--data")
+                .arg(data.path()),
+        )
     };
     let out = run(&["--from", "AccountName=x"]);
     assert_eq!(out.status.code(), Some(1));
@@ -774,27 +780,24 @@ fn bad_arguments_are_clear_errors() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     // Nothing listens: a connection error after retries, not a hang or a panic.
-    let port = super::helpers::free_port();
+    let port = bifrost_test_support::ports::free_port();
     let out = run(&[
         "--from",
-        &format!("AccountName=devstoreaccount1;AccountKey={};TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1", super::legacy::DEV_KEY),
+        &format!("AccountName=devstoreaccount1;AccountKey={};TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1", DEV_KEY),
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("querying table Entities"));
 }
 
 fn ada() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(
-        json!({"identityProvider": "aad", "userId": "5eed0ada", "userDetails": "ada@example.com",
-               "userRoles": ["anonymous", "authenticated"]})
-        .to_string(),
-    )
+    Principal::member("5eed0ada")
+        .with_email("ada@example.com")
+        .encode()
 }
 
 #[test]
 fn with_a_sas_connection_string_serve_shows_the_migrated_executions_right_after() {
-    let Some(azurite) = Azurite::start() else {
+    let Some(azurite) = require(Azurite::start()) else {
         return;
     };
     let (day, old) = (days_ago(1), days_ago(20));
@@ -821,7 +824,7 @@ fn with_a_sas_connection_string_serve_shows_the_migrated_executions_right_after(
     assert_eq!(Some(size), seeded["big_result_bytes"].as_u64());
     assert!(size > 2 * 1024 * 1024);
 
-    let app = super::helpers::spawn_serve(data.path(), &[]);
+    let app = super::helpers::BIN.serve(data.path(), &[]);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let get = |path: String| {
@@ -881,7 +884,7 @@ fn with_a_sas_connection_string_serve_shows_the_migrated_executions_right_after(
 /// serve streams it from there with a SAS (GET), never from a local directory.
 #[test]
 fn results_over_2_mb_are_copied_to_and_served_from_azure_blob_storage() {
-    let Some(legacy) = Azurite::start() else {
+    let Some(legacy) = require(Azurite::start()) else {
         return;
     };
     legacy.seed(&[
@@ -893,7 +896,7 @@ fn results_over_2_mb_are_copied_to_and_served_from_azure_blob_storage() {
     ]);
     // The new deployment's account: its `execution-data` container exists (the Bicep creates
     // it; here the seed script's client setup does), and nothing is in it yet.
-    let target = Azurite::start().expect("second azurite");
+    let target = Azurite::start().expect("a second azurite: the first one started");
     let sas = target.seed(&["sas"]);
     let keyed = format!("azblob:{}", target.connection_string);
     let data = temp_dir();
@@ -904,7 +907,7 @@ fn results_over_2_mb_are_copied_to_and_served_from_azure_blob_storage() {
     assert_eq!(verified.code, Some(0), "{}", verified.stdout);
 
     let from_sas = format!("azblob:{}", sas.trim());
-    let app = super::helpers::spawn_serve(data.path(), &["--blobs", &from_sas]);
+    let app = super::helpers::BIN.serve(data.path(), &["--blobs", &from_sas]);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let response = super::helpers::client()
@@ -928,7 +931,7 @@ fn results_over_2_mb_are_copied_to_and_served_from_azure_blob_storage() {
     drop(app);
 
     // A location that cannot be an account is refused before anything starts.
-    let refused = super::helpers::run(&["serve", "--blobs", "azblob:AccountName=x"]);
+    let refused = super::helpers::BIN.run(&["serve", "--blobs", "azblob:AccountName=x"]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("AccountKey or SharedAccessSignature")
@@ -937,7 +940,7 @@ fn results_over_2_mb_are_copied_to_and_served_from_azure_blob_storage() {
 
 #[test]
 fn a_source_that_goes_away_stops_the_run_cleanly_and_resume_finishes_it() {
-    let Some(azurite) = Azurite::start() else {
+    let Some(azurite) = require(Azurite::start()) else {
         return;
     };
     let day = seed_fixture(&azurite, 2, 300, 3);
@@ -948,8 +951,8 @@ fn a_source_that_goes_away_stops_the_run_cleanly_and_resume_finishes_it() {
     let (child, stderr) = spawn_paged_migrate(&azurite, data.path(), 2);
     // The storage account disappears mid-run (all its data with it: Azurite is in memory).
     drop(azurite);
-    let rest: Vec<String> = stderr.map_while(Result::ok).collect();
-    let output = child.wait_with_output().expect("wait");
+    let rest = remaining_lines(&stderr, RUN_TIMEOUT);
+    let output = finish(child, RUN_TIMEOUT);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{rest:?}");
     assert!(stdout.contains("stopped early: "), "{stdout}");
@@ -960,7 +963,7 @@ fn a_source_that_goes_away_stops_the_run_cleanly_and_resume_finishes_it() {
     );
 
     // The same account comes back (same rows, reseeded): --resume finishes the job.
-    let azurite = Azurite::start().expect("azurite again");
+    let azurite = Azurite::start().expect("azurite again: it started before");
     assert_eq!(seed_fixture(&azurite, 2, 300, 3), day);
     let resumed = migrate_from(&azurite.connection_string, data.path(), &["--resume"]);
     assert!(
@@ -975,13 +978,13 @@ fn a_source_that_goes_away_stops_the_run_cleanly_and_resume_finishes_it() {
 /// real socket): everything migrated, verify passes field by field, a rerun writes nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn migrates_into_the_cosmos_backend() {
-    let Some(azurite) = Azurite::start() else {
+    let Some(azurite) = require(Azurite::start()) else {
         return;
     };
     seed_fixture(&azurite, 1, 20, 2);
     let emulator = crate::cosmos_emulator::start().await.expect("emulator");
     let store = emulator.store_url("bifrost");
-    let ensure = super::helpers::run(&["ensure", "--store", &store]);
+    let ensure = super::helpers::BIN.run(&["ensure", "--store", &store]);
     assert!(
         ensure.status.success(),
         "{}",

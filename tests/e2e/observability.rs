@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{client, fixture, free_port, temp_dir, wait_for_root, App, BIN};
+use bifrost_test_support::ports::free_port;
+use bifrost_test_support::process::{wait_for_root, Process};
+
+use crate::helpers::{client, fixture, temp_dir, BIN};
 
 /// `_ts` of the document in the `cosmos_logstream.json` fixture.
 const FIXTURE_TS: i64 = 1_744_173_970;
@@ -70,7 +73,7 @@ async fn health(base: &str) -> Value {
 async fn handler_logs_batches_by_level_and_health_reports_lag() {
     let data = temp_dir();
     let port = free_port();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(BIN.path())
         .arg("handler")
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("BIFROST_DATA", data.path())
@@ -81,7 +84,7 @@ async fn handler_logs_batches_by_level_and_health_reports_lag() {
         .expect("spawn handler");
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
-    let app = App {
+    let app = Process {
         child,
         base: format!("http://127.0.0.1:{port}"),
     };
@@ -163,8 +166,8 @@ async fn handler_logs_batches_by_level_and_health_reports_lag() {
 #[tokio::test]
 async fn serve_health_reports_batch_size_and_lag_of_its_pumps() {
     let data = temp_dir();
-    let app = crate::helpers::spawn_serve(data.path(), &[]);
-    let written = crate::helpers::run(&[
+    let app = crate::helpers::BIN.serve(data.path(), &[]);
+    let written = crate::helpers::BIN.run(&[
         "simulate",
         "--data",
         data.path().to_str().unwrap(),
@@ -178,14 +181,7 @@ async fn serve_health_reports_batch_size_and_lag_of_its_pumps() {
     assert!(written.status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let feed = loop {
-        let h: Value = client()
-            .get(format!("{}/api/health", app.base))
-            .send()
-            .await
-            .expect("health")
-            .json()
-            .await
-            .expect("health JSON");
+        let h = crate::helpers::health(&app.base).await;
         let feed = h["changeFeed"]["LogStream"].clone();
         if feed["pendingChanges"] == 0 && feed["documents"].as_u64() > Some(0) {
             break feed;

@@ -5,12 +5,15 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::time::Duration;
 
-use crate::helpers::{files_under, free_port, run, temp_dir, wait_for_root};
+use bifrost_test_support::ports::free_port;
+use bifrost_test_support::process::wait_for_root;
+
+use crate::helpers::{files_under, temp_dir, BIN};
 
 #[test]
 fn package_layout_zip_and_the_packaged_binary_answers() {
     let out = temp_dir();
-    let result = run(&["package", "--out", out.path().to_str().unwrap()]);
+    let result = BIN.run(&["package", "--out", out.path().to_str().unwrap()]);
     assert!(
         result.status.success(),
         "{}",
@@ -102,7 +105,7 @@ fn package_refuses_a_binary_that_cannot_run_in_azure() {
     let out = temp_dir();
     let fake = out.path().join("not-elf");
     std::fs::write(&fake, b"#!/bin/sh\necho hi\n").unwrap();
-    let result = run(&[
+    let result = BIN.run(&[
         "package",
         "--out",
         out.path().to_str().unwrap(),

@@ -6,12 +6,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{client, health, journal_logs, spawn_serve, temp_dir, BIN};
+use bifrost_test_support::process::{finish, RUN_TIMEOUT};
+
+use crate::helpers::{client, health, journal_logs, temp_dir, BIN};
 
 #[tokio::test]
 async fn health_and_unknown_routes_answer_json() {
     let data = temp_dir();
-    let app = spawn_serve(data.path(), &[]);
+    let app = BIN.serve(data.path(), &[]);
     let response = client()
         .get(format!("{}/api/health", app.base))
         .send()
@@ -45,7 +47,7 @@ async fn health_and_unknown_routes_answer_json() {
 #[tokio::test]
 async fn sigterm_shuts_down_cleanly() {
     let data = temp_dir();
-    let mut app = spawn_serve(data.path(), &[]);
+    let mut app = BIN.serve(data.path(), &[]);
     assert_eq!(health(&app.base).await["status"], "ok");
     let status = app
         .terminate(Duration::from_secs(15))
@@ -60,10 +62,10 @@ async fn killed_mid_stream_and_restarted_nothing_is_skipped() {
     let data = temp_dir();
     let journal = data.path().join("journal.jsonl");
     let sink = format!("journal:{}", journal.display());
-    let mut first = spawn_serve(data.path(), &["--signalr", &sink]);
+    let mut first = BIN.serve(data.path(), &["--signalr", &sink]);
 
     // A second process writes to the same SQLite file while serve streams it.
-    let simulate = Command::new(BIN)
+    let simulate = Command::new(BIN.path())
         .args(["simulate", "--data"])
         .arg(data.path())
         .args([
@@ -100,8 +102,8 @@ async fn killed_mid_stream_and_restarted_nothing_is_skipped() {
     );
 
     std::thread::sleep(Duration::from_millis(300));
-    let second = spawn_serve(data.path(), &["--signalr", &sink]);
-    let output = simulate.wait_with_output().expect("simulate finished");
+    let second = BIN.serve(data.path(), &["--signalr", &sink]);
+    let output = finish(simulate, RUN_TIMEOUT);
     assert!(output.status.success());
     let ids: Vec<String> = String::from_utf8(output.stdout)
         .unwrap()
@@ -143,26 +145,8 @@ async fn killed_mid_stream_and_restarted_nothing_is_skipped() {
 
 #[test]
 fn demo_streams_logs_to_stdout() {
-    use std::io::{BufRead, BufReader};
     let data = temp_dir();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .env_remove("BIFROST_SIGNALR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve --demo");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, rx) = crate::helpers::spawn_demo(data.path());
     let first = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("first line");

@@ -2,12 +2,14 @@
 //
 // Usage: SIGNALR_MODULE=<node_modules/@microsoft/signalr> node client.cjs '<config JSON>'
 // config: {base, logsPerExecution, clients: [{name, principal, org?, executions: [ids],
-//          history?: bool, forbidden?: [ids], resume?: {execution, dropAfter}}]}
+//          history?: bool, streamHistory?: bool, forbidden?: [ids], resume?: {execution, dropAfter}}]}
 //
 // Prints JSON lines on stdout: {"event":"ready"} once every client is connected and subscribed,
 // {"event":"complete","client"} when a client holds every log of its executions, and, after
 // stdin closes, {"event":"summary","client",...} with everything each client received, in
-// arrival order, for the Rust test to judge. Errors: {"event":"error","client","error"}.
+// arrival order, for the Rust test to judge. With streamHistory, each executionHistoryUpdate
+// row is also printed as it arrives: {"event":"history","client","row"}.
+// Errors: {"event":"error","client","error"}.
 "use strict";
 
 const signalR = require(process.env.SIGNALR_MODULE);
@@ -76,6 +78,7 @@ class Client {
     this.counts = {};      // target -> number of messages
     this.updates = {};     // executionId -> [status, ...]
     this.history = {};     // executionId -> [status, ...]
+    this.historyRows = {}; // executionId -> [row, ...] as received
     this.subscribeStatus = {};
     this.disconnectedAt = null;
     this.done = false;
@@ -92,6 +95,8 @@ class Client {
       (this.updates[id] = this.updates[id] || []).push(argument.status);
     } else if (target === "executionHistoryUpdate") {
       (this.history[id] = this.history[id] || []).push(argument.status);
+      (this.historyRows[id] = this.historyRows[id] || []).push(argument);
+      if (this.spec.streamHistory) print({ event: "history", client: this.spec.name, row: argument });
     }
     this.checkComplete();
   }
@@ -161,7 +166,7 @@ class Client {
   summary() {
     return {
       event: "summary", client: this.spec.name, logs: this.logs, resumed: this.resumed,
-      counts: this.counts, updates: this.updates, history: this.history,
+      counts: this.counts, updates: this.updates, history: this.history, historyRows: this.historyRows,
       subscribeStatus: this.subscribeStatus, disconnectedAt: this.disconnectedAt,
     };
   }

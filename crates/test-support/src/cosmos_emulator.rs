@@ -28,7 +28,6 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 /// The well-known emulator key (the emulator accepts any key).
-#[allow(dead_code)]
 pub const EMULATOR_KEY: &str =
     "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
 
@@ -41,7 +40,6 @@ pub struct Emulator {
 
 impl Emulator {
     /// The store URL for a database of this emulator (key URL-encoded).
-    #[allow(dead_code)]
     pub fn store_url(&self, database: &str) -> String {
         let rest = self.endpoint.trim_start_matches("http://");
         let key: String = form_urlencoded::byte_serialize(EMULATOR_KEY.as_bytes()).collect();
@@ -120,7 +118,6 @@ pub async fn start_on(addr: SocketAddr) -> std::io::Result<Emulator> {
 /// An emulator that enforces provisioned throughput: containers created with
 /// `x-ms-offer-throughput` answer 429 (sub-status 3200) with `x-ms-retry-after-ms` once a
 /// partition's per-second budget is spent.
-#[allow(dead_code)]
 pub async fn start_throttled() -> std::io::Result<Emulator> {
     start_with(SocketAddr::from(([127, 0, 0, 1], 0)), true).await
 }
@@ -160,7 +157,6 @@ async fn start_with(addr: SocketAddr, throttling: bool) -> std::io::Result<Emula
 }
 
 /// Starts an emulator on a free loopback port.
-#[allow(dead_code)]
 pub async fn start() -> std::io::Result<Emulator> {
     start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
 }

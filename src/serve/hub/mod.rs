@@ -75,7 +75,6 @@ pub struct Hub {
     state: HubState,
 }
 
-
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     Refusal(status, message.into()).into_response()
 }
@@ -155,7 +154,7 @@ impl Hub {
             ));
         };
         jwt::verify(token, &self.connection.access_key, audiences)
-        .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, e.to_string()))
+            .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, e.to_string()))
     }
 
     fn client_audience(&self, hub: &str) -> String {
@@ -407,9 +406,7 @@ async fn rest(
             hub.state.user_in_group(&name, &group, &user),
             StatusCode::OK,
         ),
-        RestCall::UserExists { user } => {
-            found(hub.state.user_exists(&name, &user), StatusCode::OK)
-        }
+        RestCall::UserExists { user } => found(hub.state.user_exists(&name, &user), StatusCode::OK),
     }
 }
 

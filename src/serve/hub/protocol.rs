@@ -334,10 +334,17 @@ mod tests {
             "{\"type\":1,\"target\":\"executionLogs\",\"arguments\":[{\"b\":1,\"a\":[true]}]}\u{1e}"
         );
         assert_eq!(
-            PayloadMessage::parse(br#"{"target":"t"}"#).unwrap().record(),
+            PayloadMessage::parse(br#"{"target":"t"}"#)
+                .unwrap()
+                .record(),
             "{\"type\":1,\"target\":\"t\",\"arguments\":[]}\u{1e}"
         );
-        for bad in [&br#"{"target":""}"#[..], br#"{"target":"t","arguments":{}}"#, b"[]", b"{"] {
+        for bad in [
+            &br#"{"target":""}"#[..],
+            br#"{"target":"t","arguments":{}}"#,
+            b"[]",
+            b"{",
+        ] {
             assert!(PayloadMessage::parse(bad).is_err());
         }
     }

@@ -29,6 +29,7 @@ pub struct QueueBudget {
 }
 
 /// The receiving end of a connection's queue, for its task.
+#[derive(Debug)]
 pub struct Outbox {
     pub records: mpsc::Receiver<Record>,
     queued_bytes: Arc<AtomicUsize>,
@@ -473,7 +474,11 @@ fn close(inner: &mut Inner, connection_id: &str, reason: &str) {
 fn remove(inner: &mut Inner, connection_id: &str) -> Option<Connection> {
     let connection = inner.connections.remove(connection_id)?;
     for group in &connection.groups {
-        remove_member(&mut inner.groups, key(&connection.hub, group), connection_id);
+        remove_member(
+            &mut inner.groups,
+            key(&connection.hub, group),
+            connection_id,
+        );
     }
     if let Some(user) = &connection.user {
         remove_member(&mut inner.users, key(&connection.hub, user), connection_id);
@@ -608,7 +613,13 @@ mod tests {
         fast.taken(&taken);
         // slow still holds 6 bytes: 6 + 6 > 10.
         let delivery = state.send_to_group("h", "g", &record);
-        assert_eq!(delivery, Delivery { queued: 1, closed: 1 });
+        assert_eq!(
+            delivery,
+            Delivery {
+                queued: 1,
+                closed: 1
+            }
+        );
         assert!(!state.exists("h", "slow"));
         assert!(state.exists("h", "fast"));
         let reason = slow.closed.try_recv().unwrap();

@@ -22,8 +22,15 @@ async fn start(limits: HubLimits) -> (Hub, RestSender) {
     (hub, sender)
 }
 
-/// Negotiates as the official client does and opens the WebSocket, handshake included.
+/// A connected client of `user`, within 10 s: its connection id and socket.
 async fn connect(sender: &RestSender, user: &str) -> (String, TcpStream) {
+    tokio::time::timeout(Duration::from_secs(10), handshake(sender, user))
+        .await
+        .expect("the hub accepts a client within 10 s")
+}
+
+/// Negotiates as the official client does and opens the WebSocket, handshake included.
+async fn handshake(sender: &RestSender, user: &str) -> (String, TcpStream) {
     let info = sender.client_connection(Some(user)).unwrap();
     let negotiate = info.url.replacen("/client/?", "/client/negotiate?", 1) + "&negotiateVersion=1";
     let negotiated: Value = reqwest::Client::new()

@@ -7,11 +7,13 @@
 //! - `schema`: the file's tables, indexes, planner statistics and version, and opening it;
 //! - `writes`: every write, inside one IMMEDIATE transaction; batches; the sweep of expired
 //!   documents;
-//! - `sql`: the backend-neutral `Query` rendered as SQL, and its pages;
+//! - `sql`: the backend-neutral `Query` rendered as SQL (pure); `page`: running it, a page at a
+//!   time;
 //! - `feed`: the change feed over `change_log`, and the count of pending changes;
 //! - `rows`: rows ↔ documents (system properties), the point read, rusqlite errors.
 
 mod feed;
+mod page;
 mod rows;
 mod schema;
 mod sql;
@@ -228,7 +230,7 @@ impl Store for SqliteStore {
             query,
             self.clock.now().epoch_millis(),
         )?;
-        self.read_with(move |conn, _| sql::run_query(conn, rendered))
+        self.read_with(move |conn, _| page::run_query(conn, rendered))
             .await
     }
 

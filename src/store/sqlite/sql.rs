@@ -1,4 +1,4 @@
-//! The backend-neutral `Query` as SQL over `documents`, and running it a page at a time.
+//! The backend-neutral `Query` as SQL over `documents` (pure: `page` runs it).
 //!
 //! Every value is a bound parameter; field paths are validated identifiers. As in Cosmos,
 //! values of different JSON types never match, equality with null means "absent or null", and
@@ -6,13 +6,11 @@
 //! the last key, and pages continue by keyset from a token tied to the query that issued it.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params_from_iter, Connection};
 use serde_json::Value;
 
-use super::rows::{backend, with_system_properties};
 use crate::store::keyset;
 use crate::store::query::{Field, FilterOp, Query};
-use crate::store::{Container, Page, StoreError};
+use crate::store::{Container, StoreError};
 
 /// How SQL refers to a queried field and to its JSON type.
 struct Operand {
@@ -131,8 +129,8 @@ pub(super) struct RenderedQuery {
     pub(super) sql: String,
     pub(super) args: Vec<SqlValue>,
     /// Number of order-by key columns after the fixed `body, etag, ts, lsn, id`.
-    key_count: usize,
-    limit: usize,
+    pub(super) key_count: usize,
+    pub(super) limit: usize,
     /// Identifies the query's shape and parameters, so a token from another query is refused.
     pub(super) fingerprint: String,
 }
@@ -258,15 +256,6 @@ pub(super) fn render_query(
     })
 }
 
-fn sql_to_json(value: SqlValue) -> Value {
-    match value {
-        SqlValue::Null | SqlValue::Blob(_) => Value::Null,
-        SqlValue::Integer(i) => Value::from(i),
-        SqlValue::Real(f) => Value::from(f),
-        SqlValue::Text(s) => Value::String(s),
-    }
-}
-
 /// The bound values (order keys, then id) to continue after, or `BadContinuation` for any token
 /// this query did not issue.
 fn decode_continuation(
@@ -285,45 +274,4 @@ fn decode_continuation(
         .collect::<Result<Vec<_>, _>>()?;
     bound.push(SqlValue::Text(id));
     Ok(bound)
-}
-
-pub(super) fn run_query(conn: &Connection, query: RenderedQuery) -> Result<Page, StoreError> {
-    let mut statement = conn.prepare_cached(&query.sql).map_err(backend)?;
-    let mut rows = statement
-        .query(params_from_iter(query.args.iter()))
-        .map_err(backend)?;
-    let mut items = Vec::new();
-    let mut last: Option<(Vec<Value>, String)> = None;
-    let mut more = false;
-    while let Some(row) = rows.next().map_err(backend)? {
-        if items.len() == query.limit {
-            more = true;
-            break;
-        }
-        let body: String = row.get(0).map_err(backend)?;
-        let etag: String = row.get(1).map_err(backend)?;
-        let ts: i64 = row.get(2).map_err(backend)?;
-        let lsn: i64 = row.get(3).map_err(backend)?;
-        items.push(with_system_properties(&body, &etag, ts, lsn)?);
-        if items.len() == query.limit {
-            // Only the last row of a page needs its keys, for the continuation.
-            let id: String = row.get(4).map_err(backend)?;
-            let keys = (0..query.key_count)
-                .map(|i| {
-                    row.get::<_, SqlValue>(5 + i)
-                        .map(sql_to_json)
-                        .map_err(backend)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            last = Some((keys, id));
-        }
-    }
-    let continuation = match (more, last) {
-        (true, Some((keys, id))) => Some(keyset::encode(&query.fingerprint, keys, &id)),
-        _ => None,
-    };
-    Ok(Page {
-        items,
-        continuation,
-    })
 }

@@ -383,16 +383,9 @@ async fn read_modify_write_retries_lost_races_and_honours_if_match() {
                     crate::store::Field::new("total").unwrap(),
                     1,
                 )];
-                crate::store::patch::read_modify_write(
-                    store.as_ref(),
-                    c,
-                    "GLOBAL",
-                    "m",
-                    &ops,
-                    None,
-                )
-                .await
-                .unwrap();
+                crate::store::read_modify_write(store.as_ref(), c, "GLOBAL", "m", &ops, None)
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -406,7 +399,7 @@ async fn read_modify_write_retries_lost_races_and_honours_if_match() {
         1,
     )];
     assert!(matches!(
-        crate::store::patch::read_modify_write(
+        crate::store::read_modify_write(
             store.as_ref(),
             c,
             "GLOBAL",
@@ -418,19 +411,12 @@ async fn read_modify_write_retries_lost_races_and_honours_if_match() {
         Err(StoreError::PreconditionFailed { .. })
     ));
     assert!(matches!(
-        crate::store::patch::read_modify_write(store.as_ref(), c, "GLOBAL", "nope", &ops, None)
-            .await,
+        crate::store::read_modify_write(store.as_ref(), c, "GLOBAL", "nope", &ops, None).await,
         Err(StoreError::NotFound { .. })
     ));
-    let patched = crate::store::patch::read_modify_write(
-        store.as_ref(),
-        c,
-        "GLOBAL",
-        "m",
-        &ops,
-        Some(&read.etag),
-    )
-    .await
-    .unwrap();
+    let patched =
+        crate::store::read_modify_write(store.as_ref(), c, "GLOBAL", "m", &ops, Some(&read.etag))
+            .await
+            .unwrap();
     assert_eq!(patched.body["total"], 21);
 }

@@ -1,0 +1,137 @@
+//! Tests only: a store that forwards every call to another, with two hooks that make it a
+//! backend with one difference: writes to some container fail (a backend that is down for
+//! them), or documents read back lack something (Cosmos returns `_lsn` only in the change
+//! feed). The tests that need such a backend use this one wrapper.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{
+    BatchOperation, BatchOutcome, ChangeFeedPage, Container, ETag, FeedPosition, Page, Query,
+    Store, StoreError, StoredDocument,
+};
+
+#[derive(Debug)]
+pub(crate) struct Wrapped {
+    pub inner: Arc<dyn Store>,
+    /// Asked before every write (create, upsert, replace, delete, batch; patch goes through
+    /// read + replace): an error is returned instead of writing.
+    pub before_write: fn(Container) -> Result<(), StoreError>,
+    /// Applied to every document a point read or a query returns (not the change feed's).
+    pub on_read: fn(Value) -> Value,
+}
+
+impl Wrapped {
+    /// `inner`, unchanged until a hook is set.
+    pub fn new(inner: Arc<dyn Store>) -> Wrapped {
+        Wrapped {
+            inner,
+            before_write: |_| Ok(()),
+            on_read: |doc| doc,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for Wrapped {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn read(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+    ) -> Result<Option<StoredDocument>, StoreError> {
+        let found = self.inner.read(container, partition_key, id).await?;
+        Ok(found.map(|mut doc| {
+            doc.body = (self.on_read)(doc.body);
+            doc
+        }))
+    }
+
+    async fn create(&self, container: Container, doc: Value) -> Result<StoredDocument, StoreError> {
+        (self.before_write)(container)?;
+        self.inner.create(container, doc).await
+    }
+
+    async fn upsert(
+        &self,
+        container: Container,
+        doc: Value,
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError> {
+        (self.before_write)(container)?;
+        self.inner.upsert(container, doc, if_match).await
+    }
+
+    async fn replace(
+        &self,
+        container: Container,
+        doc: Value,
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError> {
+        (self.before_write)(container)?;
+        self.inner.replace(container, doc, if_match).await
+    }
+
+    async fn delete(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+        if_match: Option<&ETag>,
+    ) -> Result<bool, StoreError> {
+        (self.before_write)(container)?;
+        self.inner
+            .delete(container, partition_key, id, if_match)
+            .await
+    }
+
+    async fn batch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        operations: Vec<BatchOperation>,
+    ) -> Result<Vec<BatchOutcome>, StoreError> {
+        (self.before_write)(container)?;
+        self.inner.batch(container, partition_key, operations).await
+    }
+
+    async fn query(
+        &self,
+        container: Container,
+        partition_key: &str,
+        query: &Query,
+    ) -> Result<Page, StoreError> {
+        let mut page = self.inner.query(container, partition_key, query).await?;
+        page.items = page.items.into_iter().map(self.on_read).collect();
+        Ok(page)
+    }
+
+    async fn read_change_feed(
+        &self,
+        container: Container,
+        from: &FeedPosition,
+        max_items: usize,
+    ) -> Result<ChangeFeedPage, StoreError> {
+        self.inner
+            .read_change_feed(container, from, max_items)
+            .await
+    }
+
+    async fn pending_changes(
+        &self,
+        container: Container,
+        continuation: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        self.inner.pending_changes(container, continuation).await
+    }
+
+    fn request_units(&self) -> Option<f64> {
+        self.inner.request_units()
+    }
+}
