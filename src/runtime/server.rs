@@ -300,6 +300,52 @@ mod tests {
         assert!(json["error"].is_string());
     }
 
+    /// Over real sockets: two idle connections fill a cap of two; the third is told so and
+    /// closed, and once one leaves a new client is served.
+    #[tokio::test]
+    async fn a_connection_over_the_cap_gets_a_503_and_is_closed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let limits = ServerLimits {
+            max_connections: 2,
+            ..ServerLimits::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, limits, async {
+            let _ = stopped.await;
+        }));
+        let first = TcpStream::connect(address).await.unwrap();
+        let _second = TcpStream::connect(address).await.unwrap();
+        let mut third = TcpStream::connect(address).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), third.read_to_string(&mut answer))
+            .await
+            .expect("the refusal comes at once")
+            .unwrap();
+        assert_eq!(answer, REFUSAL);
+        drop(first);
+        let mut served = String::new();
+        for _ in 0..50 {
+            let mut client = TcpStream::connect(address).await.unwrap();
+            client
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            served.clear();
+            let _ = client.read_to_string(&mut served).await;
+            if served.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            // The freed place is released when the server notices the close.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+
     #[test]
     fn the_cap_leaves_the_reserve_free() {
         let limits = ServerLimits::default();
