@@ -12,6 +12,7 @@ pub mod deadletter;
 pub mod function;
 pub mod http;
 pub mod invoke;
+pub mod memory;
 pub mod openapi;
 pub mod operation;
 pub mod server;

@@ -91,6 +91,8 @@ impl Pump {
             s.continuation = saved.clone();
         });
 
+        // Whether the last pages carried changes (so going idle ends a burst).
+        let mut busy = false;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -145,6 +147,11 @@ impl Pump {
             }
             let caught_up = position == FeedPosition::Continuation(page.continuation.clone());
             position = FeedPosition::Continuation(page.continuation);
+            if caught_up && busy {
+                // A burst is over: what its batches held goes back to the system.
+                crate::runtime::memory::release_free_memory();
+            }
+            busy = !caught_up;
             if caught_up && Self::pause(&mut shutdown, self.poll_interval).await {
                 break;
             }

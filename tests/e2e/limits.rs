@@ -210,3 +210,194 @@ fn serve_on_a_full_disk_names_the_cause_and_never_says_it_listens() {
     assert!(stderr.contains(&cause), "stderr: {stderr}");
     assert!(!stderr.contains("disk I/O error"), "stderr: {stderr}");
 }
+
+/// Resident and peak memory of a process, in bytes (`VmRSS`, `VmHWM`).
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// A WebSocket client that completes the SignalR handshake and then never reads again.
+async fn stalled_reader(base: &str, principal: &str) -> TcpStream {
+    let http = reqwest::Client::new();
+    let negotiated: serde_json::Value = http
+        .post(format!("{base}/api/negotiate"))
+        .header("x-ms-client-principal", principal)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = negotiated["accessToken"].as_str().unwrap().to_owned();
+    let connection: serde_json::Value = http
+        .post(format!(
+            "{base}/client/negotiate?hub=bifrost&negotiateVersion=1"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = connection["connectionToken"].as_str().unwrap();
+    let address = base.trim_start_matches("http://");
+    let mut socket = TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "GET /client/?hub=bifrost&id={id}&access_token={token} HTTP/1.1\r\nHost: {address}\r\n\
+         Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        socket.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // The SignalR handshake as one masked text frame (mask of zeros: the payload as is).
+    let handshake = b"{\"protocol\":\"json\",\"version\":1}\x1e";
+    let mut frame = vec![0x81, 0x80 | handshake.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(handshake);
+    socket.write_all(&frame).await.unwrap();
+    socket
+}
+
+/// Until the change feed behind `function` has nothing pending.
+async fn wait_for_pump(base: &str, function: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let health = crate::helpers::health(base).await;
+        if health["changeFeed"][function]["pendingChanges"] == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{function} still pending: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_reader_under_large_logs_is_closed_and_serve_memory_comes_back() {
+    const LOGS: u64 = 600;
+    const LOG_BYTES: usize = 400 * 1024;
+    let data = temp_dir();
+    crate::signalr::seed_members(data.path(), &[("slow", crate::signalr::ORG_A)]).await;
+    let simulate = BIN.run(&[
+        "simulate",
+        "--data",
+        &data.path().display().to_string(),
+        "--executions",
+        "1",
+        "--logs",
+        "0",
+        "--scope",
+        crate::signalr::ORG_A,
+    ]);
+    assert!(simulate.status.success(), "{simulate:?}");
+    let execution = String::from_utf8_lossy(&simulate.stdout)
+        .lines()
+        .next()
+        .expect("the execution id")
+        .trim()
+        .to_owned();
+    let serve = BIN.serve(data.path(), &[]);
+    let principal = bifrost_test_support::principal::member("slow");
+    let mut socket = stalled_reader(&serve.base, &principal).await;
+    let subscribed = reqwest::Client::new()
+        .post(format!(
+            "{}/api/executions/{execution}/subscribe",
+            serve.base
+        ))
+        .header("x-ms-client-principal", &principal)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (baseline, _) = memory_of(serve.pid());
+
+    let store = bifrost_workers::store::open(
+        &bifrost_workers::store::StoreUrl::Sqlite(data.path().join("bifrost.db")),
+        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let message = "x".repeat(LOG_BYTES);
+    for sequence in 1..=LOGS {
+        let log = bifrost_workers::model::LogDoc {
+            id: bifrost_workers::model::LogDoc::id_for(&execution, sequence),
+            execution_id: execution.clone(),
+            timestamp: bifrost_workers::model::Timestamp::now(),
+            level: "INFO".into(),
+            message: message.clone(),
+            data: None,
+            sequence,
+            ttl: None,
+        };
+        let mut doc = serde_json::to_value(&log).unwrap();
+        doc["type"] = "log".into();
+        store
+            .upsert(bifrost_workers::store::Container::ExecutionData, doc, None)
+            .await
+            .unwrap();
+    }
+    wait_for_pump(&serve.base, "LogStream", Duration::from_secs(120)).await;
+    let (_, peak) = memory_of(serve.pid());
+
+    // The hub gave up on the stalled connection: its socket ends (a reader that never reads
+    // cannot be handed the Close message the hub writes with the reason; it is dropped after
+    // the close write's timeout), and what it was sent is bounded by the kernel's buffers plus
+    // the queue's byte budget, not by the stream.
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), socket.read_to_end(&mut received));
+    let ended = read.await.expect("the hub closed the stalled connection");
+    eprintln!(
+        "stalled reader: {} KiB before the end ({ended:?})",
+        received.len() / 1024
+    );
+    assert!(
+        (received.len() as u64) < 64 * MIB,
+        "{} bytes were sent to a reader that never read",
+        received.len()
+    );
+    drop(socket);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (after, _) = memory_of(serve.pid());
+    eprintln!(
+        "serve RSS: baseline {} MiB, peak {} MiB, after {} MiB ({LOGS} logs of {} KiB, one stalled reader)",
+        baseline / MIB,
+        peak / MIB,
+        after / MIB,
+        LOG_BYTES / 1024
+    );
+    // The peak is the pump's batch (up to 500 documents, ~195 MiB of these logs, held as text
+    // and parsed) more than the stalled client, whose queue is capped at a few MiB.
+    assert!(
+        peak < baseline + 480 * MIB,
+        "peak {} MiB over a {} MiB baseline",
+        peak / MIB,
+        baseline / MIB
+    );
+    assert!(
+        after < baseline + 40 * MIB,
+        "after the stalled reader left: {} MiB over a {} MiB baseline",
+        after / MIB,
+        baseline / MIB
+    );
+}

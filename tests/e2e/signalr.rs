@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{temp_dir, BIN};
 
-const ORG_A: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
+pub(crate) const ORG_A: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 const ORG_B: &str = "org-7d1e2c3b-2222-4c2e-9a57-3d2b8f1f0a02";
 
 /// How long `simulate` may take to announce its executions.
@@ -32,7 +32,7 @@ fn signalr_client() -> PathBuf {
 }
 
 /// Membership documents, written before `serve` starts (the store is a shared SQLite file).
-async fn seed_members(data: &Path, members: &[(&str, &str)]) {
+pub(crate) async fn seed_members(data: &Path, members: &[(&str, &str)]) {
     let store = bifrost_workers::store::open(
         &StoreUrl::Sqlite(data.join("bifrost.db")),
         std::sync::Arc::new(SystemClock),
