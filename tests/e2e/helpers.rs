@@ -124,6 +124,27 @@ pub fn journal_logs(path: &Path) -> (BTreeMap<String, Vec<u64>>, BTreeSet<String
 }
 
 /// `GET /api/health` of a running app, as JSON.
+/// `GET /api/health` until `ready` holds for it (then that report), failing after `within`.
+pub async fn wait_for_health(
+    base: &str,
+    within: Duration,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let report = health(base).await;
+        if ready(&report) {
+            return report;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} not within {within:?}: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 pub async fn health(base: &str) -> Value {
     client()
         .get(format!("{base}/api/health"))

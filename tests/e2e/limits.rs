@@ -276,22 +276,6 @@ async fn stalled_reader(base: &str, principal: &str) -> TcpStream {
     socket
 }
 
-/// Until the change feed behind `function` has nothing pending.
-async fn wait_for_pump(base: &str, function: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let health = crate::helpers::health(base).await;
-        if health["changeFeed"][function]["pendingChanges"] == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{function} still pending: {health}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_reader_under_large_logs_is_closed_and_serve_memory_comes_back() {
     const LOGS: u64 = 600;
@@ -357,7 +341,13 @@ async fn a_stalled_reader_under_large_logs_is_closed_and_serve_memory_comes_back
             .await
             .unwrap();
     }
-    wait_for_pump(&serve.base, "LogStream", Duration::from_secs(120)).await;
+    crate::helpers::wait_for_health(
+        &serve.base,
+        Duration::from_secs(120),
+        "LogStream caught up",
+        |h| h["changeFeed"]["LogStream"]["pendingChanges"] == 0,
+    )
+    .await;
     let (_, peak) = memory_of(serve.pid());
 
     // The hub gave up on the stalled connection: its socket ends (a reader that never reads

@@ -839,34 +839,27 @@ async fn a_failing_signalr_service_makes_the_batch_retry() {
     let (mut simulate, _) = spawn_simulate(data.path(), 1, 3, "0");
     go(&mut simulate);
     assert!(finish(simulate, RUN_TIMEOUT).status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let health: Value = crate::helpers::client()
-            .get(format!("{}/api/health", app.base))
-            .send()
-            .await
+    let health = crate::helpers::wait_for_health(
+        &app.base,
+        Duration::from_secs(20),
+        "a failed attempt reported",
+        |health| {
+            health["changeFeed"]["LogStream"]["failedAttempts"]
+                .as_u64()
+                .unwrap_or(0)
+                >= 1
+        },
+    )
+    .await;
+    let pump = &health["changeFeed"]["LogStream"];
+    assert_eq!(pump["batches"], 0, "{pump}");
+    assert!(
+        pump["lastError"]
+            .as_str()
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let pump = &health["changeFeed"]["LogStream"];
-        if pump["failedAttempts"].as_u64().unwrap_or(0) >= 1 {
-            assert_eq!(pump["batches"], 0, "{pump}");
-            assert!(
-                pump["lastError"]
-                    .as_str()
-                    .unwrap()
-                    .contains("gave up after 3 attempts"),
-                "{pump}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no failed attempt reported: {health}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .contains("gave up after 3 attempts"),
+        "{pump}"
+    );
 }
 
 /// Handler mode (Azure): the host's replayed negotiate payload answers with the SignalR
