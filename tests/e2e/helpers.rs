@@ -95,10 +95,11 @@ pub fn journal_logs(path: &Path) -> (BTreeMap<String, Vec<u64>>, BTreeSet<String
     let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
     for line in complete.lines() {
         let message: Value = serde_json::from_str(line).expect("journal line is JSON");
-        // ExecutionUpdates' list rows go to the scope's history group; only execution groups count here.
+        // ExecutionUpdates' list rows go to the scope's history group, and every execution
+        // message has an admins' twin in `execution-admin:{id}`: the members' group counts here.
         if message["group"]
             .as_str()
-            .is_some_and(|g| g.starts_with("history:"))
+            .is_some_and(|g| g.starts_with("history:") || g.starts_with("execution-admin:"))
         {
             continue;
         }
