@@ -1,5 +1,6 @@
-//! `ExecutionUpdates`: the `executions` change feed → `executionUpdate` for `execution:{id}` (the
-//! detail page) and `executionHistoryUpdate` for `history:{scope}` (the list page).
+//! `ExecutionUpdates`: the `executions` change feed → `executionUpdate` for both groups of the
+//! execution (the detail page; a status is for members and admins alike) and
+//! `executionHistoryUpdate` for `history:{scope}` (the list page, the list API's row).
 //!
 //! The change feed delivers the latest version of each document; if a batch still holds several
 //! versions of one execution, only the last (newest) is sent. A redelivered batch re-sends the
@@ -10,8 +11,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::{execution_group, history_group, publish};
+use super::publish;
 use crate::model::{rows, ExecutionDoc};
+use crate::realtime::groups::{self, Audience};
 use crate::realtime::HubMessage;
 use crate::runtime::{AppContext, Batch, BatchHandler, Delivered, FunctionError};
 
@@ -47,15 +49,17 @@ pub fn messages_for_batch(
             }
         }
     }
-    let mut messages = Vec::with_capacity(latest.len() * 2);
+    let mut messages = Vec::with_capacity(latest.len() * 3);
     for doc in latest.values() {
+        for audience in [Audience::Members, Audience::Admins] {
+            messages.push(HubMessage::new(
+                groups::execution(audience, &doc.id),
+                TARGET_UPDATE,
+                &status_update(doc),
+            ));
+        }
         messages.push(HubMessage::new(
-            execution_group(&doc.id),
-            TARGET_UPDATE,
-            &status_update(doc),
-        ));
-        messages.push(HubMessage::new(
-            history_group(&doc.scope),
+            groups::history(&doc.scope),
             TARGET_HISTORY_UPDATE,
             &rows::execution_row(doc),
         ));
@@ -113,14 +117,17 @@ mod tests {
             routes,
             vec![
                 ("execution:a", TARGET_UPDATE),
+                ("execution-admin:a", TARGET_UPDATE),
                 ("history:GLOBAL", TARGET_HISTORY_UPDATE),
                 ("execution:b", TARGET_UPDATE),
+                ("execution-admin:b", TARGET_UPDATE),
                 (&*format!("history:{ORG}"), TARGET_HISTORY_UPDATE),
             ]
         );
         assert_eq!(messages[0].argument_values()[0]["isComplete"], false);
-        assert_eq!(messages[2].argument_values()[0]["isComplete"], true);
-        let row = &messages[3].argument_values()[0];
+        assert_eq!(messages[0].arguments.get(), messages[1].arguments.get());
+        assert_eq!(messages[3].argument_values()[0]["isComplete"], true);
+        let row = &messages[5].argument_values()[0];
         assert_eq!(row["orgId"], "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01");
         assert_eq!(row["executedByName"], "ann@x.com");
         assert_eq!(
@@ -139,9 +146,10 @@ mod tests {
             execution("a", "GLOBAL", "Running"),
             execution("a", "GLOBAL", "Success"),
         ]);
-        assert_eq!(messages.len(), 2);
-        assert_eq!(messages[0].argument_values()[0]["status"], "Success");
-        assert_eq!(messages[1].argument_values()[0]["status"], "Success");
+        assert_eq!(messages.len(), 3);
+        for message in &messages {
+            assert_eq!(message.argument_values()[0]["status"], "Success");
+        }
     }
 
     #[test]
@@ -150,7 +158,7 @@ mod tests {
             json!({"id": "x", "type": "execution"}),
             execution("a", "GLOBAL", "Pending"),
         ]);
-        assert_eq!(messages.len(), 2);
+        assert_eq!(messages.len(), 3);
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].starts_with("x:"));
     }

@@ -1,9 +1,11 @@
-//! `LogStream`: the `execution_data` change feed → real-time messages for `execution:{id}`.
+//! `LogStream`: the `execution_data` change feed → real-time messages for an execution's two
+//! groups (`realtime::groups`).
 //!
-//! Per batch and execution: one `executionLogs` message with the logs sorted by `sequence`
-//! (duplicates within the batch dropped), the highest `variables` version only, and a notice per
-//! `state`/`result` document. The browser dedupes by sequence across batches, so a redelivered
-//! batch is harmless.
+//! Per batch and execution: an `executionLogs` message per group with the logs sorted by
+//! `sequence` (duplicates within the batch dropped; in the members' copy an admin-only line is a
+//! placeholder that keeps its place), the highest `variables` version and the latest `state`
+//! to the admins only, and a `result` notice to both. The browser dedupes by sequence across
+//! batches, so a redelivered batch is harmless.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -12,9 +14,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use super::{execution_group, publish};
-use crate::model::rows::StreamLogEntry;
+use super::publish;
+use crate::model::rows::{is_admin_only_level, Reader, StreamLogEntry};
 use crate::model::Timestamp;
+use crate::realtime::groups::{self, Audience};
 use crate::realtime::HubMessage;
 use crate::runtime::{AppContext, Batch, BatchHandler, DocumentFacts, FunctionError};
 
@@ -239,40 +242,48 @@ pub fn messages_for_batch(
 
     let mut messages = Vec::new();
     for (execution_id, found) in executions {
-        let group = execution_group(&execution_id);
-        for logs in chunk_logs(&found.logs) {
-            let argument = LogsArgument {
-                execution_id: &execution_id,
-                logs: &logs,
-            };
-            messages.push(HubMessage::new(group.clone(), TARGET_LOGS, &argument));
-        }
-        if let Some(v) = found.variables {
-            let argument = VariablesArgument {
-                execution_id: &execution_id,
-                version: v.version,
-                variables: v.value,
-            };
-            messages.push(HubMessage::new(group.clone(), TARGET_VARIABLES, &argument));
-        }
-        if let Some(s) = found.state {
-            let argument = StateArgument {
-                execution_id: &execution_id,
-                version: s.version,
-                state: s.value,
-                timestamp: &s.timestamp,
-            };
-            messages.push(HubMessage::new(group.clone(), TARGET_STATE, &argument));
-        }
-        if let Some(r) = found.result {
-            let argument = ResultArgument {
-                execution_id: &execution_id,
-                result_type: &r.result_type,
-                result_size: r.result_size,
-                in_blob: r.in_blob,
-                timestamp: &r.timestamp,
-            };
-            messages.push(HubMessage::new(group.clone(), TARGET_RESULT, &argument));
+        for (audience, reader) in [
+            (Audience::Members, Reader::Member),
+            (Audience::Admins, Reader::Admin),
+        ] {
+            let group = groups::execution(audience, &execution_id);
+            for logs in chunk_logs(&found.logs, reader) {
+                let argument = LogsArgument {
+                    execution_id: &execution_id,
+                    logs: &logs,
+                };
+                messages.push(HubMessage::new(group.clone(), TARGET_LOGS, &argument));
+            }
+            // Variables and state are admin-only, as on the query API.
+            if audience == Audience::Admins {
+                if let Some(v) = &found.variables {
+                    let argument = VariablesArgument {
+                        execution_id: &execution_id,
+                        version: v.version,
+                        variables: v.value,
+                    };
+                    messages.push(HubMessage::new(group.clone(), TARGET_VARIABLES, &argument));
+                }
+                if let Some(s) = &found.state {
+                    let argument = StateArgument {
+                        execution_id: &execution_id,
+                        version: s.version,
+                        state: s.value,
+                        timestamp: &s.timestamp,
+                    };
+                    messages.push(HubMessage::new(group.clone(), TARGET_STATE, &argument));
+                }
+            }
+            if let Some(r) = &found.result {
+                let argument = ResultArgument {
+                    execution_id: &execution_id,
+                    result_type: &r.result_type,
+                    result_size: r.result_size,
+                    in_blob: r.in_blob,
+                    timestamp: &r.timestamp,
+                };
+                messages.push(HubMessage::new(group.clone(), TARGET_RESULT, &argument));
+            }
         }
     }
     Ok((messages, skipped))
@@ -297,17 +308,45 @@ fn entry_json(sequence: u64, log: &Log<'_>, truncated: bool) -> Box<RawValue> {
     serde_json::value::to_raw_value(&entry).expect("a log entry serializes")
 }
 
-/// The logs (already in sequence order) as message payloads of at most
+/// A line `Reader::Member` may not read, as the members' stream carries it: its place, time and
+/// level (`RedactedLogEntry`'s shape), never its message or data.
+fn redacted_json(sequence: u64, log: &Log<'_>) -> Box<RawValue> {
+    #[derive(Serialize)]
+    struct Redacted<'a> {
+        id: &'a str,
+        sequence: u64,
+        timestamp: &'a Timestamp,
+        level: &'a str,
+        redacted: bool,
+    }
+    let entry = Redacted {
+        id: &log.id,
+        sequence,
+        timestamp: &log.timestamp,
+        level: &log.level,
+        redacted: true,
+    };
+    // Our own types always serialize.
+    serde_json::value::to_raw_value(&entry).expect("a redacted entry serializes")
+}
+
+/// The logs (already in sequence order) as `reader` gets them, in message payloads of at most
 /// `MAX_LOGS_BYTES_PER_MESSAGE` serialized bytes each; usually exactly one.
-fn chunk_logs(logs: &BTreeMap<u64, Log<'_>>) -> Vec<Vec<Box<RawValue>>> {
+fn chunk_logs(logs: &BTreeMap<u64, Log<'_>>, reader: Reader) -> Vec<Vec<Box<RawValue>>> {
     let mut chunks: Vec<Vec<Box<RawValue>>> = Vec::new();
     let mut current: Vec<Box<RawValue>> = Vec::with_capacity(logs.len());
     let mut current_bytes = 0;
     for (&sequence, log) in logs {
-        let mut entry = entry_json(sequence, log, false);
-        if entry.get().len() > MAX_LOGS_BYTES_PER_MESSAGE {
-            entry = entry_json(sequence, log, true);
-        }
+        let entry = if reader == Reader::Admin || !is_admin_only_level(&log.level) {
+            let whole = entry_json(sequence, log, false);
+            if whole.get().len() > MAX_LOGS_BYTES_PER_MESSAGE {
+                entry_json(sequence, log, true)
+            } else {
+                whole
+            }
+        } else {
+            redacted_json(sequence, log)
+        };
         let size = entry.get().len();
         if !current.is_empty() && current_bytes + size > MAX_LOGS_BYTES_PER_MESSAGE {
             chunks.push(std::mem::take(&mut current));
@@ -366,17 +405,87 @@ mod tests {
         ];
         let (messages, skipped) = messages_for(&docs);
         assert!(skipped.is_empty());
-        assert_eq!(messages.len(), 2);
-        assert_eq!(messages[0].group, "execution:a");
-        assert_eq!(messages[0].target, TARGET_LOGS);
-        let seqs: Vec<u64> = messages[0].argument_values()[0]["logs"]
+        let groups: Vec<&str> = messages.iter().map(|m| m.group.as_str()).collect();
+        assert_eq!(
+            groups,
+            [
+                "execution:a",
+                "execution-admin:a",
+                "execution:b",
+                "execution-admin:b"
+            ]
+        );
+        for message in &messages[..2] {
+            assert_eq!(message.target, TARGET_LOGS);
+            assert_eq!(sequences(message), vec![1, 2, 3]);
+        }
+    }
+
+    fn sequences(message: &HubMessage) -> Vec<u64> {
+        message.argument_values()[0]["logs"]
             .as_array()
             .unwrap()
             .iter()
             .map(|l| l["sequence"].as_u64().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn members_get_placeholders_and_no_variables_or_state_admins_everything() {
+        let mut debug = log("a", 2);
+        debug["level"] = json!("DEBUG");
+        debug["message"] = json!("apiKey=secret");
+        debug["data"] = json!({"apiKey": "secret"});
+        let mut traceback = log("a", 3);
+        traceback["level"] = json!("Traceback");
+        traceback["message"] = json!("secret in a stack");
+        let variables = json!({"id": VariablesDoc::id_for(1), "executionId": "a", "type": "variables",
+                               "timestamp": "2025-01-01T00:00:00Z", "version": 1,
+                               "variables": {"apiKey": "secret"}});
+        let state = json!({"id": "state", "executionId": "a", "type": "state", "version": 1,
+                           "timestamp": "2025-01-01T00:00:00Z", "state": {"token": "secret"}});
+        let result = json!({"id": "result", "executionId": "a", "type": "result",
+                            "timestamp": "2025-01-01T00:00:00Z", "result": {"ok": true},
+                            "resultType": "json", "resultSize": 11});
+        let (messages, skipped) =
+            messages_for(&[log("a", 1), debug, traceback, variables, state, result]);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let members: Vec<&HubMessage> = messages
+            .iter()
+            .filter(|m| m.group == "execution:a")
             .collect();
-        assert_eq!(seqs, vec![1, 2, 3]);
-        assert_eq!(messages[1].group, "execution:b");
+        let admins: Vec<&HubMessage> = messages
+            .iter()
+            .filter(|m| m.group == "execution-admin:a")
+            .collect();
+        assert_eq!(members.len() + admins.len(), messages.len());
+
+        let targets = |list: &[&HubMessage]| -> Vec<String> {
+            list.iter().map(|m| m.target.clone()).collect()
+        };
+        assert_eq!(targets(&members), [TARGET_LOGS, TARGET_RESULT]);
+        assert_eq!(
+            targets(&admins),
+            [TARGET_LOGS, TARGET_VARIABLES, TARGET_STATE, TARGET_RESULT]
+        );
+        // Every sequence present for members; the hidden ones as bare placeholders.
+        assert_eq!(sequences(members[0]), vec![1, 2, 3]);
+        let member_logs = members[0].argument_values();
+        let logs = member_logs[0]["logs"].as_array().unwrap();
+        assert_eq!(logs[0]["message"], "m1");
+        for hidden in &logs[1..] {
+            let keys: Vec<&String> = hidden.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["id", "sequence", "timestamp", "level", "redacted"]);
+            assert_eq!(hidden["redacted"], true);
+        }
+        for message in &members {
+            assert!(!message.arguments.get().contains("secret"), "{message:?}");
+        }
+        let admin_logs = admins[0].argument_values();
+        let whole = admin_logs[0]["logs"].as_array().unwrap();
+        assert_eq!(whole[1]["message"], "apiKey=secret");
+        assert_eq!(whole[1]["data"]["apiKey"], "secret");
+        assert!(whole.iter().all(|l| l.get("redacted").is_none()));
     }
 
     #[test]
@@ -391,6 +500,10 @@ mod tests {
             .chain([big(6, 2_000_000)])
             .collect();
         let (messages, _) = messages_for(&docs);
+        let messages: Vec<HubMessage> = messages
+            .into_iter()
+            .filter(|m| m.group == "execution-admin:a")
+            .collect();
         assert!(messages.len() >= 3, "{} messages", messages.len());
         let mut seqs = Vec::new();
         for m in &messages {
@@ -419,6 +532,7 @@ mod tests {
         };
         let (messages, _) = messages_for(&[vars(2), vars(5), vars(3)]);
         assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].group, "execution-admin:a");
         assert_eq!(messages[0].target, TARGET_VARIABLES);
         assert_eq!(messages[0].argument_values()[0]["version"], 5);
         assert_eq!(messages[0].argument_values()[0]["variables"]["v"], 5);
@@ -428,7 +542,7 @@ mod tests {
     fn unreadable_documents_are_reported_not_fatal() {
         let (messages, skipped) =
             messages_for(&[json!({"id": "x", "type": "mystery"}), log("a", 1)]);
-        assert_eq!(messages.len(), 1);
+        assert_eq!(messages.len(), 2);
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].starts_with("x:"));
     }

@@ -1,10 +1,8 @@
 //! The pure parts of the hub: JSON hub-protocol framing (records end with 0x1E), the handshake,
 //! the messages a server sends and receives, and the REST paths of the service's data-plane API.
 
-use std::borrow::Cow;
-
 use percent_encoding::percent_decode_str;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -92,26 +90,6 @@ pub fn parse_client_message(record: &str) -> Result<ClientMessage, String> {
     })
 }
 
-/// A server push: an Invocation **without** `invocationId` (with one, the client would treat it
-/// as a request for a result). `arguments` is the JSON array text, copied in as it is.
-pub fn invocation_record(target: &str, arguments: &RawValue) -> String {
-    #[derive(Serialize)]
-    struct Invocation<'a> {
-        #[serde(rename = "type")]
-        kind: u8,
-        target: &'a str,
-        arguments: &'a RawValue,
-    }
-    let mut record = serde_json::to_string(&Invocation {
-        kind: 1,
-        target,
-        arguments,
-    })
-    .unwrap_or_default();
-    record.push(RECORD_SEPARATOR);
-    record
-}
-
 pub fn ping_record() -> String {
     format!("{}{RECORD_SEPARATOR}", json!({ "type": 6 }))
 }
@@ -127,14 +105,14 @@ pub fn close_record(error: Option<&str>, allow_reconnect: bool) -> String {
     format!("{close}{RECORD_SEPARATOR}")
 }
 
-/// The body of a REST `:send` (`PayloadMessage`): `target` required, `arguments` optional (an
-/// array, kept as its JSON text).
+/// The body of a REST `:send` (`PayloadMessage`): `target` required, `arguments` optional. The
+/// arguments stay raw JSON text (checked, never turned into a tree): they are copied into the
+/// record as they came, so a 1 MB send costs the hub about 1 MB, not a parsed copy besides.
 #[derive(Debug, Deserialize)]
 pub struct PayloadMessage<'a> {
-    #[serde(borrow)]
-    pub target: Cow<'a, str>,
-    #[serde(borrow, default)]
-    arguments: Option<&'a RawValue>,
+    pub target: String,
+    #[serde(default, borrow)]
+    pub arguments: Option<&'a RawValue>,
 }
 
 impl<'a> PayloadMessage<'a> {
@@ -144,26 +122,22 @@ impl<'a> PayloadMessage<'a> {
         if message.target.is_empty() {
             return Err("\"target\" is empty".to_owned());
         }
-        match message.arguments {
-            Some(raw) if !raw.get().starts_with('[') => Err(
-                "body is not {\"target\", \"arguments\"}: \"arguments\" is not an array".to_owned(),
-            ),
-            _ => Ok(message),
+        if let Some(arguments) = message.arguments {
+            if !arguments.get().trim_start().starts_with('[') {
+                return Err("\"arguments\" must be an array".to_owned());
+            }
         }
+        Ok(message)
     }
 
-    /// The arguments' JSON array text (`[]` when absent).
-    pub fn arguments(&self) -> &'a RawValue {
-        match self.arguments {
-            Some(raw) => raw,
-            None => empty_array(),
-        }
+    /// The Invocation record a client receives for this send.
+    pub fn record(&self) -> String {
+        let arguments = self.arguments.map_or("[]", RawValue::get);
+        format!(
+            "{{\"type\":1,\"target\":{},\"arguments\":{arguments}}}{RECORD_SEPARATOR}",
+            Value::String(self.target.clone())
+        )
     }
-}
-
-fn empty_array() -> &'static RawValue {
-    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(|| serde_json::from_str("[]").expect("an empty array is JSON"))
 }
 
 /// One call of the REST subset, with segments percent-decoded.
@@ -178,6 +152,12 @@ pub enum RestCall {
     ConnectionExists { connection: String },
     GroupExists { group: String },
     CloseConnection { connection: String },
+    SendToUser { user: String },
+    AddUserToGroup { group: String, user: String },
+    RemoveUserFromGroup { group: String, user: String },
+    RemoveUserFromAllGroups { user: String },
+    UserInGroup { group: String, user: String },
+    UserExists { user: String },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -233,6 +213,27 @@ pub fn parse_rest_path(method: &str, path: &str) -> Result<(String, RestCall), R
         ("HEAD", ["groups", group]) => RestCall::GroupExists {
             group: (*group).to_owned(),
         },
+        ("POST", ["users", user, ":send"]) => RestCall::SendToUser {
+            user: (*user).to_owned(),
+        },
+        ("PUT", ["users", user, "groups", group]) => RestCall::AddUserToGroup {
+            group: (*group).to_owned(),
+            user: (*user).to_owned(),
+        },
+        ("DELETE", ["users", user, "groups", group]) => RestCall::RemoveUserFromGroup {
+            group: (*group).to_owned(),
+            user: (*user).to_owned(),
+        },
+        ("DELETE", ["users", user, "groups"]) => RestCall::RemoveUserFromAllGroups {
+            user: (*user).to_owned(),
+        },
+        ("HEAD", ["users", user, "groups", group]) => RestCall::UserInGroup {
+            group: (*group).to_owned(),
+            user: (*user).to_owned(),
+        },
+        ("HEAD", ["users", user]) => RestCall::UserExists {
+            user: (*user).to_owned(),
+        },
         _ => return Err(not_found()),
     };
     let is_valid = |s: &str| !s.is_empty() && s.len() <= 1024;
@@ -247,6 +248,12 @@ pub fn parse_rest_path(method: &str, path: &str) -> Result<(String, RestCall), R
         | RestCall::RemoveFromGroup { group, connection } => {
             is_valid(group) && is_valid(connection)
         }
+        RestCall::SendToUser { user }
+        | RestCall::RemoveUserFromAllGroups { user }
+        | RestCall::UserExists { user } => is_valid(user),
+        RestCall::AddUserToGroup { group, user }
+        | RestCall::RemoveUserFromGroup { group, user }
+        | RestCall::UserInGroup { group, user } => is_valid(group) && is_valid(user),
     };
     if !names_ok {
         return Err(not_found());
@@ -303,8 +310,11 @@ mod tests {
 
     #[test]
     fn pushes_have_no_invocation_id() {
-        let arguments = serde_json::value::to_raw_value(&json!([{"a": 1}])).unwrap();
-        let record = invocation_record("executionLogs", &arguments);
+        // A server push: an Invocation **without** `invocationId` (with one, the client would
+        // treat it as a request for a result).
+        let record = PayloadMessage::parse(br#"{"target":"executionLogs","arguments":[{"a":1}]}"#)
+            .unwrap()
+            .record();
         assert!(record.ends_with('\u{1e}'));
         let value: Value = serde_json::from_str(record.trim_end_matches('\u{1e}')).unwrap();
         assert_eq!(value["type"], 1);
@@ -313,6 +323,30 @@ mod tests {
             close_record(Some("slow"), true),
             "{\"type\":7,\"error\":\"slow\",\"allowReconnect\":true}\u{1e}"
         );
+    }
+
+    #[test]
+    fn sends_keep_their_arguments_verbatim() {
+        let body = br#"{"target":"executionLogs","arguments":[{"b":1,"a":[true]}]}"#;
+        let message = PayloadMessage::parse(body).unwrap();
+        assert_eq!(
+            message.record(),
+            "{\"type\":1,\"target\":\"executionLogs\",\"arguments\":[{\"b\":1,\"a\":[true]}]}\u{1e}"
+        );
+        assert_eq!(
+            PayloadMessage::parse(br#"{"target":"t"}"#)
+                .unwrap()
+                .record(),
+            "{\"type\":1,\"target\":\"t\",\"arguments\":[]}\u{1e}"
+        );
+        for bad in [
+            &br#"{"target":""}"#[..],
+            br#"{"target":"t","arguments":{}}"#,
+            b"[]",
+            b"{",
+        ] {
+            assert!(PayloadMessage::parse(bad).is_err());
+        }
     }
 
     #[test]
@@ -338,6 +372,17 @@ mod tests {
             Err(RestPathError::NotFound(_))
         ));
         assert!(parse_rest_path("POST", "b/groups//:send").is_err());
+        assert_eq!(
+            parse_rest_path("PUT", "b/users/ann%40x.com/groups/execution%3A1").map(|r| r.1),
+            Ok(RestCall::AddUserToGroup {
+                group: "execution:1".into(),
+                user: "ann@x.com".into()
+            })
+        );
+        assert_eq!(
+            parse_rest_path("DELETE", "b/users/u/groups").map(|r| r.1),
+            Ok(RestCall::RemoveUserFromAllGroups { user: "u".into() })
+        );
         assert_eq!(
             parse_rest_path("POST", "b/groups/%FF/:send"),
             Err(RestPathError::BadEscape)
