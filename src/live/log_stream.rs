@@ -242,51 +242,72 @@ pub fn messages_for_batch(
 
     let mut messages = Vec::new();
     for (execution_id, found) in executions {
-        for (audience, reader) in [
-            (Audience::Members, Reader::Member),
-            (Audience::Admins, Reader::Admin),
-        ] {
-            let group = groups::execution(audience, &execution_id);
-            for logs in chunk_logs(&found.logs, reader) {
-                let argument = LogsArgument {
-                    execution_id: &execution_id,
-                    logs: &logs,
-                };
-                messages.push(HubMessage::new(group.clone(), TARGET_LOGS, &argument));
-            }
-            // Variables and state are admin-only, as on the query API.
-            if audience == Audience::Admins {
-                if let Some(v) = &found.variables {
-                    let argument = VariablesArgument {
-                        execution_id: &execution_id,
-                        version: v.version,
-                        variables: v.value,
-                    };
-                    messages.push(HubMessage::new(group.clone(), TARGET_VARIABLES, &argument));
-                }
-                if let Some(s) = &found.state {
-                    let argument = StateArgument {
-                        execution_id: &execution_id,
-                        version: s.version,
-                        state: s.value,
-                        timestamp: &s.timestamp,
-                    };
-                    messages.push(HubMessage::new(group.clone(), TARGET_STATE, &argument));
-                }
-            }
-            if let Some(r) = &found.result {
-                let argument = ResultArgument {
-                    execution_id: &execution_id,
-                    result_type: &r.result_type,
-                    result_size: r.result_size,
-                    in_blob: r.in_blob,
-                    timestamp: &r.timestamp,
-                };
-                messages.push(HubMessage::new(group.clone(), TARGET_RESULT, &argument));
-            }
+        let members = groups::execution(Audience::Members, &execution_id);
+        let admins = groups::execution(Audience::Admins, &execution_id);
+        let admin_logs = logs_messages(&admins, &execution_id, &found.logs, Reader::Admin);
+        // With no line hidden from members, both groups get the very same payloads: share them,
+        // so a batch of big logs is held once, not once per group.
+        let member_logs: Vec<HubMessage> = if found
+            .logs
+            .values()
+            .any(|log| is_admin_only_level(&log.level))
+        {
+            logs_messages(&members, &execution_id, &found.logs, Reader::Member)
+        } else {
+            admin_logs
+                .iter()
+                .map(|message| message.to_group(members.clone()))
+                .collect()
+        };
+        let result = found.result.as_ref().map(|r| {
+            let argument = ResultArgument {
+                execution_id: &execution_id,
+                result_type: &r.result_type,
+                result_size: r.result_size,
+                in_blob: r.in_blob,
+                timestamp: &r.timestamp,
+            };
+            HubMessage::new(admins.clone(), TARGET_RESULT, &argument)
+        });
+        messages.extend(member_logs);
+        messages.extend(result.iter().map(|r| r.to_group(members.clone())));
+        messages.extend(admin_logs);
+        // Variables and state are admin-only, as on the query API.
+        if let Some(v) = &found.variables {
+            let argument = VariablesArgument {
+                execution_id: &execution_id,
+                version: v.version,
+                variables: v.value,
+            };
+            messages.push(HubMessage::new(admins.clone(), TARGET_VARIABLES, &argument));
         }
+        if let Some(s) = &found.state {
+            let argument = StateArgument {
+                execution_id: &execution_id,
+                version: s.version,
+                state: s.value,
+                timestamp: &s.timestamp,
+            };
+            messages.push(HubMessage::new(admins.clone(), TARGET_STATE, &argument));
+        }
+        messages.extend(result);
     }
     Ok((messages, skipped))
+}
+
+/// The `executionLogs` messages for `group`: the logs as `reader` gets them.
+fn logs_messages(
+    group: &str,
+    execution_id: &str,
+    logs: &BTreeMap<u64, Log<'_>>,
+    reader: Reader,
+) -> Vec<HubMessage> {
+    let mut messages = Vec::new();
+    chunk_logs(logs, reader, |logs| {
+        let argument = LogsArgument { execution_id, logs };
+        messages.push(HubMessage::new(group.to_owned(), TARGET_LOGS, &argument));
+    });
+    messages
 }
 
 fn entry_json(sequence: u64, log: &Log<'_>, truncated: bool) -> Box<RawValue> {
@@ -332,9 +353,14 @@ fn redacted_json(sequence: u64, log: &Log<'_>) -> Box<RawValue> {
 
 /// The logs (already in sequence order) as `reader` gets them, in message payloads of at most
 /// `MAX_LOGS_BYTES_PER_MESSAGE` serialized bytes each; usually exactly one.
-fn chunk_logs(logs: &BTreeMap<u64, Log<'_>>, reader: Reader) -> Vec<Vec<Box<RawValue>>> {
-    let mut chunks: Vec<Vec<Box<RawValue>>> = Vec::new();
-    let mut current: Vec<Box<RawValue>> = Vec::with_capacity(logs.len());
+fn chunk_logs(
+    logs: &BTreeMap<u64, Log<'_>>,
+    reader: Reader,
+    mut emit: impl FnMut(&[Box<RawValue>]),
+) {
+    // Each chunk is handed on (and its entries freed) as soon as it is full, so a batch of big
+    // logs never holds all its entries beside the messages made of them.
+    let mut current: Vec<Box<RawValue>> = Vec::new();
     let mut current_bytes = 0;
     for (&sequence, log) in logs {
         let entry = if reader == Reader::Admin || !is_admin_only_level(&log.level) {
@@ -349,16 +375,16 @@ fn chunk_logs(logs: &BTreeMap<u64, Log<'_>>, reader: Reader) -> Vec<Vec<Box<RawV
         };
         let size = entry.get().len();
         if !current.is_empty() && current_bytes + size > MAX_LOGS_BYTES_PER_MESSAGE {
-            chunks.push(std::mem::take(&mut current));
+            emit(&current);
+            current.clear();
             current_bytes = 0;
         }
         current_bytes += size + 1;
         current.push(entry);
     }
     if !current.is_empty() {
-        chunks.push(current);
+        emit(&current);
     }
-    chunks
 }
 
 pub struct LogStream;
@@ -428,6 +454,28 @@ mod tests {
             .iter()
             .map(|l| l["sequence"].as_u64().unwrap())
             .collect()
+    }
+
+    /// A batch of big logs must not be held once per group: when members may read every line,
+    /// their payloads are the admins' very ones, not copies.
+    #[test]
+    fn both_groups_share_one_payload_when_no_line_is_hidden() {
+        let mut debug = log("b", 2);
+        debug["level"] = json!("DEBUG");
+        let (messages, _) = messages_for(&[log("a", 1), log("a", 2), log("b", 1), debug]);
+        let payload = |group: &str| {
+            let message = messages.iter().find(|m| m.group == group).unwrap();
+            std::sync::Arc::clone(&message.arguments)
+        };
+        assert!(std::sync::Arc::ptr_eq(
+            &payload("execution:a"),
+            &payload("execution-admin:a")
+        ));
+        // A hidden line makes the members' copy its own.
+        assert!(!std::sync::Arc::ptr_eq(
+            &payload("execution:b"),
+            &payload("execution-admin:b")
+        ));
     }
 
     #[test]

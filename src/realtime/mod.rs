@@ -37,8 +37,11 @@ pub struct HubMessage {
     pub group: String,
     pub target: String,
     /// The invocation's arguments as one JSON array, serialized once where the message is made:
-    /// senders copy it into their bodies as it is.
-    pub arguments: Box<RawValue>,
+    /// senders copy it into their bodies as it is. Shared, so the same payload sent to several
+    /// groups (an execution's members and admins) is held once; the `Box` inside is the text as
+    /// serialized (an `Arc<RawValue>` would copy every payload once more to be made).
+    #[serde(serialize_with = "serialize_shared_raw")]
+    pub arguments: Arc<Box<RawValue>>,
 }
 
 impl HubMessage {
@@ -49,7 +52,17 @@ impl HubMessage {
             target: target.to_owned(),
             // Serializing our own types cannot fail; an empty argument list would be visible.
             arguments: serde_json::value::to_raw_value(&[argument])
+                .map(Arc::new)
                 .unwrap_or_else(|_| empty_arguments()),
+        }
+    }
+
+    /// The same invocation for `group`, its arguments shared rather than copied.
+    pub fn to_group(&self, group: String) -> Self {
+        HubMessage {
+            group,
+            target: self.target.clone(),
+            arguments: Arc::clone(&self.arguments),
         }
     }
 
@@ -68,8 +81,15 @@ impl HubMessage {
     }
 }
 
-fn empty_arguments() -> Box<RawValue> {
-    serde_json::from_str("[]").expect("an empty array is JSON")
+fn empty_arguments() -> Arc<Box<RawValue>> {
+    Arc::new(serde_json::from_str("[]").expect("an empty array is JSON"))
+}
+
+fn serialize_shared_raw<S: serde::Serializer>(
+    raw: &Arc<Box<RawValue>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    raw.serialize(serializer)
 }
 
 impl PartialEq for HubMessage {
