@@ -1,6 +1,8 @@
 //! `handler` mode: the Azure Functions custom handler. The host owns the triggers and posts each
 //! invocation to this process; `protocol` is the wire format (pure), `server` the HTTP server.
 
+#[cfg(test)]
+mod fuzz;
 pub mod protocol;
 pub mod server;
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::runtime::deadletter::{self, DeadLetter, DeadLetterPayload};
-use crate::runtime::{AppContext, BatchHandler};
+use crate::runtime::{AppContext, BatchHandler, FailureKind};
 
 /// How many distinct execution ids a log line names before it only counts them.
 const LOGGED_EXECUTION_IDS: usize = 20;
@@ -97,11 +97,36 @@ pub async fn run_batch(
         retry_count = attempt.retry_count,
         "batch received"
     );
-    let now = ctx.clock.now().0.timestamp();
+    let started = ctx.clock.now();
+    let now = started.0.timestamp();
     ctx.status.update_pump(function, |s| {
         s.last_batch_size = Some(count as u64);
         s.lag_seconds = summary.lag_seconds(now);
     });
+    ctx.status.attempt_started(function, started);
+    let outcome = run_attempt(ctx, function, handler, documents, attempt, invocation_id).await;
+    // Every failed attempt counts, the last one of a dead-lettered batch too.
+    match &outcome {
+        BatchOutcome::Succeeded { .. } => {
+            ctx.status
+                .succeeded(function, FailureKind::Batch, ctx.clock.now())
+        }
+        BatchOutcome::Retry { error } | BatchOutcome::DeadLettered { error, .. } => ctx
+            .status
+            .failed(function, FailureKind::Batch, error, ctx.clock.now()),
+    }
+    outcome
+}
+
+async fn run_attempt(
+    ctx: &AppContext,
+    function: &str,
+    handler: &dyn BatchHandler,
+    documents: &[Value],
+    attempt: Attempt,
+    invocation_id: &str,
+) -> BatchOutcome {
+    let count = documents.len();
     match handler.handle(ctx, documents).await {
         Ok(logs) => BatchOutcome::Succeeded { logs },
         Err(e) if !attempt.is_last => {

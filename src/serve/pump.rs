@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::runtime::function::RetryPolicy;
 use crate::runtime::invoke::{self, Attempt, BatchOutcome};
-use crate::runtime::{AppContext, BatchHandler};
+use crate::runtime::{AppContext, BatchHandler, FailureKind};
 use crate::store::{string_field, Container, FeedPosition, StoreError};
 
 pub struct Pump {
@@ -70,11 +70,18 @@ impl Pump {
     }
 
     pub async fn run(self, ctx: AppContext, mut shutdown: watch::Receiver<bool>) {
+        ctx.status.register(self.function, self.container.name());
         let mut position = loop {
             match self.load_position(&ctx).await {
                 Ok(position) => break position,
                 Err(e) => {
                     tracing::warn!(function = self.function, error = %e, "cannot read checkpoint; retrying");
+                    ctx.status.failed(
+                        self.function,
+                        FailureKind::ChangeFeed,
+                        &format!("reading the checkpoint failed: {e}"),
+                        ctx.clock.now(),
+                    );
                     if Self::pause(&mut shutdown, ERROR_BACKOFF).await {
                         return;
                     }
@@ -90,10 +97,8 @@ impl Pump {
             FeedPosition::Continuation(c) => Some(c.clone()),
             _ => None,
         };
-        ctx.status.update_pump(self.function, |s| {
-            s.container = self.container.name().to_owned();
-            s.continuation = saved.clone();
-        });
+        ctx.status
+            .advanced(self.function, saved.clone(), ctx.clock.now());
 
         loop {
             if *shutdown.borrow() {
@@ -104,11 +109,19 @@ impl Pump {
                 .read_change_feed(self.container, &position, self.max_items)
                 .await
             {
-                Ok(page) => page,
+                Ok(page) => {
+                    ctx.status
+                        .succeeded(self.function, FailureKind::ChangeFeed, ctx.clock.now());
+                    page
+                }
                 Err(e) => {
                     tracing::warn!(function = self.function, error = %e, "reading the change feed failed");
-                    ctx.status
-                        .update_pump(self.function, |s| s.last_error = Some(e.to_string()));
+                    ctx.status.failed(
+                        self.function,
+                        FailureKind::ChangeFeed,
+                        &format!("reading the change feed failed: {e}"),
+                        ctx.clock.now(),
+                    );
                     if Self::pause(&mut shutdown, ERROR_BACKOFF).await {
                         break;
                     }
@@ -122,14 +135,9 @@ impl Pump {
                     // Shut down between retries: the checkpoint stays, the batch comes again.
                     break;
                 };
-                ctx.status.update_pump(self.function, |s| {
-                    s.batches += 1;
-                    s.documents += count as u64;
-                    s.last_batch_at = Some(ctx.clock.now());
-                    if matches!(outcome, BatchOutcome::DeadLettered { .. }) {
-                        s.dead_lettered_batches += 1;
-                    }
-                });
+                let dead_lettered = matches!(outcome, BatchOutcome::DeadLettered { .. });
+                ctx.status
+                    .batch_done(self.function, count, dead_lettered, ctx.clock.now());
             }
 
             if saved.as_deref() != Some(page.continuation.as_str()) {
@@ -137,15 +145,21 @@ impl Pump {
                 // but a pump that cannot write is better visible in health than silently redoing work.
                 while let Err(e) = self.save_position(&ctx, &page.continuation).await {
                     tracing::warn!(function = self.function, error = %e, "saving the checkpoint failed; retrying");
-                    ctx.status
-                        .update_pump(self.function, |s| s.last_error = Some(e.to_string()));
+                    ctx.status.failed(
+                        self.function,
+                        FailureKind::Checkpoint,
+                        &format!("saving the checkpoint failed: {e}"),
+                        ctx.clock.now(),
+                    );
                     if Self::pause(&mut shutdown, ERROR_BACKOFF).await {
                         return;
                     }
                 }
                 saved = Some(page.continuation.clone());
                 ctx.status
-                    .update_pump(self.function, |s| s.continuation = saved.clone());
+                    .succeeded(self.function, FailureKind::Checkpoint, ctx.clock.now());
+                ctx.status
+                    .advanced(self.function, saved.clone(), ctx.clock.now());
             }
             let caught_up = position == FeedPosition::Continuation(page.continuation.clone());
             position = FeedPosition::Continuation(page.continuation);
@@ -181,11 +195,8 @@ impl Pump {
             )
             .await;
             match &outcome {
-                BatchOutcome::Retry { error } => {
-                    ctx.status.update_pump(self.function, |s| {
-                        s.failed_attempts += 1;
-                        s.last_error = Some(error.clone());
-                    });
+                BatchOutcome::Retry { .. } => {
+                    // run_batch counted the failed attempt.
                     retry_count = (retry_count + 1).min(max_retries);
                     let delay = self.retry.delay_before(retry_count as u32);
                     if Self::pause(shutdown, delay).await {

@@ -10,6 +10,7 @@ mod containers;
 mod contract;
 pub mod cosmos;
 mod error;
+pub mod faults;
 mod keyset;
 pub mod patch;
 pub mod query;
