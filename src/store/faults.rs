@@ -8,10 +8,11 @@
 //! accident in production. A cargo feature would not do: `cargo test` builds the binary with the
 //! package's default features, so a test-only feature would have to be on by default.
 //!
-//! The control file (named by `BIFROST_FAULT_FILE`) holds container names separated by
-//! whitespace (`*` for every container); while it exists, each write to one of them fails with
-//! "database or disk is full (injected)". It is read on every write, so a test starts and ends
-//! the outage by writing and removing the file.
+//! The control file (named by `BIFROST_FAULT_FILE`) holds words separated by whitespace: a
+//! container name (`*` for every container) makes each write to it fail with "database or disk
+//! is full (injected)"; `poison:TEXT` makes each write whose document holds TEXT fail (a poison
+//! document: whatever batch carries it fails every time). It is read on every write, so a test
+//! starts and ends the fault by writing and removing the file.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,21 +40,35 @@ impl FaultyStore {
         FaultyStore { inner, control }
     }
 
-    fn check_write(&self, container: Container) -> Result<(), StoreError> {
+    /// Fails the write to `container` of what `written` renders when the control file says so.
+    fn check_write(
+        &self,
+        container: Container,
+        written: impl FnOnce() -> String,
+    ) -> Result<(), StoreError> {
         let Ok(text) = std::fs::read_to_string(&self.control) else {
             return Ok(());
         };
-        let failing = text
-            .split_whitespace()
-            .any(|name| name == "*" || name == container.name());
-        if failing {
-            Err(StoreError::Backend(format!(
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if words.iter().any(|w| *w == "*" || *w == container.name()) {
+            return Err(StoreError::Backend(format!(
                 "database or disk is full (injected for {})",
                 container.name()
-            )))
-        } else {
-            Ok(())
+            )));
         }
+        let poisons: Vec<&str> = words
+            .iter()
+            .filter_map(|w| w.strip_prefix("poison:"))
+            .collect();
+        if !poisons.is_empty() {
+            let written = written();
+            if let Some(poison) = poisons.iter().find(|p| written.contains(*p)) {
+                return Err(StoreError::Backend(format!(
+                    "a poison document (injected: it holds {poison:?})"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -87,7 +102,7 @@ impl Store for FaultyStore {
     }
 
     async fn create(&self, container: Container, doc: Value) -> Result<StoredDocument, StoreError> {
-        self.check_write(container)?;
+        self.check_write(container, || doc.to_string())?;
         self.inner.create(container, doc).await
     }
 
@@ -97,7 +112,7 @@ impl Store for FaultyStore {
         doc: Value,
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
-        self.check_write(container)?;
+        self.check_write(container, || doc.to_string())?;
         self.inner.upsert(container, doc, if_match).await
     }
 
@@ -107,7 +122,7 @@ impl Store for FaultyStore {
         doc: Value,
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
-        self.check_write(container)?;
+        self.check_write(container, || doc.to_string())?;
         self.inner.replace(container, doc, if_match).await
     }
 
@@ -119,7 +134,7 @@ impl Store for FaultyStore {
         operations: &[PatchOp],
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
-        self.check_write(container)?;
+        self.check_write(container, || format!("{id} {operations:?}"))?;
         self.inner
             .patch(container, partition_key, id, operations, if_match)
             .await
@@ -132,7 +147,7 @@ impl Store for FaultyStore {
         id: &str,
         if_match: Option<&ETag>,
     ) -> Result<bool, StoreError> {
-        self.check_write(container)?;
+        self.check_write(container, || id.to_owned())?;
         self.inner
             .delete(container, partition_key, id, if_match)
             .await
@@ -144,7 +159,7 @@ impl Store for FaultyStore {
         partition_key: &str,
         operations: Vec<BatchOperation>,
     ) -> Result<Vec<BatchOutcome>, StoreError> {
-        self.check_write(container)?;
+        self.check_write(container, || format!("{operations:?}"))?;
         self.inner.batch(container, partition_key, operations).await
     }
 
@@ -211,6 +226,17 @@ mod tests {
             .unwrap_err();
         assert!(error.to_string().contains("disk is full"), "{error}");
         assert!(store.read(Container::Entities, "GLOBAL", "a").await.is_ok());
+        std::fs::write(&control, "poison:exec-bad").unwrap();
+        store
+            .upsert(Container::Entities, doc.clone(), None)
+            .await
+            .unwrap();
+        let poison = serde_json::json!({"id": "b", "scope": "GLOBAL", "executionId": "exec-bad"});
+        let error = store
+            .upsert(Container::Executions, poison, None)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("poison"), "{error}");
         std::fs::remove_file(&control).unwrap();
         store.upsert(Container::Entities, doc, None).await.unwrap();
     }

@@ -69,6 +69,45 @@ async fn executions_counted_today(base: &str) -> u64 {
     body["days"][0]["totalExecutions"].as_u64().unwrap_or(0)
 }
 
+/// Today's numbers on the dashboard (GLOBAL, where `simulate` writes) equal the aggregate over
+/// the executions themselves, computed now from the store.
+async fn assert_metrics_equal_the_live_aggregate(base: &str, data: &std::path::Path) {
+    let store = bifrost_workers::store::sqlite::SqliteStore::open(
+        &data.join("bifrost.db"),
+        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
+    )
+    .expect("open the store");
+    let today = chrono::Utc::now().date_naive();
+    let live = bifrost_workers::metrics::live_aggregate(&store, "GLOBAL", today)
+        .await
+        .expect("live aggregate");
+    let response = client()
+        .get(format!("{base}/api/metrics/daily?days=1"))
+        .header("X-MS-CLIENT-PRINCIPAL", admin())
+        .send()
+        .await
+        .expect("daily metrics");
+    let body: Value = response.json().await.expect("JSON");
+    let day = &body["days"][0];
+    let counted = |key: &str| day[key].as_u64().unwrap_or(0);
+    assert_eq!(
+        (
+            counted("totalExecutions"),
+            counted("successCount"),
+            counted("failedCount"),
+            counted("cancelledCount"),
+        ),
+        (
+            live.total_executions,
+            live.success_count,
+            live.failed_count,
+            live.cancelled_count,
+        ),
+        "daily metrics differ from the live aggregate: {day}"
+    );
+    assert_eq!(live.total_executions, EXECUTIONS as u64);
+}
+
 /// Every execution's logs arrived, each sequence exactly once.
 fn assert_every_log_once(journal: &std::path::Path, ids: &[String]) {
     let (logs, _) = journal_logs(journal);
@@ -237,7 +276,7 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
     .await;
     assert_eq!(h["deadLetters"], 0, "{h:#}");
     assert_eq!(h["store"]["writes"], Value::Null, "{h:#}");
-    let _: BTreeMap<String, Value> = BTreeMap::new();
+    assert_metrics_equal_the_live_aggregate(&app.base, data.path()).await;
 }
 
 /// How the stand-in SignalR Service answers.
@@ -386,6 +425,7 @@ async fn signalr_outage(mode: ServiceMode, outage: Duration) {
         "{h:#}"
     );
     assert_eq!(executions_counted_today(&app.base).await, EXECUTIONS as u64);
+    assert_metrics_equal_the_live_aggregate(&app.base, data.path()).await;
 }
 
 #[tokio::test]
@@ -396,4 +436,252 @@ async fn fault_signalr_answering_5xx_for_a_while() {
 #[tokio::test]
 async fn fault_signalr_accepting_and_never_answering() {
     signalr_outage(ServiceMode::Hanging, Duration::from_secs(3)).await;
+}
+
+/// An HTTP invocation of `function` as the host posts it, by a platform admin.
+fn http_invocation(function: &str, path: &str, query: Value) -> Vec<u8> {
+    serde_json::json!({
+        "Data": {"req": {
+            "Url": format!("https://bifrost-func.azurewebsites.net/api/{path}"), "Method": "GET",
+            "Query": query, "Params": {},
+            "Headers": {"X-MS-CLIENT-PRINCIPAL": [admin()]},
+            "Identities": []
+        }},
+        "Metadata": {"sys": {"MethodName": function}}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn batch(documents: &[Value]) -> Vec<u8> {
+    serde_json::json!({"Data": {"documents": documents}, "Metadata": {}})
+        .to_string()
+        .into_bytes()
+}
+
+/// Every document of a container's change feed, as the host would deliver them.
+async fn whole_feed(
+    store: &dyn bifrost_workers::store::Store,
+    container: bifrost_workers::store::Container,
+) -> Vec<Value> {
+    use bifrost_workers::store::FeedPosition;
+    let mut documents = Vec::new();
+    let mut position = FeedPosition::Beginning;
+    for _ in 0..1000 {
+        let page = store
+            .read_change_feed(container, &position, 100)
+            .await
+            .expect("change feed");
+        if page.documents.is_empty() {
+            return documents;
+        }
+        documents.extend(page.documents);
+        position = FeedPosition::Continuation(page.continuation);
+    }
+    panic!("the feed did not end");
+}
+
+/// Scenario 6: the host delivers the same batch twice and batches out of order to `handler`
+/// (after a lease moves, or a retry): every log line still reaches SignalR, and the metrics
+/// count each execution once, at its newest version, equal to the live aggregate.
+#[tokio::test]
+async fn fault_handler_gets_duplicate_and_reordered_batches() {
+    use bifrost_workers::store::Container;
+    let data = temp_dir();
+    let ids = simulate(data.path());
+    let store = bifrost_workers::store::sqlite::SqliteStore::open(
+        &data.path().join("bifrost.db"),
+        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
+    )
+    .expect("open the store");
+    let executions = whole_feed(&store, Container::Executions).await;
+    let logs = whole_feed(&store, Container::ExecutionData).await;
+    assert_eq!(executions.len(), EXECUTIONS);
+
+    let journal = data.path().join("journal.jsonl");
+    let sink = format!("journal:{}", journal.display());
+    let (app, _) = BIN.handler_with(data.path(), &[("BIFROST_SIGNALR", &sink)]);
+    let invoke = |function: &'static str, body: Vec<u8>| {
+        let base = app.base.clone();
+        async move {
+            let (status, _, reply) = crate::handler::invoke(&base, function, body).await;
+            assert_eq!(status, 200, "{function}: {reply}");
+            assert!(
+                reply.get("error").is_none_or(Value::is_null),
+                "{function}: {reply}"
+            );
+            reply
+        }
+    };
+
+    // Logs: in batches of 7, the last batch first, one batch twice.
+    let batches: Vec<&[Value]> = logs.chunks(7).collect();
+    for chunk in batches.iter().rev() {
+        invoke("LogStream", batch(chunk)).await;
+    }
+    invoke("LogStream", batch(batches[1])).await;
+
+    // Executions: the newest versions twice, then an older version of each (a running one,
+    // earlier in the feed) delivered late.
+    invoke("MetricsAggregate", batch(&executions)).await;
+    invoke("MetricsAggregate", batch(&executions)).await;
+    let older: Vec<Value> = executions
+        .iter()
+        .map(|e| {
+            let mut old = e.clone();
+            old["status"] = "Running".into();
+            old["completedAt"] = Value::Null;
+            old["durationMs"] = Value::Null;
+            if let Some(lsn) = e["_lsn"].as_i64() {
+                old["_lsn"] = (lsn - 1).into();
+            }
+            if let Some(ts) = e["_ts"].as_i64() {
+                old["_ts"] = (ts - 1).into();
+            }
+            old
+        })
+        .collect();
+    invoke("MetricsAggregate", batch(&older)).await;
+
+    // Every log line reached SignalR (repeats are the client's to drop, by sequence).
+    let (received, _) = journal_logs(&journal);
+    for id in &ids {
+        let mut seen = received.get(id).cloned().unwrap_or_default();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, (1..=LOGS).collect::<Vec<_>>(), "execution {id}");
+    }
+
+    let reply = invoke(
+        "GetDailyMetrics",
+        http_invocation(
+            "GetDailyMetrics",
+            "metrics/daily",
+            serde_json::json!({"days": "1"}),
+        ),
+    )
+    .await;
+    let body: Value =
+        serde_json::from_str(reply["Outputs"]["res"]["body"].as_str().expect("a body"))
+            .expect("JSON");
+    let day = &body["days"][0];
+    let today = chrono::Utc::now().date_naive();
+    let live = bifrost_workers::metrics::live_aggregate(&store, "GLOBAL", today)
+        .await
+        .expect("live aggregate");
+    assert_eq!(live.total_executions, EXECUTIONS as u64);
+    assert_eq!(
+        day["totalExecutions"].as_u64(),
+        Some(live.total_executions),
+        "{day}"
+    );
+    assert_eq!(
+        day["successCount"].as_u64(),
+        Some(live.success_count),
+        "{day}"
+    );
+    assert_eq!(
+        day["failedCount"].as_u64(),
+        Some(live.failed_count),
+        "{day}"
+    );
+}
+
+/// Scenario 7: a poison document, whose batch fails every time (here: the metrics of an
+/// execution of `poison_workflow` cannot be written). It is dead-lettered after the retry
+/// policy and the partition moves on; replaying it fails (and keeps it) until the cause is
+/// gone, then works.
+#[tokio::test]
+async fn fault_poison_document_is_dead_lettered_and_the_partition_moves_on() {
+    let data = temp_dir();
+    let dir = data.path().to_str().expect("utf-8 path").to_owned();
+    let control = data.path().join("faults");
+    std::fs::write(&control, "poison:poison_workflow").expect("the poison");
+    let mut command = BIN.command();
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            &dir,
+            "--signalr",
+            "none",
+        ])
+        .env("BIFROST_FAULT_FILE", &control);
+    let app = Process::announced(command);
+
+    let poisoned = BIN.run(&[
+        "simulate",
+        "--data",
+        &dir,
+        "--executions",
+        "1",
+        "--logs",
+        "2",
+        "--rate",
+        "0",
+        "--workflow",
+        "poison_workflow",
+    ]);
+    assert!(poisoned.status.success());
+    wait_for_health(
+        &app.base,
+        Duration::from_secs(20),
+        "the poison failing",
+        |h| h["changeFeed"]["MetricsAggregate"]["failedAttempts"].as_u64() >= Some(1),
+    )
+    .await;
+    let h = wait_for_health(
+        &app.base,
+        Duration::from_secs(120),
+        "the poison dead-lettered",
+        |h| {
+            let pump = &h["changeFeed"]["MetricsAggregate"];
+            pump["deadLetters"].as_u64() >= Some(1) && pump["failingSince"].is_null()
+        },
+    )
+    .await;
+    assert!(
+        h["changeFeed"]["MetricsAggregate"]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("poison")),
+        "{h:#}"
+    );
+
+    // The partition moved on: what comes after is counted.
+    let ids = simulate(data.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while executions_counted_today(&app.base).await < EXECUTIONS as u64 {
+        assert!(Instant::now() < deadline, "the partition did not move on");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(ids.len(), EXECUTIONS);
+
+    // Replaying while the cause remains fails and keeps the record.
+    let replay = deadletters(data.path(), &["replay", "--function", "MetricsAggregate"]);
+    assert!(!replay.status.success(), "a replay of a poison succeeded?");
+    let report: Value = serde_json::from_slice(&replay.stdout).expect("replay JSON");
+    assert!(report["failed"].as_u64() >= Some(1), "{report:#}");
+    let kept = deadletters(data.path(), &["list", "--json"]);
+    let kept: Vec<Value> = serde_json::from_slice(&kept.stdout).expect("list JSON");
+    assert!(!kept.is_empty());
+
+    // The cause is fixed: the replay counts it, once.
+    std::fs::remove_file(&control).expect("the cure");
+    let replay = deadletters(data.path(), &["replay"]);
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stdout)
+    );
+    assert_eq!(
+        executions_counted_today(&app.base).await,
+        EXECUTIONS as u64 + 1
+    );
+    let h = wait_for_health(&app.base, Duration::from_secs(20), "no dead letters", |h| {
+        h["deadLetters"] == 0
+    })
+    .await;
+    assert_eq!(h["status"], "ok", "{h:#}");
 }
