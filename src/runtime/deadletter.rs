@@ -45,6 +45,11 @@ fn parts(payload: DeadLetterPayload) -> Vec<Value> {
             for doc in documents {
                 let doc_size = doc.to_string().len();
                 if doc_size > PART_BUDGET_BYTES {
+                    // Keep the batch's order: what came before goes first.
+                    if !current.is_empty() {
+                        parts.push(json!({ "documents": std::mem::take(&mut current) }));
+                        size = 0;
+                    }
                     parts.extend(document_parts(&doc.to_string()));
                     continue;
                 }

@@ -328,8 +328,9 @@ mod tests {
             crate::store::sqlite::SqliteStore::open(&dir.path().join("s.db"), clock.clone())
                 .unwrap(),
         );
-        let mut failing = Wrapped::new(sqlite.clone());
-        failing.before_write = |_| Err(StoreError::Backend("database or disk is full".into()));
+        let failing = Wrapped::failing_writes(sqlite.clone(), |_| {
+            Err(StoreError::Backend("database or disk is full".into()))
+        });
         let status = Arc::new(RuntimeStatus::new("test", clock.now()));
         let store = ObservedStore::new(Arc::new(failing), status.clone(), clock.clone());
         let doc = serde_json::json!({"id": "a", "scope": "GLOBAL"});

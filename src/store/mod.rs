@@ -16,7 +16,6 @@ pub mod patch;
 pub mod query;
 pub mod sqlite;
 mod validate;
-#[cfg(test)]
 pub(crate) mod wrapped;
 
 use std::path::PathBuf;
