@@ -255,6 +255,15 @@ pub async fn run(port: u16, config: crate::runtime::config::RuntimeConfig) -> an
         ctx: config.open_context("handler").await?,
         functions: Arc::new(crate::registry::registry()),
     };
+    // Known to health before their first batch (their dead letters are counted from the start).
+    for spec in state.functions.iter() {
+        if let Trigger::CosmosDb(trigger) = &spec.trigger {
+            state
+                .ctx
+                .status
+                .register(spec.name, trigger.container.name());
+        }
+    }
     tracing::info!(%address, store = %config.store, "custom handler ready");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(crate::runtime::shutdown::wait_for_signal())

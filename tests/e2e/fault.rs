@@ -420,10 +420,14 @@ async fn signalr_outage(mode: ServiceMode, outage: Duration) {
     })
     .await;
     assert_eq!(h["deadLetters"], 0, "{h:#}");
-    assert!(
-        h["changeFeed"]["LogStream"]["failedAttempts"].as_u64() >= Some(1),
-        "{h:#}"
-    );
+    if mode == ServiceMode::Failing {
+        // A hanging call may time out and work on the REST sender's own retry, inside one
+        // attempt; a 503 for seconds outlasts those retries.
+        assert!(
+            h["changeFeed"]["LogStream"]["failedAttempts"].as_u64() >= Some(1),
+            "{h:#}"
+        );
+    }
     assert_eq!(executions_counted_today(&app.base).await, EXECUTIONS as u64);
     assert_metrics_equal_the_live_aggregate(&app.base, data.path()).await;
 }
