@@ -144,10 +144,26 @@ fn simulate(data: &std::path::Path) -> Vec<String> {
 }
 
 fn deadletters(data: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["deadletters"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--data", data.to_str().expect("utf-8 path")]);
-    BIN.run(&all)
+    deadletters_with_faults(data, args, None)
+}
+
+/// `bifrost-workers deadletters ARGS --data DATA`, with the fault file `faults` names if any
+/// (the command is a process of its own: it sees the faults only when told).
+fn deadletters_with_faults(
+    data: &std::path::Path,
+    args: &[&str],
+    faults: Option<&std::path::Path>,
+) -> std::process::Output {
+    let mut command = BIN.command();
+    command
+        .arg("deadletters")
+        .args(args)
+        .arg("--data")
+        .arg(data);
+    if let Some(control) = faults {
+        command.env("BIFROST_FAULT_FILE", control);
+    }
+    bifrost_test_support::process::output(&mut command)
 }
 
 /// Scenario 5: the store fails the metrics' writes for longer than the retry policy (~31 s),
@@ -663,7 +679,11 @@ async fn fault_poison_document_is_dead_lettered_and_the_partition_moves_on() {
     assert_eq!(ids.len(), EXECUTIONS);
 
     // Replaying while the cause remains fails and keeps the record.
-    let replay = deadletters(data.path(), &["replay", "--function", "MetricsAggregate"]);
+    let replay = deadletters_with_faults(
+        data.path(),
+        &["replay", "--function", "MetricsAggregate"],
+        Some(&control),
+    );
     assert!(!replay.status.success(), "a replay of a poison succeeded?");
     let report: Value = serde_json::from_slice(&replay.stdout).expect("replay JSON");
     assert!(report["failed"].as_u64() >= Some(1), "{report:#}");
