@@ -34,7 +34,7 @@ pub enum Command {
     Functions(FunctionsArgs),
     /// Assemble the deployable app root (OUT/app) and OUT/bifrost-workers.zip for config-zip deployment.
     Package(PackageArgs),
-    /// Copy legacy Table/Blob Storage executions into the store: idempotent, resumable, verifiable.
+    /// Copy legacy Table/Blob Storage (executions, organizations, users, roles, forms, config, OAuth connections, branding) into the store: idempotent, resumable, verifiable.
     Migrate(MigrateArgs),
     /// Create the store's database and containers (with TTLs and indexing policies) if missing.
     Ensure(EnsureArgs),

@@ -345,9 +345,9 @@ async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
         anyhow::bail!("migration stopped early: {stopped}");
     }
     anyhow::ensure!(
-        summary.failed.is_empty(),
+        summary.failed_rows() == 0,
         "{} source row(s) could not be migrated (listed above); everything else was",
-        summary.failed.len()
+        summary.failed_rows()
     );
     Ok(())
 }

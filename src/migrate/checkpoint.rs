@@ -36,8 +36,10 @@ pub struct Checkpoint {
     /// Scope → UTC days (`YYYY-MM-DD`) whose daily metrics must be rebuilt.
     #[serde(default)]
     pub pending_metrics_days: BTreeMap<String, BTreeSet<String>>,
+    /// The entity documents (organizations, users, …) are migrated. A checkpoint from before
+    /// they were has no such field, so its resume migrates them.
     #[serde(default)]
-    pub memberships_done: bool,
+    pub entities_done: bool,
     pub updated_at: Timestamp,
 }
 
@@ -64,7 +66,7 @@ impl Checkpoint {
             source,
             partitions: BTreeMap::new(),
             pending_metrics_days: BTreeMap::new(),
-            memberships_done: false,
+            entities_done: false,
             updated_at: now,
         }
     }

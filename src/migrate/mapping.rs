@@ -10,15 +10,14 @@
 //!   when it parses, else the raw string;
 //! - `ttl` is what is left of the execution's 14 days, counted from `StartedAt`.
 
-use std::collections::BTreeMap;
-
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::client::Entity;
+pub use super::entities::row::{boolean, integer, text, timestamp, RowError};
 use crate::model::{
-    rows, ExecutionDataDoc, ExecutionDoc, ExecutionDocType, ExecutionStatus, LogDoc, MembershipDoc,
-    ResultDoc, Scope, StateDoc, Timestamp, VariablesDoc, EXECUTION_TTL_SECONDS, MAX_DOCUMENT_BYTES,
+    rows, ExecutionDataDoc, ExecutionDoc, ExecutionDocType, ExecutionStatus, LogDoc, ResultDoc,
+    Scope, StateDoc, Timestamp, VariablesDoc, EXECUTION_TTL_SECONDS, MAX_DOCUMENT_BYTES,
 };
 
 /// The legacy blob container of results and variables.
@@ -30,77 +29,6 @@ pub const RESULT_BLOBS: [(&str, &str); 3] = [
     ("result.txt", "text"),
 ];
 pub const VARIABLES_BLOB: &str = "variables.json";
-
-/// A source row that cannot be migrated, with enough to find it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{table} row ({partition_key:?}, {row_key:?}): {reason}")]
-pub struct RowError {
-    pub table: &'static str,
-    pub partition_key: String,
-    pub row_key: String,
-    pub reason: String,
-}
-
-impl RowError {
-    fn new(table: &'static str, row: &Entity, reason: impl Into<String>) -> Self {
-        RowError {
-            table,
-            partition_key: text(row, "PartitionKey").unwrap_or_default(),
-            row_key: text(row, "RowKey").unwrap_or_default(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// A string property (missing or null = `None`; other JSON types as their text).
-pub fn text(row: &Entity, name: &str) -> Option<String> {
-    match row.get(name)? {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// An integer property: `Edm.Int32` (JSON number), `Edm.Int64` (annotated string), or a numeric
-/// string (the legacy parser tolerated those). An `Edm.Double` (what SDKs other than Python's
-/// write for a JavaScript number with a fraction) is rounded: a duration off by half a
-/// millisecond is better than a skipped execution.
-pub fn integer(row: &Entity, name: &str) -> Result<Option<i64>, String> {
-    match row.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite() && f.abs() < 9.0e15)
-                    .map(|f| f.round() as i64)
-            })
-            .map(Some)
-            .ok_or_else(|| format!("{name} is not an integer: {n}")),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| format!("{name} is not an integer: {s:?}")),
-        Some(other) => Err(format!("{name} is not an integer: {other}")),
-    }
-}
-
-pub fn boolean(row: &Entity, name: &str) -> Result<Option<bool>, String> {
-    match row.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-        Some(other) => Err(format!("{name} is not a boolean: {other}")),
-    }
-}
-
-fn timestamp(row: &Entity, name: &str) -> Result<Option<Timestamp>, String> {
-    text(row, name)
-        .map(|raw| Timestamp::parse(&raw).map_err(|e| format!("{name}: {e}")))
-        .transpose()
-}
 
 /// One `Entities` `execution:*` row, typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -435,54 +363,6 @@ pub fn variables_doc(execution_id: &str, at: Timestamp, bytes: &[u8], ttl: Optio
     Value::Object(doc)
 }
 
-/// `Relationships` `userperm:{email}:{orgId}` rows → one membership document per user.
-pub fn memberships(rows: &[Entity]) -> (Vec<MembershipDoc>, Vec<RowError>) {
-    const TABLE: &str = "Relationships";
-    let mut users: BTreeMap<String, (String, Vec<Scope>)> = BTreeMap::new();
-    let mut errors = Vec::new();
-    for row in rows {
-        let row_key = text(row, "RowKey").unwrap_or_default();
-        // The email may not contain ':' but take the org id from the end to be safe.
-        let from_key = row_key
-            .strip_prefix("userperm:")
-            .and_then(|rest| rest.rsplit_once(':'))
-            .map(|(email, org)| (email.to_owned(), org.to_owned()));
-        let user =
-            text(row, "UserId").or_else(|| from_key.as_ref().map(|(email, _)| email.clone()));
-        let org =
-            text(row, "OrganizationId").or_else(|| from_key.as_ref().map(|(_, org)| org.clone()));
-        let (Some(user), Some(org)) = (user.filter(|u| !u.is_empty()), org) else {
-            errors.push(RowError::new(TABLE, row, "no user or organization id"));
-            continue;
-        };
-        match Scope::from_legacy_org_id(&org) {
-            Ok(scope) => users
-                .entry(user.to_ascii_lowercase())
-                .or_insert_with(|| (user.clone(), Vec::new()))
-                .1
-                .push(scope),
-            Err(e) => errors.push(RowError::new(TABLE, row, e.to_string())),
-        }
-    }
-    let docs = users
-        .into_values()
-        .map(|(user, mut scopes)| {
-            scopes.sort();
-            scopes.dedup();
-            MembershipDoc {
-                id: MembershipDoc::id_for(&user),
-                doc_type: "user".into(),
-                scope: Scope::Global,
-                email: user.contains('@').then(|| user.to_ascii_lowercase()),
-                user_id: user.to_ascii_lowercase(),
-                is_platform_admin: false,
-                org_scopes: scopes,
-            }
-        })
-        .collect();
-    (docs, errors)
-}
-
 fn to_object<T: serde::Serialize>(doc: &T) -> Map<String, Value> {
     match serde_json::to_value(doc) {
         Ok(Value::Object(map)) => map,
@@ -548,13 +428,7 @@ pub fn checksum(execution: &Value, data: &[Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(value: Value) -> Entity {
-        match value {
-            Value::Object(map) => map,
-            _ => panic!("not an object"),
-        }
-    }
+    use crate::migrate::entities::row::row;
 
     const ORG: &str = "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 
@@ -632,16 +506,6 @@ mod tests {
         })))
         .unwrap_err();
         assert!(err.reason.contains("DurationMs"), "{err}");
-    }
-
-    #[test]
-    fn int64_annotated_duration() {
-        let r = row(json!({"DurationMs@odata.type": "Edm.Int64", "DurationMs": "3000000000"}));
-        assert_eq!(integer(&r, "DurationMs").unwrap(), Some(3_000_000_000));
-        let double = row(json!({"DurationMs@odata.type": "Edm.Double", "DurationMs": 1234.5}));
-        assert_eq!(integer(&double, "DurationMs").unwrap(), Some(1235));
-        let huge = row(json!({"DurationMs": 1.0e300}));
-        assert!(integer(&huge, "DurationMs").is_err());
     }
 
     #[test]
@@ -839,23 +703,6 @@ mod tests {
         let doc = variables_doc("e1", at, big.as_bytes(), None);
         assert_eq!(doc["variables"], Value::Null);
         assert_eq!(doc["blobRef"], "execution-data/e1/variables.json");
-    }
-
-    #[test]
-    fn userperm_rows_group_by_user() {
-        let other = "11111111-2222-4333-8444-555555555555";
-        let (docs, errors) = memberships(&[
-            row(
-                json!({"PartitionKey": "GLOBAL", "RowKey": format!("userperm:Ada@x.com:{ORG}"), "UserId": "Ada@x.com", "OrganizationId": ORG}),
-            ),
-            row(json!({"PartitionKey": "GLOBAL", "RowKey": format!("userperm:ada@x.com:{other}")})),
-            row(json!({"PartitionKey": "GLOBAL", "RowKey": "userperm:bob@x.com:not-an-org"})),
-        ]);
-        assert_eq!(docs.len(), 1);
-        assert_eq!(docs[0].id, "user-ada@x.com");
-        assert_eq!(docs[0].org_scopes.len(), 2);
-        assert_eq!(errors.len(), 1);
-        assert!(errors[0].reason.contains("not-an-org"));
     }
 
     #[test]

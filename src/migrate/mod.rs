@@ -1,16 +1,22 @@
-//! `migrate`: legacy Azure Table/Blob Storage executions → the document store (any `Store`).
+//! `migrate`: legacy Azure Table/Blob Storage → the document store (any `Store`): executions
+//! with their logs, results and variables, and every other legacy record (organizations,
+//! users, roles, forms, config, OAuth connections, branding).
 //!
 //! - `connection`, `signing` (from `storage_account`): connection strings, SharedKey/SharedKeyLite;
 //! - `client`: the small Table/Blob REST reader (paging, backoff);
 //! - `log_source`: each execution's `ExecutionLogs` rows, per execution or from a one-pass spool;
-//! - `mapping`: legacy rows and blobs → documents (pure);
-//! - `plan`: one execution read and compared with the target; `checkpoint`: resumable progress;
-//! - `runner`: the paged, parallel run, memberships, metrics backfill, summary; `verify`: the
+//! - `mapping`: execution rows and blobs → documents (pure);
+//! - `entities`: the other rows → entity documents (pure, one module per kind);
+//! - `plan`: one execution read and compared with the target; `entity_plan`: the same for the
+//!   entity documents; `checkpoint`: resumable progress;
+//! - `runner`: the paged, parallel run, the entities, metrics backfill, summary; `verify`: the
 //!   same walk, comparing only; `scan`: what both share (options, source rows, parallel
-//!   planning, memberships); `progress`: bar/lines.
+//!   planning); `progress`: bar/lines.
 
 pub mod checkpoint;
 pub mod client;
+pub mod entities;
+pub mod entity_plan;
 pub mod log_source;
 pub mod mapping;
 pub mod plan;

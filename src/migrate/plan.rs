@@ -214,9 +214,10 @@ async fn plan_mapped(
         let doc_id = doc["id"].as_str().unwrap_or_default();
         match existing_data.get(doc_id) {
             None => differences.push(format!("{doc_id}: missing in target")),
-            Some(current) if comparable(current) != comparable(doc) => {
-                differences.push(format!("{doc_id}: {}", field_differences(doc, current)))
-            }
+            Some(current) if comparable(current) != comparable(doc) => differences.push(format!(
+                "{doc_id}: {}",
+                field_differences(doc, current, |_| false)
+            )),
             Some(_) => continue,
         }
         writes.push((Container::ExecutionData, doc.clone()));
@@ -240,7 +241,7 @@ async fn plan_mapped(
                 0,
                 format!(
                     "execution: {}",
-                    field_differences(&execution_value, current)
+                    field_differences(&execution_value, current, |_| false)
                 ),
             );
             // The day it used to count on must be rebuilt too.
@@ -350,8 +351,9 @@ fn terminal_day(execution: &Value) -> Option<String> {
     Some(completed.date())
 }
 
-/// `field: source … ≠ target …` for each top-level field that differs.
-fn field_differences(source: &Value, target: &Value) -> String {
+/// `field: source … ≠ target …` for each top-level field that differs; a field `hidden` says
+/// may hold a secret is only said to differ.
+pub fn field_differences(source: &Value, target: &Value, hidden: impl Fn(&str) -> bool) -> String {
     let (source, target) = (comparable(source), comparable(target));
     let empty = serde_json::Map::new();
     let (s, t) = (
@@ -364,6 +366,9 @@ fn field_differences(source: &Value, target: &Value) -> String {
     keys.into_iter()
         .filter(|k| s.get(*k) != t.get(*k))
         .map(|k| {
+            if hidden(k) {
+                return format!("{k}: differs (not shown: it may hold a secret)");
+            }
             let show = |v: Option<&Value>| {
                 let text = v.map(Value::to_string).unwrap_or_else(|| "(absent)".into());
                 if text.chars().count() > 80 {
@@ -512,11 +517,18 @@ mod tests {
         let text = field_differences(
             &json!({"id": "e", "status": "Success", "ttl": 1}),
             &json!({"id": "e", "status": "Failed", "ttl": 2, "extra": 1}),
+            |_| false,
         );
         assert_eq!(
             text,
             "extra: source (absent) ≠ target 1; status: source \"Success\" ≠ target \"Failed\""
         );
+        let hidden = field_differences(
+            &json!({"id": "c", "value": "a"}),
+            &json!({"id": "c", "value": "hunter2"}),
+            |field| field == "value",
+        );
+        assert_eq!(hidden, "value: differs (not shown: it may hold a secret)");
     }
 
     #[test]

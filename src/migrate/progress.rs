@@ -8,6 +8,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Debug)]
 pub struct Progress {
+    /// What is counted (`executions`, `entity documents`).
+    what: &'static str,
     bar: Option<ProgressBar>,
     total: u64,
     done: u64,
@@ -20,17 +22,18 @@ pub struct Progress {
 
 impl Progress {
     /// `interval`: how often plain lines are printed (zero: after every page).
-    pub fn new(total: u64, interval: Duration) -> Self {
+    pub fn new(what: &'static str, total: u64, interval: Duration) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} executions  {per_sec}  ETA {eta}  {msg}",
-            ) {
+            let template =
+                format!("{{bar:40}} {{pos}}/{{len}} {what}  {{per_sec}}  ETA {{eta}}  {{msg}}");
+            if let Ok(style) = ProgressStyle::with_template(&template) {
                 bar.set_style(style);
             }
             bar
         });
         Progress {
+            what,
             bar,
             total,
             done: 0,
@@ -41,10 +44,10 @@ impl Progress {
         }
     }
 
-    pub fn advance(&mut self, executions: u64) {
-        self.done += executions;
+    pub fn advance(&mut self, items: u64) {
+        self.done += items;
         if let Some(bar) = &self.bar {
-            bar.inc(executions);
+            bar.inc(items);
             return;
         }
         let due = self
@@ -72,8 +75,8 @@ impl Progress {
             100.0
         };
         format!(
-            "progress: {}/{} executions ({percent:.1}%), {rate:.1} rows/s, ETA {eta}",
-            self.done, self.total
+            "progress: {}/{} {} ({percent:.1}%), {rate:.1} rows/s, ETA {eta}",
+            self.done, self.total, self.what
         )
     }
 

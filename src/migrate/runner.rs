@@ -1,23 +1,24 @@
 //! The migration run: page through the legacy `Entities` execution rows in key order, plan each
-//! execution in parallel (bounded), write what differs, checkpoint per page; then memberships and
-//! the metrics backfill.
+//! execution in parallel (bounded), write what differs, checkpoint per page; then the entity
+//! documents (organizations, users, roles, forms, config, OAuth connections, branding) and the
+//! metrics backfill.
 
 use anyhow::Context;
 use std::sync::Arc;
 
 use super::checkpoint::Checkpoint;
 use super::client::{Continuation, Entity, StorageClient, MAX_PAGE};
-use super::mapping::comparable;
+use super::entities::EntitySummary;
+use super::entity_plan::migrate_entities;
 use super::plan::{self, PlanContext, Planned, TargetState};
 use super::progress::Progress;
 use super::scan::{
-    bounded, execution_filter, plan_context, plan_rows, read_ahead, read_memberships, row_key_pair,
-    MigrateOptions,
+    bounded, execution_filter, plan_context, plan_rows, read_ahead, row_key_pair, MigrateOptions,
 };
 use crate::blobs::BlobStore;
 use crate::clock::Clock;
-use crate::model::{MembershipDoc, Scope};
-use crate::store::{Container, Store};
+use crate::model::Scope;
+use crate::store::Store;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -30,13 +31,13 @@ pub struct Summary {
     pub documents_written: u64,
     pub blobs_copied: u64,
     pub log_documents: u64,
-    pub memberships_written: u64,
-    pub memberships_unchanged: u64,
     pub metrics_days: Vec<(String, String)>,
     /// Rows reported and skipped, with the reason.
     pub failed: Vec<String>,
     /// Set when the run stopped early (source or target unavailable): resume with `--resume`.
     pub stopped: Option<String>,
+    /// Organizations, users, roles, forms, config, OAuth connections, branding.
+    pub entities: EntitySummary,
 }
 
 impl Summary {
@@ -64,24 +65,22 @@ impl Summary {
         );
         line("log documents in source", self.log_documents.to_string());
         line(
-            &format!("memberships {verb}written"),
-            self.memberships_written.to_string(),
-        );
-        line(
-            "memberships unchanged",
-            self.memberships_unchanged.to_string(),
-        );
-        line(
             &format!("metrics days {verb}rebuilt"),
             self.metrics_days.len().to_string(),
         );
         for reason in &self.failed {
             out.push_str(&format!("failed: {reason}\n"));
         }
+        out.push_str(&self.entities.render(dry_run));
         if let Some(stopped) = &self.stopped {
             out.push_str(&format!("stopped early: {stopped}\n"));
         }
         out
+    }
+
+    /// Source rows that could not be migrated, executions and entities.
+    pub fn failed_rows(&self) -> usize {
+        self.failed.len() + self.entities.failed.len()
     }
 }
 
@@ -161,7 +160,7 @@ pub async fn migrate(
             }
         };
         let ctx = plan_context(client, ahead, &store, blobs, clock, options);
-        let mut progress = Progress::new(total, options.progress_interval);
+        let mut progress = Progress::new("executions", total, options.progress_interval);
         let mut next: Option<Continuation> = None;
         loop {
             let page = match client
@@ -207,9 +206,16 @@ pub async fn migrate(
         }
     }
 
-    if !checkpoint.memberships_done {
-        migrate_memberships(client, store.as_ref(), options.dry_run, &mut summary).await?;
-        checkpoint.memberships_done = true;
+    if !checkpoint.entities_done {
+        match migrate_entities(client, &store, options).await {
+            Ok(entities) => summary.entities = entities,
+            // Whatever was written is idempotent: the resume compares again and writes the rest.
+            Err(e) => {
+                summary.stopped = Some(format!("{e:#} (run again with --resume)"));
+                return Ok(summary);
+            }
+        }
+        checkpoint.entities_done = true;
         if !options.dry_run {
             checkpoint.save(store.as_ref()).await?;
         }
@@ -349,34 +355,4 @@ fn count_plan(summary: &mut Summary, plan: &plan::ExecutionPlan) {
         TargetState::Changed => summary.updated += 1,
         TargetState::Unchanged => summary.unchanged += 1,
     }
-}
-
-async fn migrate_memberships(
-    client: &StorageClient,
-    store: &dyn Store,
-    dry_run: bool,
-    summary: &mut Summary,
-) -> anyhow::Result<()> {
-    let (docs, errors) = read_memberships(client).await?;
-    summary.failed.extend(errors);
-    for mut doc in docs {
-        let scope = Scope::Global.to_string();
-        let existing = store.read(Container::Entities, &scope, &doc.id).await?;
-        if let Some(existing) = &existing {
-            // Admin rights are granted outside the legacy tables: never revoke them here.
-            if let Ok(current) = serde_json::from_value::<MembershipDoc>(existing.body.clone()) {
-                doc.is_platform_admin |= current.is_platform_admin;
-            }
-        }
-        let value = serde_json::to_value(&doc)?;
-        if existing.is_some_and(|e| comparable(&e.body) == comparable(&value)) {
-            summary.memberships_unchanged += 1;
-            continue;
-        }
-        if !dry_run {
-            plan::apply(store, &[(Container::Entities, value)]).await?;
-        }
-        summary.memberships_written += 1;
-    }
-    Ok(())
 }

@@ -1,7 +1,6 @@
 //! What the migration run and `verify` share: the options, the source's execution rows (their
 //! filter, and what a whole-account scan reads up front: the `ExecutionLogs` spool and the
-//! legacy blob names), planning a page of rows in parallel (bounded, in row order), and the
-//! legacy memberships.
+//! legacy blob names), and planning a page of rows in parallel (bounded, in row order).
 
 use anyhow::Context;
 use std::future::Future;
@@ -19,7 +18,7 @@ use super::plan::{self, PlanContext, Planned};
 use super::progress::RowCounter;
 use crate::blobs::BlobStore;
 use crate::clock::Clock;
-use crate::model::{MembershipDoc, Scope, Timestamp};
+use crate::model::{Scope, Timestamp};
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -168,20 +167,6 @@ pub(super) fn row_key_pair(row: &Entity) -> (String, String) {
         mapping::text(row, "PartitionKey").unwrap_or_default(),
         mapping::text(row, "RowKey").unwrap_or_default(),
     )
-}
-
-/// The legacy `userperm` rows as membership documents, and the rows that cannot be mapped.
-pub(super) async fn read_memberships(
-    client: &StorageClient,
-) -> anyhow::Result<(Vec<MembershipDoc>, Vec<String>)> {
-    let rows = client
-        .query_all(
-            "Relationships",
-            "PartitionKey eq 'GLOBAL' and RowKey ge 'userperm:' and RowKey lt 'userperm;'",
-        )
-        .await?;
-    let (docs, errors) = mapping::memberships(&rows);
-    Ok((docs, errors.iter().map(ToString::to_string).collect()))
 }
 
 #[cfg(test)]

@@ -1,20 +1,21 @@
 //! `verify`: walk the same source as the run and only compare: every migratable execution
-//! (and membership) against the target, field by field and by checksum, and the target's
-//! executions the source does not have. Writes nothing.
+//! and entity document against the target, field by field (executions also by checksum), and
+//! the target's executions and entity documents the source does not have. Writes nothing.
 
 use anyhow::Context;
 use std::sync::Arc;
 
 use super::client::{Continuation, Entity, StorageClient};
+use super::entities::map_source;
+use super::entity_plan;
 use super::mapping;
 use super::plan::Planned;
 use super::scan::{
-    execution_filter, plan_context, plan_rows, read_ahead, read_memberships, row_key_pair,
-    MigrateOptions,
+    execution_filter, plan_context, plan_rows, read_ahead, row_key_pair, MigrateOptions,
 };
 use crate::blobs::BlobStore;
 use crate::clock::Clock;
-use crate::model::{MembershipDoc, Scope, Timestamp};
+use crate::model::{Scope, Timestamp};
 use crate::store::{Container, Store};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub struct VerifyReport {
     pub source_log_documents: u64,
     /// Target executions newer than every source execution: written after the move, not compared.
     pub target_newer_than_source: u64,
+    /// Entity documents the source makes, and how many of them the target holds unchanged.
+    pub entity_documents: u64,
+    pub entity_matching: u64,
     /// Source rows that cannot be migrated (migrate reports them too).
     pub unmigratable: Vec<String>,
     /// One line per difference.
@@ -52,6 +56,14 @@ impl VerifyReport {
             "  target executions newer than the source (not compared): {}\n",
             self.target_newer_than_source
         ));
+        out.push_str(&format!(
+            "  source entity documents: {}\n",
+            self.entity_documents
+        ));
+        out.push_str(&format!(
+            "  entity documents matching in target: {}\n",
+            self.entity_matching
+        ));
         out.push_str(&format!("  skipped expired: {}\n", self.skipped_expired));
         out.push_str(&format!(
             "  skipped before --since: {}\n",
@@ -71,8 +83,8 @@ impl VerifyReport {
     }
 }
 
-/// Compares every migratable source execution (and membership) with the target: the same
-/// documents, field by field, and the same checksum. Writes nothing.
+/// Compares every migratable source execution and entity document with the target: the same
+/// documents, field by field, and for executions the same checksum. Writes nothing.
 pub async fn verify(
     client: &StorageClient,
     store: Arc<dyn Store>,
@@ -124,7 +136,7 @@ pub async fn verify(
         }
     }
     verify_target_extras(store.as_ref(), options.scope.as_ref(), &source, &mut report).await?;
-    verify_memberships(client, store.as_ref(), &mut report).await?;
+    verify_entities(client, &store, options, &mut report).await?;
     Ok(report)
 }
 
@@ -200,43 +212,26 @@ async fn verify_target_extras(
     }
 }
 
-async fn verify_memberships(
+/// The entity documents, compared field by field (values that may be secrets only said to
+/// differ), and the target's entity documents the source does not make.
+async fn verify_entities(
     client: &StorageClient,
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
+    options: &MigrateOptions,
     report: &mut VerifyReport,
 ) -> anyhow::Result<()> {
-    let (docs, errors) = read_memberships(client).await?;
-    report.unmigratable.extend(errors);
-    for doc in docs {
-        let existing = store
-            .read(Container::Entities, Scope::GLOBAL, &doc.id)
-            .await?;
-        let Some(existing) = existing else {
-            report
-                .mismatches
-                .push(format!("membership {}: missing in target", doc.id));
-            continue;
-        };
-        match serde_json::from_value::<MembershipDoc>(existing.body) {
-            Ok(current)
-                if current.org_scopes == doc.org_scopes && current.user_id == doc.user_id => {}
-            Ok(current) => report.mismatches.push(format!(
-                "membership {}: source scopes {:?} ≠ target {:?}",
-                doc.id,
-                doc.org_scopes
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>(),
-                current
-                    .org_scopes
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-            )),
-            Err(e) => report
-                .mismatches
-                .push(format!("membership {}: unreadable in target: {e}", doc.id)),
-        }
-    }
+    let source = entity_plan::read_source(client, options).await?;
+    let compared = entity_plan::plan(store, map_source(&source), options)
+        .await
+        .context("reading the target's entity documents")?;
+    report.entity_documents = compared.source_ids.len() as u64;
+    report.entity_matching = report.entity_documents - compared.differences.len() as u64;
+    report.unmigratable.extend(compared.summary.failed);
+    report.mismatches.extend(compared.differences);
+    report.mismatches.extend(
+        entity_plan::target_extras(store.as_ref(), &compared.source_ids)
+            .await
+            .context("listing the target's entity documents")?,
+    );
     Ok(())
 }

@@ -218,31 +218,6 @@ pub struct WorkflowMetrics {
     pub avg_duration_ms: i64,
 }
 
-/// `entities` container, partition `GLOBAL`: who a user is and which scopes they may read.
-/// One document per user (id `user-{userId}`), so authorization is a single point read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MembershipDoc {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub doc_type: String,
-    pub scope: Scope,
-    pub user_id: String,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub is_platform_admin: bool,
-    /// Organization scopes the user belongs to (legacy `userperm:{email}:{orgId}` rows).
-    #[serde(default)]
-    pub org_scopes: Vec<Scope>,
-}
-
-impl MembershipDoc {
-    pub fn id_for(user_id: &str) -> String {
-        format!("user-{}", user_id.to_ascii_lowercase())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +261,5 @@ mod tests {
         assert_eq!(LogDoc::id_for("e1", 17), "log-e1-00000017");
         assert_eq!(VariablesDoc::id_for(5), "variables-snapshot-v5");
         assert_eq!(MetricsDoc::id_for("2025-01-26"), "metrics-daily-2025-01-26");
-        assert_eq!(MembershipDoc::id_for("ABC"), "user-abc");
     }
 }

@@ -7,6 +7,13 @@
 //!
 //! Unlike the legacy API there is no "any function key means admin" path: a request without a
 //! valid principal is 401, always.
+//!
+//! What the caller may read comes from their user document (`entities`, `GLOBAL`,
+//! `user-{userId}` or `user-{email}`, as the migration writes it from the legacy user row and
+//! its memberships): `isPlatformAdmin` (or the `PlatformAdmin` role) reads every scope, anyone
+//! else the organizations in `orgScopes`. A user document with `isActive: false` is refused
+//! (403), roles or not; a member's organization whose document says `isActive: false` is
+//! refused to members as the legacy refused it.
 
 use base64::Engine;
 use serde::Deserialize;
@@ -15,7 +22,7 @@ use serde_json::Value;
 use super::context::AppContext;
 use super::http::{ApiError, HttpRequest, HttpResponse};
 use super::operation::Parameter;
-use crate::model::{ExecutionDoc, MembershipDoc, Scope};
+use crate::model::{ExecutionDoc, Scope, UserDoc};
 use crate::store::Container;
 
 pub const PRINCIPAL_HEADER: &str = "x-ms-client-principal";
@@ -196,14 +203,13 @@ pub async fn resolve_caller(ctx: &AppContext, request: &HttpRequest) -> Result<C
         })?),
     };
 
-    // Admins by role need no lookup; everyone else needs their membership document.
-    let membership = if principal.has_role(PLATFORM_ADMIN_ROLE) {
-        None
-    } else {
-        find_membership(ctx, &principal).await?
-    };
+    // Even an admin by role is looked up: a deactivated account reads nothing.
+    let user = find_user(ctx, &principal).await?;
+    if user.as_ref().is_some_and(|u| !u.is_active()) {
+        return Err(ApiError::forbidden("your account is deactivated"));
+    }
     let is_admin = principal.has_role(PLATFORM_ADMIN_ROLE)
-        || membership.as_ref().is_some_and(|m| m.is_platform_admin);
+        || user.as_ref().is_some_and(|u| u.is_platform_admin);
     let name = principal.display_name();
     if is_admin {
         return Ok(Caller {
@@ -214,24 +220,31 @@ pub async fn resolve_caller(ctx: &AppContext, request: &HttpRequest) -> Result<C
         });
     }
 
-    let orgs: Vec<Scope> = membership
-        .map(|m| m.org_scopes)
+    let orgs: Vec<Scope> = user
+        .map(|u| u.org_scopes)
         .unwrap_or_default()
         .into_iter()
         .filter(|s| !s.is_global())
         .collect();
     let scope = match requested {
         // A member may pick among their own organizations, never another one.
-        Some(scope) if orgs.contains(&scope) => scope,
+        Some(scope) if orgs.contains(&scope) => {
+            if !organization_active(ctx, &scope).await? {
+                return Err(ApiError::forbidden(format!(
+                    "organization {} is deactivated",
+                    scope.legacy_org_id()
+                )));
+            }
+            scope
+        }
         Some(_) => {
             return Err(ApiError::forbidden(
                 "X-Organization-Id names an organization you are not a member of",
             ))
         }
-        None => orgs
-            .into_iter()
-            .next()
-            .ok_or_else(|| ApiError::forbidden("you are not a member of any organization"))?,
+        None => first_active(ctx, orgs).await?.ok_or_else(|| {
+            ApiError::forbidden("you are not a member of any active organization")
+        })?,
     };
     Ok(Caller {
         user_id: principal.user_id,
@@ -241,19 +254,36 @@ pub async fn resolve_caller(ctx: &AppContext, request: &HttpRequest) -> Result<C
     })
 }
 
-/// The membership document: by user id, then by e-mail (rows migrated from the legacy
-/// `userperm:{email}:{orgId}` index are keyed by e-mail).
-async fn find_membership(
-    ctx: &AppContext,
-    principal: &Principal,
-) -> Result<Option<MembershipDoc>, ApiError> {
-    let mut keys = vec![MembershipDoc::id_for(&principal.user_id)];
+/// The first of `orgs` that is not deactivated.
+async fn first_active(ctx: &AppContext, orgs: Vec<Scope>) -> Result<Option<Scope>, ApiError> {
+    for org in orgs {
+        if organization_active(ctx, &org).await? {
+            return Ok(Some(org));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the organization may be used: only its document's `isActive: false` says no (an
+/// organization without a document is one the store was given memberships for by hand).
+async fn organization_active(ctx: &AppContext, org: &Scope) -> Result<bool, ApiError> {
+    let stored = ctx
+        .store
+        .read(Container::Entities, Scope::GLOBAL, &org.to_string())
+        .await?;
+    Ok(stored.is_none_or(|doc| doc.body["isActive"] != Value::Bool(false)))
+}
+
+/// The user document: by user id, then by e-mail (the migrated users are keyed by their
+/// lowercased e-mail).
+async fn find_user(ctx: &AppContext, principal: &Principal) -> Result<Option<UserDoc>, ApiError> {
+    let mut keys = vec![UserDoc::id_for(&principal.user_id)];
     if let Some(email) = principal
         .user_details
         .as_deref()
         .filter(|d| d.contains('@'))
     {
-        keys.push(MembershipDoc::id_for(email));
+        keys.push(UserDoc::id_for(email));
     }
     for id in keys {
         let Some(doc) = ctx
@@ -263,12 +293,12 @@ async fn find_membership(
         else {
             continue;
         };
-        match serde_json::from_value::<MembershipDoc>(doc.body) {
-            Ok(membership) => return Ok(Some(membership)),
+        match serde_json::from_value::<UserDoc>(doc.body) {
+            Ok(user) => return Ok(Some(user)),
             Err(e) => {
-                // A broken membership document must not grant anything; say why in the log.
-                tracing::error!(%id, error = %e, "unreadable membership document");
-                return Err(ApiError::new(500, "membership record is unreadable"));
+                // A broken user document must not grant anything; say why in the log.
+                tracing::error!(%id, error = %e, "unreadable user document");
+                return Err(ApiError::new(500, "user record is unreadable"));
             }
         }
     }
@@ -441,5 +471,86 @@ mod tests {
             assert_eq!(execution_id_param(bad).unwrap_err().status, 400, "{bad:?}");
         }
         assert!(execution_id_param(Some(&"a".repeat(MAX_ID_CHARS + 1))).is_err());
+    }
+
+    /// The user documents decide: admin by flag, members by `orgScopes`, deactivated users and
+    /// organizations refused, membership-only documents still honoured.
+    #[tokio::test]
+    async fn user_documents_decide_what_a_caller_reads() {
+        use crate::store::{sqlite::SqliteStore, Store};
+        use std::sync::Arc;
+        let (org_a, org_b) = (
+            "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01",
+            "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(crate::clock::SystemClock);
+        let store = Arc::new(SqliteStore::open(&dir.path().join("a.db"), clock.clone()).unwrap());
+        let user = |email: &str, admin: bool, active: Option<bool>, orgs: &[&str]| {
+            json!({"id": format!("user-{email}"), "type": "user", "scope": "GLOBAL", "userId": email,
+                   "email": email, "isPlatformAdmin": admin, "isActive": active,
+                   "orgScopes": orgs.iter().map(|o| format!("org-{o}")).collect::<Vec<_>>(), "roleIds": []})
+        };
+        for doc in [
+            user("admin@x.com", true, Some(true), &[]),
+            user("ada@x.com", false, Some(true), &[org_b, org_a]),
+            user("gone@x.com", true, Some(false), &[org_a]),
+            // Written before users were migrated: no isActive, no roleIds.
+            json!({"id": "user-5eed", "type": "user", "scope": "GLOBAL", "userId": "5eed",
+                   "orgScopes": [format!("org-{org_a}")]}),
+            json!({"id": format!("org-{org_b}"), "type": "organization", "scope": "GLOBAL",
+                   "orgId": org_b, "isActive": false}),
+            json!({"id": format!("org-{org_a}"), "type": "organization", "scope": "GLOBAL",
+                   "orgId": org_a, "isActive": true}),
+        ] {
+            store.upsert(Container::Entities, doc, None).await.unwrap();
+        }
+        let ctx = AppContext::standalone(store, clock, dir.path());
+        let ask = |user_id: &str, email: &str, roles: &[&str], org: Option<&str>| {
+            let mut request = HttpRequest::default();
+            let principal = json!({"userId": user_id, "userDetails": email, "userRoles": roles});
+            request
+                .headers
+                .insert(PRINCIPAL_HEADER.into(), vec![encode(&principal)]);
+            if let Some(org) = org {
+                request
+                    .headers
+                    .insert(ORGANIZATION_HEADER.into(), vec![org.to_owned()]);
+            }
+            let ctx = ctx.clone();
+            async move { resolve_caller(&ctx, &request).await }
+        };
+        let admin = ask("swa1", "admin@x.com", &[], Some(org_b)).await.unwrap();
+        assert!(admin.is_platform_admin);
+        assert_eq!(admin.scope.legacy_org_id(), org_b);
+        // Ada's first organization is deactivated: she lands in the active one.
+        let ada = ask("swa2", "Ada@X.com", &[], None).await.unwrap();
+        assert!(!ada.is_platform_admin);
+        assert_eq!(ada.scope.legacy_org_id(), org_a);
+        let refused = ask("swa2", "ada@x.com", &[], Some(org_b))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status, 403);
+        assert!(
+            refused.message.contains("deactivated"),
+            "{}",
+            refused.message
+        );
+        // Deactivated: refused whatever the flag or the principal's roles say.
+        for roles in [&[][..], &[PLATFORM_ADMIN_ROLE][..]] {
+            let gone = ask("swa3", "gone@x.com", roles, None).await.unwrap_err();
+            assert_eq!(
+                (gone.status, gone.message.as_str()),
+                (403, "your account is deactivated")
+            );
+        }
+        let old = ask("5eed", "someone@x.com", &[], None).await.unwrap();
+        assert_eq!(old.scope.legacy_org_id(), org_a);
+        let stranger = ask("swa4", "nobody@x.com", &[], None).await.unwrap_err();
+        assert_eq!(stranger.status, 403);
+        let by_role = ask("swa5", "nobody@x.com", &[PLATFORM_ADMIN_ROLE], None)
+            .await
+            .unwrap();
+        assert!(by_role.is_platform_admin);
     }
 }

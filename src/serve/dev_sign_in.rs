@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::model::{MembershipDoc, Scope};
+use crate::model::{EntityKind, Scope, UserDoc};
 use crate::runtime::auth::{PLATFORM_ADMIN_ROLE, PRINCIPAL_HEADER};
 use crate::runtime::AppContext;
 use crate::store::Container;
@@ -169,14 +169,22 @@ impl DevSignIn {
             return Ok(());
         }
         let user_id = format!("{MEMBER_USER_PREFIX}{org}");
-        let doc = MembershipDoc {
-            id: MembershipDoc::id_for(&user_id),
-            doc_type: "user".to_owned(),
+        let doc = UserDoc {
+            id: UserDoc::id_for(&user_id),
+            doc_type: EntityKind::User,
             scope: Scope::Global,
             email: Some(format!("{user_id}@bifrost.local")),
-            user_id,
+            display_name: None,
+            user_type: Some("ORG".to_owned()),
             is_platform_admin: false,
+            is_active: Some(true),
+            created_at: None,
+            last_login: None,
+            entra_user_id: None,
+            last_entra_id_sync: None,
             org_scopes: vec![Scope::Org(org)],
+            role_ids: Vec::new(),
+            user_id,
         };
         let body = serde_json::to_value(&doc).map_err(|e| e.to_string())?;
         self.ctx

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use bifrost_workers::clock::SystemClock;
-use bifrost_workers::model::{LogDoc, MembershipDoc};
+use bifrost_workers::model::{LogDoc, UserDoc};
 use bifrost_workers::store::{sqlite::SqliteStore, Container, Store};
 
 use bifrost_test_support::principal::Principal;
@@ -122,7 +122,7 @@ async fn seed(dir: &Path) -> (Vec<Seeded>, String, String, Value, String) {
             .create(
                 Container::Entities,
                 json!({
-                    "id": MembershipDoc::id_for(user), "type": "user", "scope": "GLOBAL",
+                    "id": UserDoc::id_for(user), "type": "user", "scope": "GLOBAL",
                     "userId": user, "orgScopes": [format!("org-{org}")],
                 }),
             )

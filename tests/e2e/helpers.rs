@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bifrost_test_support::app::{bind_loopback, InProcess};
 use bifrost_test_support::principal::Principal;
-use bifrost_test_support::process::{lines, Binary};
+use bifrost_test_support::process::{lines, output, Binary};
 use bifrost_workers::blobs::BlobLocation;
 use bifrost_workers::realtime::SinkTarget;
 use bifrost_workers::runtime::config::{store_url, RuntimeConfig};
@@ -345,4 +345,28 @@ pub fn spawn_serve(data: &Path, extra: &[&str]) -> bifrost_test_support::process
 /// The binary run to completion (bounded).
 pub fn run(args: &[&str]) -> std::process::Output {
     BIN.run(args)
+}
+
+/// A finished run of the binary, its output as text.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Runs `command` to completion (bounded) and keeps what it printed.
+    pub fn of(command: &mut Command) -> Run {
+        let output = output(command);
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Both outputs, for assertion messages.
+    pub fn both(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
 }

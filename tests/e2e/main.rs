@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod console;
 mod cosmos;
+mod entities;
 mod fault;
 use bifrost_test_support::cosmos_emulator;
 mod handler;

@@ -14,7 +14,7 @@ use bifrost_test_support::principal::Principal;
 use bifrost_test_support::process::{finish, lines, output, remaining_lines, RUN_TIMEOUT};
 use bifrost_test_support::tools::require;
 
-use super::helpers::{temp_dir, BIN};
+use super::helpers::{temp_dir, Run, BIN};
 
 const ORG_A: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 const ORG_B: &str = "org-7c9e6679-7425-40de-944b-e07fc1f90ae7";
@@ -22,28 +22,17 @@ const FIXTURE_EXECUTIONS: usize = 5; // migratable named executions in the fixtu
 /// How long the first pages of a paged run may take.
 const PAGES_TIMEOUT: Duration = Duration::from_secs(120);
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 fn migrate(azurite: &Azurite, data: &Path, extra: &[&str]) -> Run {
     migrate_from(&azurite.connection_string, data, extra)
 }
 
 fn migrate_from(connection_string: &str, data: &Path, extra: &[&str]) -> Run {
-    let output = output(
+    Run::of(
         BIN.command()
             .args(["migrate", "--from", connection_string, "--data"])
             .arg(data)
             .args(extra),
-    );
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    )
 }
 
 /// `key: value` from a summary.

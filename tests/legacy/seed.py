@@ -6,9 +6,12 @@ so the migrator reads exactly what production holds: sparse entities (the SDK dr
     seed.py --conn CONN bulk --executions N --logs M --day YYYY-MM-DD [--workers W]
     seed.py --conn CONN sas                (prints a SAS connection string for the same account)
     seed.py --conn CONN tamper-source --partition PK --row-key RK --property NAME --value VALUE
+    seed.py --conn CONN entities        (every other legacy row kind; prints the planted secrets)
 
 Shapes: what legacy Bifrost's ExecutionRepository (create_execution, update_execution), its
-ExecutionLogs append_log and its blob storage wrote (docs/migration.md lists them).
+ExecutionLogs append_log and its blob storage wrote, and what its organization, user, role, form,
+config, OAuth and branding repositories wrote into Entities, Config and Relationships
+(docs/migration.md lists them).
 """
 
 import argparse
@@ -23,7 +26,7 @@ from azure.storage.blob import BlobServiceClient
 
 ORG_A = "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01"
 ORG_B = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
-TABLES = ["Entities", "Relationships", "ExecutionLogs"]
+TABLES = ["Entities", "Relationships", "ExecutionLogs", "Config"]
 
 
 def reverse_ts(started_iso):
@@ -218,6 +221,195 @@ def bulk(tables, blobs, args):
     print(json.dumps({"executions": len(executions), "logs": done * args.logs}))
 
 
+# The stray column every legacy read-modify-write left behind (get_entity put the ETag into the
+# dict, update wrote it back as a plain string property).
+STRAY_ETAG = "W/\"datetime'2026-12-01T09%3A01%3A39.2085923Z'\""
+# Plaintext secrets an admin typed into Config rows (or a dev seed wrote): none may reach the
+# target, the checkpoint, the spool or any output.
+SECRETS = {
+    "smtp": "Plain-SMTP-pw-7f3a91",
+    "json_token": "plain-json-token-52be0c",
+    "account_key": "cGxhaW5BY2NvdW50S2V5LTNkOTk=",
+    "msgraph": "plain-msgraph-secret-a8c4e2",
+    "access_token": "plain-access-token-e1f0aa",
+    "refresh_token": "plain-refresh-token-77d2b3",
+    "halo_ref": "Plain HaloPSA key 9b1d",
+}
+ROLE_OPS = "6a1f3c2e-0b7d-4e5f-8a9b-1c2d3e4f5a60"
+ROLE_GLOBAL = "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d"
+ROLE_EARLY = "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a"
+FORM_NEW = "3f9a2c71-8e44-4b6a-9d2e-5c7b1a0f8e63"
+FORM_OLD = "c0ffee00-1234-4abc-8def-0123456789ab"
+
+
+def form_field(**fields):
+    """A FormField as FormSchema.model_dump() wrote it: every key, null when unset, in order."""
+    keys = ["name", "label", "type", "required", "validation", "dataProvider", "dataProviderInputs",
+            "defaultValue", "placeholder", "helpText", "visibilityExpression", "options", "allowedTypes",
+            "multiple", "maxSizeMB", "content", "allowAsQueryParam"]
+    return {key: fields.get(key) for key in keys}
+
+
+def entities(tables, _blobs, _args):
+    """Every legacy row kind outside the executions, as the legacy repositories wrote them."""
+    at, plain = "2025-10-20T09:15:02.123456", "2025-10-21T11:00:00"  # isoformat(): no fraction at 0
+    rows = {"Entities": [], "Config": [], "Relationships": []}
+    add = lambda table, **row: rows[table].append(row)
+    # Organizations: active with a domain (after an update: etag); soft-deleted; the 2025-10-14
+    # seed's shape (TenantId, no Domain).
+    add("Entities", PartitionKey="GLOBAL", RowKey=f"org:{ORG_A}", Name="Org A", Domain="a.example.com",
+        IsActive=True, CreatedAt=at, CreatedBy="d75b260a64504067bfc5b2905e3b8182", UpdatedAt=plain,
+        etag=STRAY_ETAG)
+    add("Entities", PartitionKey="GLOBAL", RowKey=f"org:{ORG_B}", Name="Org B", IsActive=False, CreatedAt=at,
+        CreatedBy="system", UpdatedAt=plain, etag=STRAY_ETAG)
+    add("Entities", PartitionKey="GLOBAL", RowKey="org:5d6e7f80-9a0b-4c1d-8e2f-3a4b5c6d7e8f", Name="Seeded",
+        TenantId="tenant-1", IsActive=True, CreatedAt="2025-10-14T08:00:00", CreatedBy="system",
+        UpdatedAt="2025-10-14T08:00:00")
+    # Users: the RowKey keeps the e-mail as typed. Ada exists twice (two cases; the newer login
+    # wins); the platform admin; a deactivated user.
+    add("Entities", PartitionKey="GLOBAL", RowKey="user:Ada@Example.com", Email="Ada@Example.com",
+        DisplayName="Ada Lovelace", UserType="ORG", IsPlatformAdmin=False, IsActive=True, CreatedAt=at,
+        LastLogin="2025-11-02T10:00:00.5", etag=STRAY_ETAG)
+    add("Entities", PartitionKey="GLOBAL", RowKey="user:ada@example.com", Email="ada@example.com",
+        DisplayName="ada (old)", UserType="ORG", IsPlatformAdmin=False, IsActive=True, CreatedAt=at,
+        LastLogin="2025-10-22T10:00:00")
+    add("Entities", PartitionKey="GLOBAL", RowKey="user:root@example.com", Email="root@example.com",
+        DisplayName="Root", UserType="PLATFORM", IsPlatformAdmin=True, IsActive=True, CreatedAt=at,
+        LastLogin=plain, EntraUserId="0e1f2a3b-aaaa-4bbb-8ccc-123456789abc", LastEntraIdSync=plain)
+    add("Entities", PartitionKey="GLOBAL", RowKey="user:gone@example.com", Email="gone@example.com",
+        DisplayName="Gone", UserType="ORG", IsPlatformAdmin=False, IsActive=False, CreatedAt=at,
+        LastLogin=at)
+    # Roles: org-scoped, GLOBAL (an admin without X-Organization-Id), and one from the
+    # 2025-10-14..17 Relationships era; a soft-deleted one.
+    add("Entities", PartitionKey=ORG_A, RowKey=f"role:{ROLE_OPS}", Name="Ops", Description="Runs things",
+        IsActive=True, CreatedBy="root@example.com", CreatedAt=at, UpdatedAt=at)
+    add("Entities", PartitionKey="GLOBAL", RowKey=f"role:{ROLE_GLOBAL}", Name="Everyone", IsActive=False,
+        CreatedBy="root@example.com", CreatedAt=at, UpdatedAt=plain, etag=STRAY_ETAG)
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"role:{ROLE_EARLY}", Name="Early", IsActive=True,
+        CreatedBy="system", CreatedAt="2025-10-15T12:00:00", UpdatedAt="2025-10-15T12:00:00")
+    # Forms: the newest table shape, and the pre-AccessLevel one (IsPublic).
+    schema = {"fields": [
+        form_field(name="email", label="E-mail", type="email", required=True,
+                   dataProvider="users", dataProviderInputs={"org": {"mode": "static", "value": "a",
+                                                                      "fieldName": None, "expression": None}},
+                   allowAsQueryParam=True),
+        form_field(name="note", label="Note", type="textarea", required=False, placeholder="Say why"),
+    ]}
+    add("Entities", PartitionKey=ORG_A, RowKey=f"form:{FORM_NEW}", Name="Onboard", Description="New hire",
+        LinkedWorkflow="user_onboarding", FormSchema=json.dumps(schema), IsActive=True, AccessLevel="role_based",
+        CreatedBy="root@example.com", CreatedAt=at, UpdatedAt=plain, LaunchWorkflowId="prefill",
+        AllowedQueryParams=json.dumps(["email"]), DefaultLaunchParams=json.dumps({"source": "form"}),
+        etag=STRAY_ETAG)
+    add("Entities", PartitionKey="GLOBAL", RowKey=f"form:{FORM_OLD}", Name="Old form",
+        LinkedWorkflow="simple_greeting", FormSchema=json.dumps({"fields": []}), IsActive=True, IsPublic=True,
+        CreatedBy="system", CreatedAt="2025-10-16T09:00:00", UpdatedAt="2025-10-16T09:00:00")
+    # Relationships: memberships (both shapes; one user known only from a membership), the
+    # reverse copy, role assignments (one of nobody, one of a role that does not exist), form
+    # roles (one of a deleted form), the workflow → form index.
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"userperm:Ada@Example.com:{ORG_A}",
+        UserId="Ada@Example.com", OrganizationId=ORG_A, CreatedAt=at, CreatedBy="system")
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"userperm:ada@example.com:{ORG_B}",
+        UserId="ada@example.com", OrganizationId=ORG_B, GrantedBy="system", GrantedAt=at)
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"userperm:carol@example.com:{ORG_A}",
+        UserId="carol@example.com", OrganizationId=ORG_A, CreatedAt=at, CreatedBy="system")
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"userperm:gone@example.com:{ORG_A}",
+        UserId="gone@example.com", OrganizationId=ORG_A, CreatedAt=at, CreatedBy="system")
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"orgperm:{ORG_A}:carol@example.com",
+        UserId="carol@example.com", OrganizationId=ORG_A, CreatedAt=at, CreatedBy="system")
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"userrole:Ada@Example.com:{ROLE_OPS}",
+        UserId="Ada@Example.com", RoleId=ROLE_OPS, AssignedBy="root@example.com", AssignedAt=at)
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"userrole:carol@example.com:{ROLE_GLOBAL}",
+        UserId="carol@example.com", RoleId=ROLE_GLOBAL, AssignedBy="root@example.com", AssignedAt=at)
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"userrole:nobody@example.com:{ROLE_OPS}",
+        UserId="nobody@example.com", RoleId=ROLE_OPS, AssignedBy="root@example.com", AssignedAt=at)
+    add("Relationships", PartitionKey="GLOBAL", RowKey="userrole:ada@example.com:deleted-role",
+        UserId="ada@example.com", RoleId="deleted-role", AssignedBy="root@example.com", AssignedAt=at)
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"formrole:{FORM_NEW}:{ROLE_OPS}",
+        FormId=FORM_NEW, RoleId=ROLE_OPS, AssignedBy="root@example.com", AssignedAt=at)
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"formrole:deleted-form:{ROLE_OPS}",
+        FormId="deleted-form", RoleId=ROLE_OPS, AssignedBy="root@example.com", AssignedAt=at)
+    add("Relationships", PartitionKey="GLOBAL", RowKey=f"workflowform:user_onboarding:{FORM_NEW}",
+        FormId=FORM_NEW, FormName="Onboard", IsActive=True, AccessLevel="role_based",
+        PartitionKey_Original=ORG_A, CreatedAt=at)
+    # Config values of every type; plaintext secrets under sensitive keys, and one under a
+    # harmless key that only its value gives away.
+    config = lambda pk, key, value, kind, **more: add(
+        "Config", PartitionKey=pk, RowKey=f"config:{key}", Value=value, Type=kind, UpdatedAt=at,
+        UpdatedBy="root@example.com", **more)
+    config("GLOBAL", "halo_url", "https://halo.example.com", "string", Description="HaloPSA")
+    config("GLOBAL", "max_retries", "3", "int")
+    config("GLOBAL", "feature_on", "true", "bool")
+    config("GLOBAL", "mapping", json.dumps({"a": 1, "b": [1, 2]}), "json")
+    config("GLOBAL", "graph_secret", "bifrost-global-graph-secret-2b7e0c1d-8f5a-4e3b-9c6d-1a2b3c4d5e6f",
+           "secret_ref", Description="Graph")
+    config(ORG_A, "smtp_password", SECRETS["smtp"], "string", Description="SMTP")
+    config(ORG_A, "api_settings", json.dumps({"endpoint": "https://api.example.com",
+                                              "token": SECRETS["json_token"]}), "json")
+    config("GLOBAL", "archive_storage", "DefaultEndpointsProtocol=https;AccountName=arch;"
+           f"AccountKey={SECRETS['account_key']};EndpointSuffix=core.windows.net", "string")
+    # Integrations: Key Vault names in *_ref, and a client secret an admin pasted in clear.
+    add("Config", PartitionKey=ORG_A, RowKey="integration:halopsa", Type="halopsa", Enabled=True,
+        Settings=json.dumps({"api_url": "https://halo.example.com/api", "client_id": "halo-client",
+                             "api_key_ref": SECRETS["halo_ref"]}), UpdatedAt=at, UpdatedBy="root@example.com")
+    add("Config", PartitionKey="GLOBAL", RowKey="integration:msgraph", Type="msgraph", Enabled=False,
+        Settings=json.dumps({"tenant_id": "tenant-1", "client_id": "graph-client",
+                             "client_secret_ref": "bifrost-global-msgraph-secret-7c1d",
+                             "client_secret": SECRETS["msgraph"]}), UpdatedAt=at, UpdatedBy="root@example.com")
+    add("Config", PartitionKey="GLOBAL", RowKey="github", Status="configured",
+        SecretRef="bifrost-global-github-token-4e5f6a7b", RepoUrl="https://github.com/acme/workflows",
+        ProductionBranch="main", UpdatedAt=at, UpdatedBy="root@example.com", etag=STRAY_ETAG)
+    # OAuth generation 2, and generation 1 (three rows): the same name in ORG_A (generation 2
+    # wins), a GLOBAL one only in generation 1, a generation 1 part without its metadata row.
+    add("Config", PartitionKey=ORG_A, RowKey="oauth:halo", Type="oauth", Description="HaloPSA",
+        OAuthFlowType="client_credentials", ClientId="halo-client",
+        ClientSecretRef=f"bifrost-{ORG_A}-oauth-halo-client-secret-5a6b", TokenUrl="https://halo.example.com/token",
+        Scopes="all", RedirectUri="https://bifrost.example.com/oauth/callback/halo", Status="completed",
+        ExpiresAt="2025-11-03T10:00:00", CreatedBy="root@example.com", CreatedAt=at, UpdatedAt=plain,
+        UpdatedBy="TokenRefreshJob", etag=STRAY_ETAG)
+    metadata = lambda **m: json.dumps(m)
+    for pk, name, client in [(ORG_A, "halo", "old-halo-client"), ("GLOBAL", "graph", "graph-client")]:
+        config(pk, f"oauth_{name}_metadata", metadata(
+            oauth_flow_type="authorization_code", client_id=client,
+            authorization_url="https://login.example.com/authorize", token_url="https://login.example.com/token",
+            scopes="offline_access User.Read", redirect_uri=f"https://bifrost.example.com/oauth/callback/{name}",
+            status="completed", expires_at="2025-10-25T10:00:00", last_refresh_at="2025-10-25T09:00:00"),
+            "json", Description=f"OAuth metadata for {name}")
+        config(pk, f"oauth_{name}_client_secret", f"{pk.lower()}--oauth-{name}-client-secret", "secret_ref",
+               Description=f"OAuth client secret for {name}")
+        config(pk, f"oauth_{name}_oauth_response", f"{pk.lower()}--oauth-{name}-response", "secret_ref",
+               Description=f"OAuth response for {name}")
+    config("GLOBAL", "oauth_stale_client_secret", "global--oauth-stale-client-secret", "secret_ref")
+    # The early dev seed's OAuth row with tokens in clear.
+    add("Config", PartitionKey=ORG_B, RowKey="oauth:microsoft", Type="oauth", OAuthFlowType="authorization_code",
+        ClientId="ms-client", TokenUrl="https://login.microsoftonline.com/token", Scopes="User.Read",
+        RedirectUri="https://bifrost.example.com/oauth/callback/microsoft", Status="completed",
+        AccessToken=SECRETS["access_token"], RefreshToken=SECRETS["refresh_token"], CreatedBy="seed",
+        CreatedAt="2025-10-14T08:00:00", UpdatedAt="2025-10-14T08:00:00")
+    # Branding: GLOBAL (the one read since 2025-10-26) and an older org row.
+    add("Config", PartitionKey="GLOBAL", RowKey="branding",
+        SquareLogoUrl="https://acct.blob.core.windows.net/branding/GLOBAL/square-logo.png",
+        RectangleLogoUrl="https://acct.blob.core.windows.net/branding/GLOBAL/rectangle-logo.svg",
+        PrimaryColor="#0a84ff", UpdatedBy="root@example.com", UpdatedAt=at)
+    add("Config", PartitionKey=ORG_A, RowKey="branding", PrimaryColor="#abc", UpdatedBy="root@example.com",
+        UpdatedAt="2025-10-24T08:00:00")
+    # Not migrated: the token refresh job's status (the only SYSTEM row; a Double), schedules,
+    # workflow keys (hashes), the dev seed's system rows.
+    add("Config", PartitionKey="SYSTEM", RowKey="jobstatus:TokenRefreshJob", StartTime=at, EndTime=plain,
+        DurationSeconds=1.5, Status="completed", TriggerType="timer", TotalConnections=2, NeedsRefresh=1,
+        RefreshedSuccessfully=1, RefreshFailed=0,
+        Errors=json.dumps([{"connection_name": "halo", "org_id": ORG_A, "error": "none"}]))
+    add("Config", PartitionKey="GLOBAL", RowKey="schedule:daily_report", WorkflowName="Daily report",
+        CronExpression="0 6 * * *", NextRunAt=plain, ExecutionCount=12, CreatedAt=at)
+    add("Config", PartitionKey="GLOBAL", RowKey="workflowkey:k1", KeyId="k1",
+        HashedKey="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", CreatedBy="root@example.com",
+        CreatedAt=at, Revoked=False, DisableGlobalKey=False)
+    add("Config", PartitionKey="GLOBAL", RowKey="system:maintenance", Key="maintenance", Scope="GLOBAL",
+        Value="false", Type="boolean")
+    for table, table_rows in rows.items():
+        submit(tables.get_table_client(table), table_rows)
+    print(json.dumps({"secrets": SECRETS, "rows": {t: len(r) for t, r in rows.items()}}))
+
+
 def tamper_source(tables, _blobs, args):
     table = tables.get_table_client("Entities")
     table.update_entity({"PartitionKey": args.partition, "RowKey": args.row_key, args.property: args.value},
@@ -259,6 +451,7 @@ def main():
     b.add_argument("--workers", type=int, default=8)
     b.add_argument("--offset", type=int, default=0, help="first execution number (to add more)")
     sub.add_parser("sas")
+    sub.add_parser("entities")
     t = sub.add_parser("tamper-source")
     t.add_argument("--partition", required=True)
     t.add_argument("--row-key", required=True)
@@ -266,7 +459,8 @@ def main():
     t.add_argument("--value", required=True)
     args = parser.parse_args()
     tables, blobs = clients(args.conn)
-    {"fixture": fixture, "bulk": bulk, "sas": sas, "tamper-source": tamper_source}[args.command](tables, blobs, args)
+    {"fixture": fixture, "bulk": bulk, "sas": sas, "tamper-source": tamper_source,
+     "entities": entities}[args.command](tables, blobs, args)
 
 
 if __name__ == "__main__":
