@@ -87,9 +87,10 @@ mod tests {
     async fn writes_to_the_named_containers_fail_while_the_file_exists() {
         let dir = tempfile::tempdir().unwrap();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let sqlite: Arc<dyn Store> = Arc::new(
-            crate::store::sqlite::SqliteStore::open(&dir.path().join("f.db"), clock).unwrap(),
-        );
+        // Through `open`, as the binary does (a test of the store folder may not reach into a
+        // backend's folder directly).
+        let url = super::super::StoreUrl::Sqlite(dir.path().join("f.db"));
+        let sqlite = super::super::open(&url, clock).await.unwrap();
         let control = dir.path().join("faults");
         let store = faulty(sqlite, control.clone());
         let doc = serde_json::json!({"id": "a", "scope": "GLOBAL"});
