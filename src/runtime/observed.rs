@@ -238,8 +238,18 @@ impl MessageSink for ObservedSink {
         self.inner.client_connection(user_id)
     }
 
-    async fn add_to_group(&self, group: &str, connection_id: &str) -> Result<(), SinkError> {
-        let result = self.inner.add_to_group(group, connection_id).await;
+    async fn add_user_to_group(
+        &self,
+        group: &str,
+        user_id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(), SinkError> {
+        let result = self.inner.add_user_to_group(group, user_id, ttl).await;
+        self.note(result)
+    }
+
+    async fn remove_user_from_group(&self, group: &str, user_id: &str) -> Result<(), SinkError> {
+        let result = self.inner.remove_user_from_group(group, user_id).await;
         self.note(result)
     }
 }
