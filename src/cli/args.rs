@@ -195,6 +195,12 @@ pub struct ServeArgs {
     /// Keep simulating executions so logs stream: to the console page and, line by line, on stdout.
     #[arg(long)]
     pub demo: bool,
+    /// A browser origin (scheme://host[:port]) allowed to call the API and the hub from another
+    /// origin; repeat for more. Default: the loopback development servers
+    /// (http://localhost:3000, http://127.0.0.1:3000, http://localhost:5173, http://127.0.0.1:5173).
+    /// Any other origin gets no CORS headers.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<crate::serve::cors::Origin>,
     /// Who sets X-MS-CLIENT-PRINCIPAL: `dev` (the console's dev sign-in may set it, as a platform
     /// admin or a member of one organization) or `proxy` (serve sits behind real authentication,
     /// such as EasyAuth, which sets it; dev sign-in is off).

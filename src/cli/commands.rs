@@ -56,6 +56,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 demo,
                 echo_to_stdout,
                 dev_sign_in: args.auth == AuthMode::Dev,
+                cors_origins: args.cors_origins,
             })
             .await
         }

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::limit::RequestBodyLimitLayer;
 use tracing::Instrument;
 
 use super::protocol::{self, Invocation, InvocationReply};
@@ -30,10 +31,20 @@ pub struct HandlerState {
     pub functions: Arc<Vec<FunctionSpec>>,
 }
 
+/// What the readiness probe may send: nothing.
+const MAX_PROBE_BODY_BYTES: usize = 4 * 1024;
+
+/// The host's routes, each with its body limit (an invocation's is `MAX_INVOCATION_BYTES`).
 pub fn router(state: HandlerState) -> Router {
     Router::new()
-        .route("/", get(ready))
-        .route("/{function}", post(invoke_function))
+        .route(
+            "/",
+            get(ready).layer(RequestBodyLimitLayer::new(MAX_PROBE_BODY_BYTES)),
+        )
+        .route(
+            "/{function}",
+            post(invoke_function).layer(RequestBodyLimitLayer::new(MAX_INVOCATION_BYTES)),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -253,10 +264,14 @@ pub async fn run(port: u16, config: crate::runtime::config::RuntimeConfig) -> an
         functions: Arc::new(crate::registry::registry()),
     };
     tracing::info!(%address, store = %config.store, "custom handler ready");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(crate::runtime::shutdown::wait_for_signal())
-        .await
-        .context("custom handler server failed")
+    crate::runtime::server::serve(
+        listener,
+        router(state),
+        crate::runtime::server::ServerLimits::default(),
+        crate::runtime::shutdown::wait_for_signal(),
+    )
+    .await
+    .context("custom handler server failed")
 }
 
 /// The host owns the change feed in this mode; health shows what reached this process.

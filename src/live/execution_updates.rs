@@ -1,5 +1,6 @@
-//! `ExecutionUpdates`: the `executions` change feed → `executionUpdate` for `execution:{id}` (the
-//! detail page) and `executionHistoryUpdate` for `history:{scope}` (the list page).
+//! `ExecutionUpdates`: the `executions` change feed → `executionUpdate` for both groups of the
+//! execution (the detail page; a status is for members and admins alike) and
+//! `executionHistoryUpdate` for `history:{scope}` (the list page, the list API's row).
 //!
 //! The change feed delivers the latest version of each document; if a batch still holds several
 //! versions of one execution, only the last (newest) is sent. A redelivered batch re-sends the
@@ -11,8 +12,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{execution_group, history_group, publish};
+use super::publish;
 use crate::model::{rows, ExecutionDoc};
+use crate::realtime::groups::{self, Audience};
 use crate::realtime::HubMessage;
 use crate::runtime::{AppContext, BatchHandler, FunctionError};
 
@@ -46,15 +48,17 @@ pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>)
             }
         }
     }
-    let mut messages = Vec::with_capacity(latest.len() * 2);
+    let mut messages = Vec::with_capacity(latest.len() * 3);
     for doc in latest.values() {
+        for audience in [Audience::Members, Audience::Admins] {
+            messages.push(HubMessage {
+                group: groups::execution(audience, &doc.id),
+                target: TARGET_UPDATE.to_owned(),
+                arguments: vec![status_update(doc)],
+            });
+        }
         messages.push(HubMessage {
-            group: execution_group(&doc.id),
-            target: TARGET_UPDATE.to_owned(),
-            arguments: vec![status_update(doc)],
-        });
-        messages.push(HubMessage {
-            group: history_group(&doc.scope),
+            group: groups::history(&doc.scope),
             target: TARGET_HISTORY_UPDATE.to_owned(),
             arguments: vec![serde_json::to_value(rows::execution_row(doc)).unwrap_or_default()],
         });
@@ -109,14 +113,17 @@ mod tests {
             routes,
             vec![
                 ("execution:a", TARGET_UPDATE),
+                ("execution-admin:a", TARGET_UPDATE),
                 ("history:GLOBAL", TARGET_HISTORY_UPDATE),
                 ("execution:b", TARGET_UPDATE),
+                ("execution-admin:b", TARGET_UPDATE),
                 (&*format!("history:{ORG}"), TARGET_HISTORY_UPDATE),
             ]
         );
         assert_eq!(messages[0].arguments[0]["isComplete"], false);
-        assert_eq!(messages[2].arguments[0]["isComplete"], true);
-        let row = &messages[3].arguments[0];
+        assert_eq!(messages[0].arguments, messages[1].arguments);
+        assert_eq!(messages[3].arguments[0]["isComplete"], true);
+        let row = &messages[5].arguments[0];
         assert_eq!(row["orgId"], "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01");
         assert_eq!(row["executedByName"], "ann@x.com");
         assert_eq!(
@@ -135,9 +142,10 @@ mod tests {
             execution("a", "GLOBAL", "Running"),
             execution("a", "GLOBAL", "Success"),
         ]);
-        assert_eq!(messages.len(), 2);
-        assert_eq!(messages[0].arguments[0]["status"], "Success");
-        assert_eq!(messages[1].arguments[0]["status"], "Success");
+        assert_eq!(messages.len(), 3);
+        for message in &messages {
+            assert_eq!(message.arguments[0]["status"], "Success");
+        }
     }
 
     #[test]
@@ -146,7 +154,7 @@ mod tests {
             json!({"id": "x", "type": "execution"}),
             execution("a", "GLOBAL", "Pending"),
         ]);
-        assert_eq!(messages.len(), 2);
+        assert_eq!(messages.len(), 3);
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].starts_with("x:"));
     }

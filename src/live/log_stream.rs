@@ -1,9 +1,11 @@
-//! `LogStream`: the `execution_data` change feed → real-time messages for `execution:{id}`.
+//! `LogStream`: the `execution_data` change feed → real-time messages for an execution's two
+//! groups (`realtime::groups`).
 //!
-//! Per batch and execution: one `executionLogs` message with the logs sorted by `sequence`
-//! (duplicates within the batch dropped), the highest `variables` version only, and a notice per
-//! `state`/`result` document. The browser dedupes by sequence across batches, so a redelivered
-//! batch is harmless.
+//! Per batch and execution: an `executionLogs` message per group with the logs sorted by
+//! `sequence` (duplicates within the batch dropped; in the members' copy an admin-only line is a
+//! placeholder that keeps its place), the highest `variables` version and the latest `state`
+//! to the admins only, and a `result` notice to both. The browser dedupes by sequence across
+//! batches, so a redelivered batch is harmless.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +13,10 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{execution_group, publish};
-use crate::model::{rows, ExecutionDataDoc, LogDoc, ResultDoc, StateDoc, VariablesDoc};
+use super::publish;
+use crate::model::rows::{self, Reader};
+use crate::model::{ExecutionDataDoc, LogDoc, ResultDoc, StateDoc, VariablesDoc};
+use crate::realtime::groups::{self, Audience};
 use crate::realtime::HubMessage;
 use crate::runtime::{AppContext, BatchHandler, FunctionError};
 
@@ -78,62 +82,65 @@ pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>)
 
     let mut messages = Vec::new();
     for (execution_id, found) in executions {
-        let group = execution_group(&execution_id);
-        let message = |target: &str, argument: Value| HubMessage {
-            group: group.clone(),
-            target: target.to_owned(),
-            arguments: vec![argument],
-        };
-        for logs in chunk_logs(found.logs.values()) {
-            messages.push(message(
-                TARGET_LOGS,
-                json!({ "executionId": execution_id, "logs": logs }),
-            ));
-        }
-        if let Some(v) = found.variables {
-            messages.push(message(
-                TARGET_VARIABLES,
-                json!({ "executionId": execution_id, "version": v.version, "variables": v.variables }),
-            ));
-        }
-        if let Some(s) = found.state {
-            messages.push(message(
-                TARGET_STATE,
-                json!({ "executionId": execution_id, "version": s.version, "state": s.state, "timestamp": s.timestamp }),
-            ));
-        }
-        if let Some(r) = found.result {
-            messages.push(message(
-                TARGET_RESULT,
-                json!({
-                    "executionId": execution_id, "resultType": r.result_type, "resultSize": r.result_size,
-                    "inBlob": r.blob_ref.is_some(), "timestamp": r.timestamp,
-                }),
-            ));
+        for (audience, reader) in [
+            (Audience::Members, Reader::Member),
+            (Audience::Admins, Reader::Admin),
+        ] {
+            let group = groups::execution(audience, &execution_id);
+            let message = |target: &str, argument: Value| HubMessage {
+                group: group.clone(),
+                target: target.to_owned(),
+                arguments: vec![argument],
+            };
+            for logs in chunk_logs(found.logs.values(), reader) {
+                messages.push(message(
+                    TARGET_LOGS,
+                    json!({ "executionId": execution_id, "logs": logs }),
+                ));
+            }
+            // Variables and state are admin-only, as on the query API.
+            if audience == Audience::Admins {
+                if let Some(v) = &found.variables {
+                    messages.push(message(
+                        TARGET_VARIABLES,
+                        json!({ "executionId": execution_id, "version": v.version, "variables": v.variables }),
+                    ));
+                }
+                if let Some(s) = &found.state {
+                    messages.push(message(
+                        TARGET_STATE,
+                        json!({ "executionId": execution_id, "version": s.version, "state": s.state, "timestamp": s.timestamp }),
+                    ));
+                }
+            }
+            if let Some(r) = &found.result {
+                messages.push(message(
+                    TARGET_RESULT,
+                    json!({
+                        "executionId": execution_id, "resultType": r.result_type, "resultSize": r.result_size,
+                        "inBlob": r.blob_ref.is_some(), "timestamp": r.timestamp,
+                    }),
+                ));
+            }
         }
     }
     (messages, skipped)
 }
 
-/// The logs (already in sequence order) as message payloads of at most
+/// The logs (already in sequence order) as `reader` gets them, in message payloads of at most
 /// `MAX_LOGS_BYTES_PER_MESSAGE` serialized bytes each; usually exactly one.
-fn chunk_logs<'a>(logs: impl Iterator<Item = &'a LogDoc>) -> Vec<Vec<Value>> {
+fn chunk_logs<'a>(logs: impl Iterator<Item = &'a LogDoc>, reader: Reader) -> Vec<Vec<Value>> {
     let mut chunks: Vec<Vec<Value>> = Vec::new();
     let mut current: Vec<Value> = Vec::new();
     let mut current_bytes = 0;
     for log in logs {
-        let mut entry = rows::stream_log_entry(log);
-        let mut size = entry.to_string().len();
-        if size > MAX_LOGS_BYTES_PER_MESSAGE {
-            entry["data"] = Value::Null;
-            entry["message"] = json!(log
-                .message
-                .chars()
-                .take(TRUNCATED_MESSAGE_CHARS)
-                .collect::<String>());
-            entry["truncated"] = json!(true);
-            size = entry.to_string().len();
-        }
+        let (entry, size) = if reader.sees(log) {
+            whole_entry(log)
+        } else {
+            let entry = serde_json::to_value(rows::redacted_log_entry(log)).unwrap_or_default();
+            let size = entry.to_string().len();
+            (entry, size)
+        };
         if !current.is_empty() && current_bytes + size > MAX_LOGS_BYTES_PER_MESSAGE {
             chunks.push(std::mem::take(&mut current));
             current_bytes = 0;
@@ -145,6 +152,25 @@ fn chunk_logs<'a>(logs: impl Iterator<Item = &'a LogDoc>) -> Vec<Vec<Value>> {
         chunks.push(current);
     }
     chunks
+}
+
+/// A line as the stream carries it whole, with its serialized size; one bigger than a message
+/// loses its `data` and most of its message (marked `truncated`).
+fn whole_entry(log: &LogDoc) -> (Value, usize) {
+    let mut entry = rows::stream_log_entry(log);
+    let size = entry.to_string().len();
+    if size <= MAX_LOGS_BYTES_PER_MESSAGE {
+        return (entry, size);
+    }
+    entry["data"] = Value::Null;
+    entry["message"] = json!(log
+        .message
+        .chars()
+        .take(TRUNCATED_MESSAGE_CHARS)
+        .collect::<String>());
+    entry["truncated"] = json!(true);
+    let size = entry.to_string().len();
+    (entry, size)
 }
 
 pub struct LogStream;
@@ -187,17 +213,88 @@ mod tests {
         ];
         let (messages, skipped) = messages_for_batch(&docs);
         assert!(skipped.is_empty());
-        assert_eq!(messages.len(), 2);
-        assert_eq!(messages[0].group, "execution:a");
-        assert_eq!(messages[0].target, TARGET_LOGS);
-        let seqs: Vec<u64> = messages[0].arguments[0]["logs"]
+        let groups: Vec<&str> = messages.iter().map(|m| m.group.as_str()).collect();
+        assert_eq!(
+            groups,
+            [
+                "execution:a",
+                "execution-admin:a",
+                "execution:b",
+                "execution-admin:b"
+            ]
+        );
+        for message in &messages[..2] {
+            assert_eq!(message.target, TARGET_LOGS);
+            assert_eq!(sequences(message), vec![1, 2, 3]);
+        }
+    }
+
+    fn sequences(message: &HubMessage) -> Vec<u64> {
+        message.arguments[0]["logs"]
             .as_array()
             .unwrap()
             .iter()
             .map(|l| l["sequence"].as_u64().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn members_get_placeholders_and_no_variables_or_state_admins_everything() {
+        let mut debug = log("a", 2);
+        debug["level"] = json!("DEBUG");
+        debug["message"] = json!("apiKey=secret");
+        debug["data"] = json!({"apiKey": "secret"});
+        let mut traceback = log("a", 3);
+        traceback["level"] = json!("Traceback");
+        traceback["message"] = json!("secret in a stack");
+        let variables = json!({"id": VariablesDoc::id_for(1), "executionId": "a", "type": "variables",
+                               "timestamp": "2025-01-01T00:00:00Z", "version": 1,
+                               "variables": {"apiKey": "secret"}});
+        let state = json!({"id": "state", "executionId": "a", "type": "state", "version": 1,
+                           "timestamp": "2025-01-01T00:00:00Z", "state": {"token": "secret"}});
+        let result = json!({"id": "result", "executionId": "a", "type": "result",
+                            "timestamp": "2025-01-01T00:00:00Z", "result": {"ok": true},
+                            "resultType": "json", "resultSize": 11});
+        let (messages, skipped) =
+            messages_for_batch(&[log("a", 1), debug, traceback, variables, state, result]);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let members: Vec<&HubMessage> = messages
+            .iter()
+            .filter(|m| m.group == "execution:a")
             .collect();
-        assert_eq!(seqs, vec![1, 2, 3]);
-        assert_eq!(messages[1].group, "execution:b");
+        let admins: Vec<&HubMessage> = messages
+            .iter()
+            .filter(|m| m.group == "execution-admin:a")
+            .collect();
+        assert_eq!(members.len() + admins.len(), messages.len());
+
+        let targets = |list: &[&HubMessage]| -> Vec<String> {
+            list.iter().map(|m| m.target.clone()).collect()
+        };
+        assert_eq!(targets(&members), [TARGET_LOGS, TARGET_RESULT]);
+        assert_eq!(
+            targets(&admins),
+            [TARGET_LOGS, TARGET_VARIABLES, TARGET_STATE, TARGET_RESULT]
+        );
+        // Every sequence present for members; the hidden ones as bare placeholders.
+        assert_eq!(sequences(members[0]), vec![1, 2, 3]);
+        let logs = members[0].arguments[0]["logs"].as_array().unwrap();
+        assert_eq!(logs[0]["message"], "m1");
+        for hidden in &logs[1..] {
+            let keys: Vec<&String> = hidden.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["id", "sequence", "timestamp", "level", "redacted"]);
+            assert_eq!(hidden["redacted"], true);
+        }
+        for message in &members {
+            assert!(
+                !message.arguments[0].to_string().contains("secret"),
+                "{message:?}"
+            );
+        }
+        let whole = admins[0].arguments[0]["logs"].as_array().unwrap();
+        assert_eq!(whole[1]["message"], "apiKey=secret");
+        assert_eq!(whole[1]["data"]["apiKey"], "secret");
+        assert!(whole.iter().all(|l| l.get("redacted").is_none()));
     }
 
     #[test]
@@ -212,6 +309,10 @@ mod tests {
             .chain([big(6, 2_000_000)])
             .collect();
         let (messages, _) = messages_for_batch(&docs);
+        let messages: Vec<HubMessage> = messages
+            .into_iter()
+            .filter(|m| m.group == "execution-admin:a")
+            .collect();
         assert!(messages.len() >= 3, "{} messages", messages.len());
         let mut seqs = Vec::new();
         for m in &messages {
@@ -240,6 +341,7 @@ mod tests {
         };
         let (messages, _) = messages_for_batch(&[vars(2), vars(5), vars(3)]);
         assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].group, "execution-admin:a");
         assert_eq!(messages[0].target, TARGET_VARIABLES);
         assert_eq!(messages[0].arguments[0]["version"], 5);
         assert_eq!(messages[0].arguments[0]["variables"]["v"], 5);
@@ -249,7 +351,7 @@ mod tests {
     fn unreadable_documents_are_reported_not_fatal() {
         let (messages, skipped) =
             messages_for_batch(&[json!({"id": "x", "type": "mystery"}), log("a", 1)]);
-        assert_eq!(messages.len(), 1);
+        assert_eq!(messages.len(), 2);
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].starts_with("x:"));
     }

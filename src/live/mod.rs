@@ -1,6 +1,10 @@
 //! The live stream: change feeds → SignalR messages (`LogStream` for `execution_data`,
 //! `ExecutionUpdates` for `executions`), and the HTTP functions a client uses to join it
 //! (`Negotiate`, `SubscribeExecution`, `SubscribeHistory`).
+//!
+//! Who sees what is the query API's rule, enforced by groups (`realtime::groups`): members and
+//! admins of an execution are in different groups and get different messages, so nothing
+//! depends on the client.
 
 pub mod execution_updates;
 pub mod log_stream;
@@ -10,19 +14,8 @@ pub use execution_updates::ExecutionUpdates;
 pub use log_stream::LogStream;
 pub use subscribe::{Negotiate, SubscribeExecution, SubscribeHistory};
 
-use crate::model::Scope;
 use crate::realtime::HubMessage;
 use crate::runtime::{AppContext, FunctionError};
-
-/// The group of one execution's detail page.
-pub fn execution_group(execution_id: &str) -> String {
-    format!("execution:{execution_id}")
-}
-
-/// The group of one scope's execution list.
-pub fn history_group(scope: &Scope) -> String {
-    format!("history:{scope}")
-}
 
 /// The common end of the change-feed → SignalR functions: warn about documents that could not be
 /// read (not fatal: they stay in the store and the query API serves them), send the messages

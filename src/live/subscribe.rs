@@ -1,18 +1,35 @@
 //! The real-time HTTP functions: `POST /api/negotiate` (where and with which token a client
 //! connects) and the group subscriptions `POST /api/executions/{id}/subscribe` and
-//! `POST /api/history/subscribe` (`{connectionId}`), authorized like the query API. Clients of a
-//! serverless SignalR service cannot join groups themselves, so this is the only way in.
+//! `POST /api/history/subscribe`, authorized like the query API. Clients of a serverless SignalR
+//! service cannot join groups themselves, so this is the only way in.
+//!
+//! A subscription is the caller's, never a connection's: negotiate binds every connection to the
+//! caller's user id (the token's `nameid`), and subscribe adds that user to the group (the
+//! service's user-group call), which reaches exactly that user's connections, open now or
+//! later, for `SUBSCRIPTION_TTL`. So no caller can put anyone else's connection into a group.
+//! The `{connectionId}` body the UI sends is still accepted (checked, and otherwise unused).
+//!
+//! An execution subscription goes to the group of the caller's audience (members or admins),
+//! and takes the user out of the other one, so a caller whose role changed gets one stream, the
+//! one it may now see.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{execution_group, history_group};
+use crate::realtime::groups::{self, Audience};
 use crate::realtime::{ClientConnection, SinkError};
 use crate::runtime::auth::{
     authenticate, execution_id_param, execution_id_parameter, find_execution, Caller,
 };
 use crate::runtime::{AppContext, HttpHandler, HttpRequest, HttpResponse, Operation};
+
+/// How long a subscription lasts: the lifetime of the negotiate token, so access is checked
+/// again at least as often as a client needs a new token. The UI subscribes again on every
+/// reconnect and before this runs out.
+pub const SUBSCRIPTION_TTL: Duration = Duration::from_secs(3600);
 
 /// SignalR connection ids are short tokens; anything longer is not one.
 const MAX_CONNECTION_ID_CHARS: usize = 256;
@@ -27,13 +44,12 @@ fn sink_error(error: SinkError) -> HttpResponse {
             503,
             "real-time updates are not configured (no SignalR service); poll the query API instead",
         ),
-        SinkError::UnknownConnection(id) => HttpResponse::error(
-            404,
-            format!("no SignalR connection {id:?}: connect (negotiate) first, and subscribe again after a reconnect"),
-        ),
         SinkError::Send(detail) => {
             tracing::warn!(%detail, "SignalR service call failed");
-            HttpResponse::error(502, "the SignalR service did not accept the request; retry shortly")
+            HttpResponse::error(
+                502,
+                "the SignalR service did not accept the request; retry shortly",
+            )
         }
     }
 }
@@ -59,7 +75,7 @@ impl HttpHandler for Negotiate {
 
     fn operation(&self) -> Operation {
         Operation::new("live", "Negotiate a SignalR connection")
-            .description("Where the SignalR client connects and its token. 503 when no SignalR service is configured, whoever asks, so the UI can fall back to polling.")
+            .description("Where the SignalR client connects and its token, which binds the connection to the caller's user id (nameid). 503 when no SignalR service is configured, whoever asks, so the UI can fall back to polling.")
             .principal()
             .ok::<ClientConnection>("The client URL and access token.")
             .errors(&[503])
@@ -67,43 +83,54 @@ impl HttpHandler for Negotiate {
     }
 }
 
-/// The body of both subscribe routes.
-#[derive(Debug, Deserialize, JsonSchema)]
+/// The body of both subscribe routes (optional).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscribeBody {
-    /// The caller's own SignalR connection (`connection.connectionId` after `start()`).
-    pub connection_id: String,
+    /// Accepted for older clients and checked for form, but it selects nothing: the
+    /// subscription is the caller's and reaches all of the caller's connections.
+    pub connection_id: Option<String>,
 }
 
-/// A connection joined a group.
+/// The caller joined a group.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
-    /// `execution:{id}` or `history:{scope}`.
+    /// `execution:{id}` (members), `execution-admin:{id}` (platform admins) or `history:{scope}`.
     pub group: String,
-    pub connection_id: String,
+    /// Whose connections receive the group: the caller's (the negotiate token's `nameid`).
+    pub user_id: String,
+    /// Seconds the subscription lasts; subscribe again before then (and after a reconnect).
+    pub expires_in_seconds: u64,
 }
 
 /// What both subscribe routes answer.
 fn subscribe_operation(summary: &'static str) -> Operation {
     Operation::new("live", summary)
         .principal()
-        .body::<SubscribeBody>("The connection to add.")
-        .ok::<Subscription>("The connection is in the group.")
+        .optional_body::<SubscribeBody>("Optional; `connectionId` is accepted and unused.")
+        .ok::<Subscription>("The caller's connections are in the group.")
         .errors(&[400, 404, 502, 503])
         .store_errors()
 }
 
-/// The `{connectionId}` body, or the 400 saying what is wrong with it.
-pub fn parse_subscribe_body(body: Option<&str>) -> Result<String, HttpResponse> {
+/// The optional `{connectionId}` body, or the 400 saying what is wrong with it. An empty body is
+/// fine; a connection id, when given, must look like one.
+pub fn parse_subscribe_body(body: Option<&str>) -> Result<Option<String>, HttpResponse> {
     let text = body.unwrap_or_default();
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
     let parsed: SubscribeBody = serde_json::from_str(text).map_err(|e| {
         HttpResponse::error(
             400,
-            format!("body must be {{\"connectionId\": \"…\"}}: {e}"),
+            format!("body must be empty or {{\"connectionId\": \"…\"}}: {e}"),
         )
     })?;
-    let id = parsed.connection_id.trim();
+    let Some(id) = parsed.connection_id else {
+        return Ok(None);
+    };
+    let id = id.trim();
     if id.is_empty()
         || id.chars().count() > MAX_CONNECTION_ID_CHARS
         || id.chars().any(char::is_control)
@@ -113,27 +140,40 @@ pub fn parse_subscribe_body(body: Option<&str>) -> Result<String, HttpResponse> 
             "connectionId must be a non-empty SignalR connection id",
         ));
     }
-    Ok(id.to_owned())
+    Ok(Some(id.to_owned()))
 }
 
-async fn caller_and_connection(
+async fn checked_caller(ctx: &AppContext, request: &HttpRequest) -> Result<Caller, HttpResponse> {
+    parse_subscribe_body(request.body.as_deref())?;
+    authenticate(ctx, request).await
+}
+
+/// Adds the caller to `group` (after taking it out of `instead_of`, the group of the other
+/// audience, so it never holds both).
+async fn subscribe(
     ctx: &AppContext,
-    request: &HttpRequest,
-) -> Result<(Caller, String), HttpResponse> {
-    let connection_id = parse_subscribe_body(request.body.as_deref())?;
-    let caller = authenticate(ctx, request).await?;
-    Ok((caller, connection_id))
-}
-
-async fn subscribe(ctx: &AppContext, group: String, connection_id: &str) -> HttpResponse {
-    match ctx.sink.add_to_group(&group, connection_id).await {
+    caller: &Caller,
+    group: String,
+    instead_of: Option<String>,
+) -> HttpResponse {
+    let user = caller.user_id.as_str();
+    let done = async {
+        if let Some(other) = &instead_of {
+            ctx.sink.remove_user_from_group(other, user).await?;
+        }
+        ctx.sink
+            .add_user_to_group(&group, user, SUBSCRIPTION_TTL)
+            .await
+    };
+    match done.await {
         Ok(()) => {
-            tracing::debug!(%group, connection_id, "connection subscribed");
+            tracing::debug!(%group, user, "user subscribed");
             HttpResponse::json(
                 200,
                 &Subscription {
-                    connection_id: connection_id.to_owned(),
                     group,
+                    user_id: user.to_owned(),
+                    expires_in_seconds: SUBSCRIPTION_TTL.as_secs(),
                 },
             )
         }
@@ -144,8 +184,8 @@ async fn subscribe(ctx: &AppContext, group: String, connection_id: &str) -> Http
 #[async_trait]
 impl HttpHandler for SubscribeExecution {
     async fn handle(&self, ctx: &AppContext, request: HttpRequest) -> HttpResponse {
-        let (caller, connection_id) = match caller_and_connection(ctx, &request).await {
-            Ok(found) => found,
+        let caller = match checked_caller(ctx, &request).await {
+            Ok(caller) => caller,
             Err(response) => return response,
         };
         // Another scope's execution is "not found", never "forbidden" (ids cannot be probed).
@@ -157,12 +197,23 @@ impl HttpHandler for SubscribeExecution {
             Ok(execution) => execution,
             Err(e) => return e.into(),
         };
-        subscribe(ctx, execution_group(&execution.id), &connection_id).await
+        let (mine, other) = if caller.is_platform_admin {
+            (Audience::Admins, Audience::Members)
+        } else {
+            (Audience::Members, Audience::Admins)
+        };
+        subscribe(
+            ctx,
+            &caller,
+            groups::execution(mine, &execution.id),
+            Some(groups::execution(other, &execution.id)),
+        )
+        .await
     }
 
     fn operation(&self) -> Operation {
         subscribe_operation("Follow one execution live")
-            .description("Adds the connection to execution:{id}: executionLogs, executionVariables, executionState, executionResult and executionUpdate messages. Another scope's execution is 404.")
+            .description("Adds the caller to the execution's group for its audience: members to execution:{id} (admin-only log lines as {id, sequence, timestamp, level, redacted: true}, no variables or state), platform admins to execution-admin:{id} (everything). executionLogs, executionResult and executionUpdate go to both; executionVariables and executionState to admins only. Another scope's execution is 404.")
             .parameter(execution_id_parameter())
     }
 }
@@ -170,17 +221,17 @@ impl HttpHandler for SubscribeExecution {
 #[async_trait]
 impl HttpHandler for SubscribeHistory {
     async fn handle(&self, ctx: &AppContext, request: HttpRequest) -> HttpResponse {
-        let (caller, connection_id) = match caller_and_connection(ctx, &request).await {
-            Ok(found) => found,
+        let caller = match checked_caller(ctx, &request).await {
+            Ok(caller) => caller,
             Err(response) => return response,
         };
         // The request's scope (X-Organization-Id for admins, the caller's organization otherwise).
-        subscribe(ctx, history_group(&caller.scope), &connection_id).await
+        subscribe(ctx, &caller, groups::history(&caller.scope), None).await
     }
 
     fn operation(&self) -> Operation {
         subscribe_operation("Follow the execution list live").description(
-            "Adds the connection to history:{scope} of the request's scope: executionHistoryUpdate messages carrying list rows.",
+            "Adds the caller to history:{scope} of the request's scope: executionHistoryUpdate messages carrying list rows.",
         )
     }
 }
@@ -193,14 +244,16 @@ mod tests {
     fn subscribe_bodies_are_checked() {
         assert_eq!(
             parse_subscribe_body(Some(r#"{"connectionId":" abc "}"#)).unwrap(),
-            "abc"
+            Some("abc".to_owned())
         );
+        for empty in [None, Some(""), Some("{}"), Some(r#"{"other":1}"#)] {
+            assert_eq!(parse_subscribe_body(empty).unwrap(), None, "{empty:?}");
+        }
         for bad in [
-            None,
-            Some(""),
             Some("[]"),
+            Some("{"),
             Some(r#"{"connectionId":""}"#),
-            Some(r#"{"id":"x"}"#),
+            Some(r#"{"connectionId":42}"#),
         ] {
             let response = parse_subscribe_body(bad).unwrap_err();
             assert_eq!(response.status, 400);

@@ -122,6 +122,62 @@ pub fn stream_log_entry(doc: &LogDoc) -> Value {
     serde_json::to_value(LogEntry::of(doc, None)).unwrap_or_default()
 }
 
+/// A log line a member may not read, where a gap-free `sequence` is promised (the members'
+/// stream and `/logs`): its place, time and level, never its message or data.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedactedLogEntry {
+    pub id: String,
+    pub sequence: u64,
+    pub timestamp: Timestamp,
+    /// `DEBUG` or `TRACEBACK` (in the writer's casing).
+    pub level: String,
+    /// Always `true`: the line exists, its content is for platform administrators only.
+    pub redacted: bool,
+}
+
+pub fn redacted_log_entry(doc: &LogDoc) -> RedactedLogEntry {
+    RedactedLogEntry {
+        id: doc.id.clone(),
+        sequence: doc.sequence,
+        timestamp: doc.timestamp,
+        level: doc.level.clone(),
+        redacted: true,
+    }
+}
+
+/// One line of a gap-free page: whole, or a placeholder for a line the reader may not see.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LogLine {
+    Whole(LogEntry),
+    Redacted(RedactedLogEntry),
+}
+
+/// Who reads a log line, and so which shape it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// Platform administrators: every line whole.
+    Admin,
+    /// Everyone else: admin-only lines as `redacted_log_entry`.
+    Member,
+}
+
+impl Reader {
+    pub fn of(is_platform_admin: bool) -> Reader {
+        if is_platform_admin {
+            Reader::Admin
+        } else {
+            Reader::Member
+        }
+    }
+
+    /// Whether this reader gets `doc` whole (else as a placeholder, or not at all).
+    pub fn sees(self, doc: &LogDoc) -> bool {
+        self == Reader::Admin || !is_admin_only_level(&doc.level)
+    }
+}
+
 /// One log line for `/logs` and the detail: the stream's fields plus the legacy
 /// `executionLogId` name for the id.
 pub fn log_entry(doc: &LogDoc) -> LogEntry {
@@ -227,6 +283,26 @@ mod tests {
         assert_eq!(decode_result_text("{\"a\":1}", "json"), json!({"a": 1}));
         assert_eq!(decode_result_text("<b>x</b>", "html"), json!("<b>x</b>"));
         assert_eq!(decode_result_text("not json", "json"), json!("not json"));
+    }
+
+    #[test]
+    fn placeholders_keep_the_place_and_nothing_else() {
+        let log: LogDoc = serde_json::from_value(json!({
+            "id": "e1-log-3", "executionId": "e1", "type": "log", "sequence": 3,
+            "timestamp": "2026-11-22T19:05:07Z", "level": "DEBUG",
+            "message": "apiKey=secret", "data": {"apiKey": "secret"},
+        }))
+        .unwrap();
+        let entry = serde_json::to_value(redacted_log_entry(&log)).unwrap();
+        assert_eq!(
+            entry,
+            json!({"id": "e1-log-3", "sequence": 3, "timestamp": "2026-11-22T19:05:07.000000Z",
+                   "level": "DEBUG", "redacted": true})
+        );
+        assert!(!entry.to_string().contains("secret"));
+        assert!(Reader::Admin.sees(&log));
+        assert!(!Reader::Member.sees(&log));
+        assert_eq!(Reader::of(false), Reader::Member);
     }
 
     #[test]

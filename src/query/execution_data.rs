@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::params;
-use crate::model::rows::{self, LogEntry};
+use crate::model::rows::{self, LogLine, Reader};
 use crate::model::{LogDoc, ResultDoc, VariablesDoc};
 use crate::runtime::auth::{execution_id_parameter, visible_execution, Caller};
 use crate::runtime::{
@@ -55,9 +55,10 @@ impl HttpHandler for GetExecutionLogs {
                 )?;
                 let (caller, execution) = visible_execution(ctx, &request).await?;
                 let id = execution.execution_id;
-                let logs = load_logs(ctx, &caller, &id, after, limit).await?;
-                let entries: Vec<LogEntry> = logs.entries.iter().map(rows::log_entry).collect();
-                let mut response = HttpResponse::private_json(200, &entries);
+                // The resumable route promises a gap-free `sequence`: hidden lines keep their place.
+                let logs =
+                    load_logs(ctx, &caller, &id, after, limit, HiddenLines::Placeholder).await?;
+                let mut response = HttpResponse::private_json(200, &logs.entries);
                 if let Some(next) = logs.next_after_sequence {
                     response = response.with_header(NEXT_AFTER_SEQUENCE_HEADER, &next.to_string());
                 }
@@ -69,11 +70,11 @@ impl HttpHandler for GetExecutionLogs {
 
     fn operation(&self) -> Operation {
         Operation::new("query", "Logs of one execution")
-            .description("Log lines in sequence order, resumable: a client that reconnects asks for afterSequence=N and loses nothing. Members get no DEBUG or TRACEBACK lines.")
+            .description("Log lines in sequence order, gap-free and resumable: a client that reconnects asks for afterSequence=N and loses nothing. For members a DEBUG or TRACEBACK line is a placeholder {id, sequence, timestamp, level, redacted: true}, without its message or data.")
             .principal()
             .parameter(execution_id_parameter())
             .parameters(params::log_parameters())
-            .ok::<Vec<LogEntry>>("Up to `limit` log lines after `afterSequence`.")
+            .ok::<Vec<LogLine>>("Up to `limit` log lines after `afterSequence`.")
             .with_header::<u64>(
                 NEXT_AFTER_SEQUENCE_HEADER,
                 "Set when the page stopped at `limit`: the afterSequence of the next page.",
@@ -147,25 +148,38 @@ impl HttpHandler for GetExecutionResult {
 }
 
 pub struct LogPage {
-    pub entries: Vec<LogDoc>,
+    /// The lines in sequence order, shaped for the caller (whole, or a placeholder).
+    pub entries: Vec<LogLine>,
     /// Present when the page stopped at its limit and more logs may follow.
     pub next_after_sequence: Option<u64>,
 }
 
-/// Logs after `after_sequence`, in sequence order. Non-admins never see DEBUG/TRACEBACK: the
-/// usual spellings are excluded in the query (so pages stay full) and any other casing after.
+/// What a non-admin's page does with a `DEBUG`/`TRACEBACK` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HiddenLines {
+    /// `rows::redacted_log_entry`: the place without the content (`/logs`, gap-free).
+    Placeholder,
+    /// Left out, as the legacy detail route did.
+    Drop,
+}
+
+/// Logs after `after_sequence`, in sequence order. Non-admins never see the message or data of
+/// a DEBUG/TRACEBACK line: with `Placeholder` it keeps its place as a placeholder; with `Drop`
+/// the usual spellings are excluded in the query (so pages stay full) and any other casing after.
 pub async fn load_logs(
     ctx: &AppContext,
     caller: &Caller,
     execution_id: &str,
     after_sequence: u64,
     limit: usize,
+    hidden: HiddenLines,
 ) -> Result<LogPage, ApiError> {
+    let reader = Reader::of(caller.is_platform_admin);
     let mut query = Query::new(limit)
         .filter("type", FilterOp::Eq(json!("log")))
         .filter("sequence", FilterOp::Gt(json!(after_sequence)))
         .order_by("sequence", false);
-    if !caller.is_platform_admin {
+    if reader == Reader::Member && hidden == HiddenLines::Drop {
         for level in rows::ADMIN_ONLY_LEVELS {
             for spelling in [level.to_owned(), level.to_ascii_lowercase()] {
                 query = query.filter("level", FilterOp::Ne(json!(spelling)));
@@ -178,21 +192,25 @@ pub async fn load_logs(
         .await?;
     let more = page.continuation.is_some();
     let mut entries = Vec::with_capacity(page.items.len());
+    let mut last_read = None;
     for item in page.items {
         match serde_json::from_value::<LogDoc>(item) {
-            Ok(log) if caller.is_platform_admin || !rows::is_admin_only_level(&log.level) => {
-                entries.push(log)
+            Ok(log) => {
+                last_read = Some(log.sequence);
+                if reader.sees(&log) {
+                    entries.push(LogLine::Whole(rows::log_entry(&log)));
+                } else if hidden == HiddenLines::Placeholder {
+                    entries.push(LogLine::Redacted(rows::redacted_log_entry(&log)));
+                }
             }
-            Ok(_) => {}
             Err(e) => {
                 tracing::error!(execution_id, error = %e, "unreadable log document skipped")
             }
         }
     }
-    let next_after_sequence = more.then(|| entries.last().map(|l| l.sequence)).flatten();
     Ok(LogPage {
         entries,
-        next_after_sequence,
+        next_after_sequence: last_read.filter(|_| more),
     })
 }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::execution_data;
 use super::params::{self, ListFilters, ListQueryBody, UpperBound};
-use crate::model::rows::{self, ExecutionRow};
+use crate::model::rows::{self, ExecutionRow, LogLine};
 use crate::model::ExecutionDoc;
 use crate::runtime::auth::{execution_id_parameter, resolve_caller, visible_execution, Caller};
 use crate::runtime::{
@@ -177,8 +177,25 @@ async fn detail(
     let (result, result_type) = execution_data::load_result(ctx, id).await?;
     row.result = result;
     row.result_type = result_type;
-    let logs = execution_data::load_logs(ctx, caller, id, 0, params::DEFAULT_LOG_LIMIT).await?;
-    row.logs = Some(logs.entries.iter().map(rows::log_entry).collect());
+    // The legacy detail leaves hidden lines out (its logs promise no gap-free sequence).
+    let logs = execution_data::load_logs(
+        ctx,
+        caller,
+        id,
+        0,
+        params::DEFAULT_LOG_LIMIT,
+        execution_data::HiddenLines::Drop,
+    )
+    .await?;
+    row.logs = Some(
+        logs.entries
+            .into_iter()
+            .filter_map(|line| match line {
+                LogLine::Whole(entry) => Some(entry),
+                LogLine::Redacted(_) => None,
+            })
+            .collect(),
+    );
     if caller.is_platform_admin {
         row.variables = Some(execution_data::load_variables(ctx, id).await?);
     }

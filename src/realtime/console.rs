@@ -1,5 +1,6 @@
 //! The demo's sink: each message as readable lines on stdout, so `serve --demo` shows logs
-//! streaming through the change feed without a browser.
+//! streaming through the change feed without a browser. It shows the full stream once: the
+//! admins' copy of each execution message (the members' copy has the same place, redacted).
 
 use std::io::Write;
 
@@ -49,7 +50,10 @@ impl MessageSink for ConsoleSink {
 
     async fn send(&self, messages: &[HubMessage]) -> Result<(), SinkError> {
         let mut out = std::io::stdout().lock();
-        for line in messages.iter().flat_map(render) {
+        let full_stream = messages
+            .iter()
+            .filter(|m| !super::groups::is_members_execution_group(&m.group));
+        for line in full_stream.flat_map(render) {
             writeln!(out, "{line}").map_err(|e| SinkError::Send(format!("stdout: {e}")))?;
         }
         out.flush()

@@ -1,15 +1,11 @@
 //! HS256 JSON Web Tokens as Azure SignalR Service uses them: signed with the UTF-8 bytes of the
-//! AccessKey (not base64-decoded), `aud` = the URL being called, `exp` in epoch seconds.
-//! Hand-rolled on `hmac` + `sha2` (about 60 lines) instead of a JWT crate: only HS256 is ever
-//! needed, and the verification rules are the service's, not a library's defaults.
+//! AccessKey (not base64-decoded), `aud` = the URL being called, `exp` in epoch seconds, and for a
+//! client the user id in `nameid`. Signing and verification are `jsonwebtoken`'s; this module
+//! only states the service's rules to it (HS256 only, `exp` and `aud` required, no leeway).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Lifetime of the tokens we mint (the service SDK's default is one hour).
 pub const TOKEN_LIFETIME_SECONDS: i64 = 3600;
@@ -20,16 +16,17 @@ pub struct Claims {
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
-    /// The user id; the service routes `/users/{user}` sends by it.
+    /// The user id: the service binds a client connection to it, and `/users/{user}` calls
+    /// (user sends, user groups) reach that user's connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nameid: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JwtError {
-    #[error("token is not three base64url parts")]
+    #[error("token is malformed")]
     Malformed,
-    #[error("token header is not HS256")]
+    #[error("token is not signed with HS256")]
     WrongAlgorithm,
     #[error("token signature is invalid")]
     BadSignature,
@@ -37,26 +34,26 @@ pub enum JwtError {
     Expired,
     #[error("the audience is invalid")]
     WrongAudience,
+    #[error("token cannot be signed: {0}")]
+    Signing(String),
 }
 
-fn mac(key: &str) -> HmacSha256 {
-    // HMAC accepts keys of any length, so this cannot fail.
-    HmacSha256::new_from_slice(key.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
-}
-
-pub fn sign(claims: &Claims, access_key: &str) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
-    let signing_input = format!("{header}.{payload}");
-    let mut mac = mac(access_key);
-    mac.update(signing_input.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{signing_input}.{signature}")
+pub fn sign(claims: &Claims, access_key: &str) -> Result<String, JwtError> {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(access_key.as_bytes()),
+    )
+    .map_err(|e| JwtError::Signing(e.to_string()))
 }
 
 /// A token for `audience` valid from `now` (epoch seconds) for `TOKEN_LIFETIME_SECONDS`.
-pub fn token_for(audience: &str, user_id: Option<&str>, access_key: &str, now: i64) -> String {
+pub fn token_for(
+    audience: &str,
+    user_id: Option<&str>,
+    access_key: &str,
+    now: i64,
+) -> Result<String, JwtError> {
     sign(
         &Claims {
             aud: audience.to_owned(),
@@ -68,51 +65,26 @@ pub fn token_for(audience: &str, user_id: Option<&str>, access_key: &str, now: i
     )
 }
 
-/// Checks signature (constant time), expiry and that `aud` is one of `audiences`.
-pub fn verify(
-    token: &str,
-    access_key: &str,
-    audiences: &[&str],
-    now: i64,
-) -> Result<Claims, JwtError> {
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwtError::Malformed);
-    };
-    let header: serde_json::Value = URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or(JwtError::Malformed)?;
-    if header["alg"] != "HS256" {
-        return Err(JwtError::WrongAlgorithm);
-    }
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| JwtError::Malformed)?;
-    let mut mac = mac(access_key);
-    mac.update(&token.as_bytes()[..header_len(token)]);
-    mac.verify_slice(&signature)
-        .map_err(|_| JwtError::BadSignature)?;
-    let claims: Claims = URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or(JwtError::Malformed)?;
-    if claims.exp <= now {
-        return Err(JwtError::Expired);
-    }
-    if !audiences.iter().any(|aud| *aud == claims.aud) {
-        return Err(JwtError::WrongAudience);
-    }
-    Ok(claims)
-}
-
-/// Length of `header.payload`, the signed part.
-fn header_len(token: &str) -> usize {
-    token.rfind('.').unwrap_or(0)
+/// Checks the signature, that the token has not expired (system clock, no leeway) and that
+/// `aud` is one of `audiences`.
+pub fn verify(token: &str, access_key: &str, audiences: &[&str]) -> Result<Claims, JwtError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = 0;
+    validation.set_audience(audiences);
+    validation.set_required_spec_claims(&["exp", "aud"]);
+    jsonwebtoken::decode::<Claims>(
+        token,
+        &DecodingKey::from_secret(access_key.as_bytes()),
+        &validation,
+    )
+    .map(|data| data.claims)
+    .map_err(|e| match e.kind() {
+        ErrorKind::InvalidSignature => JwtError::BadSignature,
+        ErrorKind::InvalidAlgorithm => JwtError::WrongAlgorithm,
+        ErrorKind::ExpiredSignature => JwtError::Expired,
+        ErrorKind::InvalidAudience => JwtError::WrongAudience,
+        _ => JwtError::Malformed,
+    })
 }
 
 #[cfg(test)]
@@ -121,47 +93,76 @@ mod tests {
 
     const KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
 
-    #[test]
-    fn known_vector_matches_an_independent_hs256() {
-        // Computed with Python: hmac.new(b"secret", b"<header>.<payload>", sha256), base64url.
-        let claims = Claims {
-            aud: "http://x/".into(),
-            exp: 2000000000,
-            iat: None,
-            nameid: None,
-        };
-        let token = sign(&claims, "secret");
-        assert_eq!(
-            token,
-            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJodHRwOi8veC8iLCJleHAiOjIwMDAwMDAwMDB9.DWQi4ZehKcZ8E6dXiYNTK3KdAMAAdd2CGLxHgJuA7oE"
-        );
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
     }
 
     #[test]
-    fn round_trip_and_every_check() {
-        let token = token_for("http://h/client/?hub=b", Some("u1"), KEY, 1000);
-        let claims = verify(&token, KEY, &["http://h/client/?hub=b"], 1001).unwrap();
+    fn a_token_signed_elsewhere_verifies_and_ours_round_trip() {
+        // Signed with Python's hmac over `{"alg":"HS256","typ":"JWT"}.{"aud":…,"exp":…,"nameid":"u1"}`
+        // with the key "secret" (its UTF-8 bytes), exp in 2100.
+        let independent = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJodHRwOi8veC8iLCJleHAiOjQxMDI0NDQ4MDAsIm5hbWVpZCI6InUxIn0.wFLqrvO2t6xqHHj8iMJoB1Vojzx4rTtUCrPQBI3EhJk";
+        let claims = verify(independent, "secret", &["http://x/"]).unwrap();
         assert_eq!(claims.nameid.as_deref(), Some("u1"));
+        assert_eq!(claims.exp, 4102444800);
+
+        let token = token_for("http://h/client/?hub=b", Some("u1"), KEY, now()).unwrap();
+        let claims = verify(&token, KEY, &["http://h/client/?hub=b"]).unwrap();
+        assert_eq!(claims.nameid.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn every_rule_is_checked() {
+        let audience = "http://h/client/?hub=b";
+        let token = token_for(audience, Some("u1"), KEY, now()).unwrap();
         assert_eq!(
-            verify(&token, "other", &["http://h/client/?hub=b"], 1001),
+            verify(&token, "other", &[audience]),
             Err(JwtError::BadSignature)
         );
         assert_eq!(
-            verify(&token, KEY, &["http://h/api"], 1001),
+            verify(&token, KEY, &["http://h/api"]),
             Err(JwtError::WrongAudience)
         );
-        assert_eq!(
-            verify(
-                &token,
-                KEY,
-                &["http://h/client/?hub=b"],
-                1000 + TOKEN_LIFETIME_SECONDS
-            ),
-            Err(JwtError::Expired)
-        );
-        assert_eq!(verify("a.b", KEY, &[], 0), Err(JwtError::Malformed));
+        let expired = token_for(audience, None, KEY, now() - TOKEN_LIFETIME_SECONDS - 1).unwrap();
+        assert_eq!(verify(&expired, KEY, &[audience]), Err(JwtError::Expired));
+        assert_eq!(verify("a.b", KEY, &[audience]), Err(JwtError::Malformed));
         let mut tampered = token.clone();
         tampered.insert(40, 'x');
-        assert!(verify(&tampered, KEY, &["http://h/client/?hub=b"], 1001).is_err());
+        assert!(verify(&tampered, KEY, &[audience]).is_err());
+
+        // `alg: none` and another algorithm are refused, whatever the payload says.
+        let payload = token.split('.').nth(1).unwrap();
+        let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+        assert!(verify(&unsigned, KEY, &[audience]).is_err());
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &Claims {
+                aud: audience.into(),
+                exp: now() + 60,
+                iat: None,
+                nameid: None,
+            },
+            &EncodingKey::from_secret(KEY.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(
+            verify(&hs512, KEY, &[audience]),
+            Err(JwtError::WrongAlgorithm)
+        );
+        // No `aud` at all is not "any audience".
+        #[derive(Serialize)]
+        struct NoAudience {
+            exp: i64,
+        }
+        let bare = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &NoAudience { exp: now() + 60 },
+            &EncodingKey::from_secret(KEY.as_bytes()),
+        )
+        .unwrap();
+        assert!(verify(&bare, KEY, &[audience]).is_err());
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod connection_string;
 mod console;
+pub mod groups;
 mod journal;
 pub mod jwt;
 pub mod rest;
@@ -13,6 +14,7 @@ mod tee;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -27,7 +29,7 @@ pub use tee::TeeSink;
 /// The SignalR hub every message and client uses (the legacy Web PubSub hub was `bifrost` too).
 pub const HUB: &str = "bifrost";
 
-/// One SignalR invocation for one group (`execution:{id}` or `history:{scope}`).
+/// One SignalR invocation for one group (see `groups`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HubMessage {
@@ -52,8 +54,6 @@ pub enum SinkError {
     Send(String),
     #[error("no SignalR service is configured")]
     NotConfigured,
-    #[error("no SignalR connection {0:?} (it closed, or never existed)")]
-    UnknownConnection(String),
 }
 
 #[async_trait]
@@ -71,8 +71,19 @@ pub trait MessageSink: Send + Sync + std::fmt::Debug {
         Err(SinkError::NotConfigured)
     }
 
-    /// Adds a client connection to a group (subscribe).
-    async fn add_to_group(&self, _group: &str, _connection_id: &str) -> Result<(), SinkError> {
+    /// Adds a user to a group for `ttl` (subscribe): every connection of that user (the
+    /// negotiate token's `nameid`), open now or later, receives the group until it runs out.
+    async fn add_user_to_group(
+        &self,
+        _group: &str,
+        _user_id: &str,
+        _ttl: Duration,
+    ) -> Result<(), SinkError> {
+        Err(SinkError::NotConfigured)
+    }
+
+    /// Takes a user out of a group (a subscription that now goes to another group).
+    async fn remove_user_from_group(&self, _group: &str, _user_id: &str) -> Result<(), SinkError> {
         Err(SinkError::NotConfigured)
     }
 }

@@ -7,10 +7,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde::Serialize;
 
 use super::connection_string::ConnectionString;
 use super::{jwt, ClientConnection, HubMessage, MessageSink, SinkError};
@@ -100,7 +101,8 @@ impl RestSender {
         &self,
         method: Method,
         segments: &[&str],
-        body: Option<&serde_json::Value>,
+        query: &[(&str, String)],
+        body: Option<Bytes>,
     ) -> Result<StatusCode, SinkError> {
         let url = self.url(segments);
         retry::retry(
@@ -114,7 +116,7 @@ impl RestSender {
                     "SignalR REST call failed; retrying"
                 );
             },
-            || self.attempt(&method, &url, body),
+            || self.attempt(&method, &url, query, body.clone()),
         )
         .await
         .map_err(|failure| match failure.retryable {
@@ -132,16 +134,24 @@ impl RestSender {
         &self,
         method: &Method,
         url: &str,
-        body: Option<&serde_json::Value>,
+        query: &[(&str, String)],
+        body: Option<Bytes>,
     ) -> Result<StatusCode, Failure> {
-        let token = jwt::token_for(url, None, &self.connection.access_key, epoch_seconds());
+        let token = jwt::token_for(url, None, &self.connection.access_key, epoch_seconds())
+            .map_err(|e| Failure {
+                message: e.to_string(),
+                retryable: Retryable::No,
+            })?;
         let mut request = self
             .client
             .request(method.clone(), url)
             .query(&[("api-version", API_VERSION)])
+            .query(query)
             .bearer_auth(token);
         if let Some(body) = body {
-            request = request.json(body);
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
         }
         let response = request.send().await.map_err(|e| Failure {
             message: format!("{method} {url}: {e}"),
@@ -163,22 +173,31 @@ impl RestSender {
     }
 
     async fn send_group(&self, group: &str, messages: &[&HubMessage]) -> Result<(), SinkError> {
+        let segments = ["groups", group, ":send"];
         for message in messages {
-            let body = json!({ "target": message.target, "arguments": message.arguments });
+            // Serialized once from borrowed parts (no copy of the arguments), sent as shared
+            // bytes by every attempt.
+            let body = serde_json::to_vec(&PayloadMessage {
+                target: &message.target,
+                arguments: &message.arguments,
+            })
+            .map_err(|e| SinkError::Send(format!("serializing a message: {e}")))?;
             // An empty group is a 202 too; a 404 means a wrong endpoint or hub: a failure, or
             // the batch would be checkpointed with its messages lost.
             let status = self
-                .call(Method::POST, &["groups", group, ":send"], Some(&body))
+                .call(Method::POST, &segments, &[], Some(Bytes::from(body)))
                 .await?;
-            if !status.is_success() {
-                return Err(SinkError::Send(format!(
-                    "POST {}: {status}",
-                    self.url(&["groups", group, ":send"])
-                )));
-            }
+            expect_success(status, &self.url(&segments))?;
         }
         Ok(())
     }
+}
+
+/// The service's `PayloadMessage` body of a send.
+#[derive(Serialize)]
+struct PayloadMessage<'a> {
+    target: &'a str,
+    arguments: &'a [serde_json::Value],
 }
 
 /// A failed REST attempt: what to report, and whether (and when) to try again.
@@ -233,7 +252,7 @@ impl MessageSink for RestSender {
     /// answers and accepts our key (a wrong key is 401), and sends nothing to anyone.
     async fn probe(&self) -> Result<(), SinkError> {
         let status = self
-            .call(Method::HEAD, &["groups", PROBE_GROUP], None)
+            .call(Method::HEAD, &["groups", PROBE_GROUP], &[], None)
             .await?;
         if status.is_success() || status == StatusCode::NOT_FOUND {
             Ok(())
@@ -249,22 +268,46 @@ impl MessageSink for RestSender {
             escape_segment(&self.hub)
         );
         let access_token =
-            jwt::token_for(&url, user_id, &self.connection.access_key, epoch_seconds());
+            jwt::token_for(&url, user_id, &self.connection.access_key, epoch_seconds())
+                .map_err(|e| SinkError::Send(e.to_string()))?;
         Ok(ClientConnection { url, access_token })
     }
 
-    async fn add_to_group(&self, group: &str, connection_id: &str) -> Result<(), SinkError> {
+    /// `PUT …/users/{user}/groups/{group}?ttl=`: the service adds the user's connections, those
+    /// open now and those opened later, until the TTL runs out.
+    async fn add_user_to_group(
+        &self,
+        group: &str,
+        user_id: &str,
+        ttl: Duration,
+    ) -> Result<(), SinkError> {
+        let segments = ["users", user_id, "groups", group];
         let status = self
             .call(
                 Method::PUT,
-                &["groups", group, "connections", connection_id],
+                &segments,
+                &[("ttl", ttl.as_secs().to_string())],
                 None,
             )
             .await?;
-        if status == StatusCode::NOT_FOUND {
-            return Err(SinkError::UnknownConnection(connection_id.to_owned()));
-        }
+        expect_success(status, &self.url(&segments))
+    }
+
+    /// `DELETE …/users/{user}/groups/{group}`.
+    async fn remove_user_from_group(&self, group: &str, user_id: &str) -> Result<(), SinkError> {
+        let segments = ["users", user_id, "groups", group];
+        let status = self.call(Method::DELETE, &segments, &[], None).await?;
+        expect_success(status, &self.url(&segments))
+    }
+}
+
+/// A 404 on a user or group call means a wrong endpoint or hub (these calls answer 200/204
+/// whether or not the user is connected): a failure, not an answer.
+fn expect_success(status: StatusCode, url: &str) -> Result<(), SinkError> {
+    if status.is_success() {
         Ok(())
+    } else {
+        Err(SinkError::Send(format!("{url}: {status}")))
     }
 }
 
@@ -298,13 +341,7 @@ mod tests {
             connection.url,
             "https://res.service.signalr.net/client/?hub=bifrost"
         );
-        let claims = jwt::verify(
-            &connection.access_token,
-            "k",
-            &[&connection.url],
-            epoch_seconds(),
-        )
-        .unwrap();
+        let claims = jwt::verify(&connection.access_token, "k", &[&connection.url]).unwrap();
         assert_eq!(claims.nameid.as_deref(), Some("u"));
     }
 

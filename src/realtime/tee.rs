@@ -3,6 +3,7 @@
 //! transport: negotiate, subscribe and the health probe are its; the echo only sees messages.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -42,8 +43,17 @@ impl MessageSink for TeeSink {
         self.transport.client_connection(user_id)
     }
 
-    async fn add_to_group(&self, group: &str, connection_id: &str) -> Result<(), SinkError> {
-        self.transport.add_to_group(group, connection_id).await
+    async fn add_user_to_group(
+        &self,
+        group: &str,
+        user_id: &str,
+        ttl: Duration,
+    ) -> Result<(), SinkError> {
+        self.transport.add_user_to_group(group, user_id, ttl).await
+    }
+
+    async fn remove_user_from_group(&self, group: &str, user_id: &str) -> Result<(), SinkError> {
+        self.transport.remove_user_from_group(group, user_id).await
     }
 }
 

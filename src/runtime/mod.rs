@@ -2,8 +2,8 @@
 //! types of HTTP functions, what a function is (`function`) and what an HTTP function answers
 //! (`operation`, gathered into the OpenAPI document by `openapi`), the context it runs in,
 //! invocation of a change-feed batch with retry and dead-letter, the caller's identity and scope
-//! (`auth`), settings (`config`) and shutdown. It imports the store and model layers, never a
-//! feature or an adapter.
+//! (`auth`), settings (`config`), the HTTP server both adapters run on (`server`) and shutdown.
+//! It imports the store and model layers, never a feature or an adapter.
 
 pub mod auth;
 pub mod config;
@@ -12,8 +12,10 @@ pub mod deadletter;
 pub mod function;
 pub mod http;
 pub mod invoke;
+pub mod memory;
 pub mod openapi;
 pub mod operation;
+pub mod server;
 pub mod shutdown;
 
 pub use context::{AppContext, PumpStatus, RuntimeStatus};

@@ -171,6 +171,15 @@ impl Operation {
         self
     }
 
+    /// A request body of type `T` that may be left out.
+    pub fn optional_body<T: JsonSchema>(mut self, description: &'static str) -> Self {
+        self = self.body::<T>(description);
+        if let Some(body) = &mut self.request_body {
+            body.required = false;
+        }
+        self
+    }
+
     /// The 200 answer with a body of type `T`.
     pub fn ok<T: JsonSchema>(self, description: &'static str) -> Self {
         self.response::<T>(200, description)

@@ -4,7 +4,7 @@
 
 pub mod api;
 pub mod console;
-mod cors;
+pub mod cors;
 pub mod dev_sign_in;
 pub mod hub;
 pub mod pump;
@@ -45,6 +45,9 @@ pub struct ServeOptions {
     pub echo_to_stdout: bool,
     /// The console's dev sign-in (off when serve sits behind real authentication).
     pub dev_sign_in: bool,
+    /// Browser origins allowed to call the API and the hub across origins (empty: the loopback
+    /// development servers).
+    pub cors_origins: Vec<cors::Origin>,
 }
 
 /// Binds `--listen`, builds the app and serves until SIGINT/SIGTERM.
@@ -106,7 +109,7 @@ impl App {
                 dev_sign_in::layer,
             ));
         }
-        let router = router.layer(axum::middleware::from_fn(cors::layer));
+        let router = cors::apply(router, &cors::allowed_or_default(&options.cors_origins));
         Ok(App {
             address,
             ctx,
@@ -117,8 +120,10 @@ impl App {
         })
     }
 
-    /// Starts the background work, announces the address and serves `listener` until `shutdown`
-    /// completes; then gives in-flight batches `SHUTDOWN_GRACE` to finish.
+    /// Starts the background work (each pump reads its checkpoint first: a store that cannot be
+    /// read stops the start here), then announces the address and serves `listener` until
+    /// `shutdown` completes; then gives in-flight batches `SHUTDOWN_GRACE` to finish. The
+    /// `listening on` line is only printed once everything is ready.
     pub async fn run(
         self,
         listener: TcpListener,
@@ -134,7 +139,7 @@ impl App {
         } = self;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        spawn_functions(&mut tasks, &ctx, &functions, &shutdown_rx)?;
+        spawn_functions(&mut tasks, &ctx, &functions, &shutdown_rx).await?;
         spawn_purge(&mut tasks, &ctx, &shutdown_rx)?;
         let is_demo = demo.is_some();
         if let Some(demo) = demo {
@@ -164,9 +169,14 @@ impl App {
         tracing::info!(%address, realtime = ctx.sink.name(), "serve mode started");
 
         let mut server_shutdown = shutdown_rx.clone();
-        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = server_shutdown.wait_for(|stop| *stop).await;
-        });
+        let server = crate::runtime::server::serve(
+            listener,
+            router,
+            crate::runtime::server::ServerLimits::default(),
+            async move {
+                let _ = server_shutdown.wait_for(|stop| *stop).await;
+            },
+        );
         let signals = tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutdown requested; finishing in-flight work");
@@ -199,7 +209,7 @@ fn local_endpoint(address: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, address.port()))
 }
 
-fn spawn_functions(
+async fn spawn_functions(
     tasks: &mut JoinSet<()>,
     ctx: &AppContext,
     functions: &[FunctionSpec],
@@ -216,8 +226,15 @@ fn spawn_functions(
                     poll_interval: Duration::from_millis(u64::from(trigger.feed_poll_delay_ms)),
                     max_items: trigger.max_items_per_invocation as usize,
                 };
+                let position = pump
+                    .load_position(ctx)
+                    .await
+                    .with_context(|| format!("reading the checkpoint of {}", spec.name))?;
                 let span = tracing::info_span!("pump", function = spec.name);
-                tasks.spawn(pump.run(ctx.clone(), shutdown.clone()).instrument(span));
+                tasks.spawn(
+                    pump.run(ctx.clone(), position, shutdown.clone())
+                        .instrument(span),
+                );
             }
             (Trigger::Timer(trigger), Handler::Timer(handler)) => {
                 let schedule: scheduler::Schedule = trigger.schedule.parse()?;

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// Worth retrying: locked database, throttling, network.
     #[error("store temporarily unavailable: {0}")]
     Unavailable(String),
+    /// The device holding the store's files is full (SQLite's `SQLITE_FULL`, ENOSPC).
+    #[error("no space left on the device holding {path}")]
+    NoSpace { path: String },
     #[error("store error: {0}")]
     Backend(String),
 }

@@ -37,6 +37,7 @@ pub async fn serve_in_process(data: &Path) -> (InProcess, AppContext) {
         demo: None,
         echo_to_stdout: false,
         dev_sign_in: true,
+        cors_origins: Vec::new(),
     };
     let app = App::build(options, address)
         .await
@@ -94,10 +95,11 @@ pub fn journal_logs(path: &Path) -> (BTreeMap<String, Vec<u64>>, BTreeSet<String
     let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
     for line in complete.lines() {
         let message: Value = serde_json::from_str(line).expect("journal line is JSON");
-        // ExecutionUpdates' list rows go to the scope's history group; only execution groups count here.
+        // ExecutionUpdates' list rows go to the scope's history group, and every execution
+        // message has an admins' twin in `execution-admin:{id}`: the members' group counts here.
         if message["group"]
             .as_str()
-            .is_some_and(|g| g.starts_with("history:"))
+            .is_some_and(|g| g.starts_with("history:") || g.starts_with("execution-admin:"))
         {
             continue;
         }
@@ -123,6 +125,27 @@ pub fn journal_logs(path: &Path) -> (BTreeMap<String, Vec<u64>>, BTreeSet<String
 }
 
 /// `GET /api/health` of a running app, as JSON.
+/// `GET /api/health` until `ready` holds for it (then that report), failing after `within`.
+pub async fn wait_for_health(
+    base: &str,
+    within: Duration,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let report = health(base).await;
+        if ready(&report) {
+            return report;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} not within {within:?}: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 pub async fn health(base: &str) -> Value {
     client()
         .get(format!("{base}/api/health"))

@@ -9,6 +9,7 @@ use bifrost_test_support::cosmos_emulator;
 mod handler;
 mod helpers;
 mod infra;
+mod limits;
 mod metrics;
 mod migrate;
 mod observability;

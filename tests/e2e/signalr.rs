@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{temp_dir, BIN};
 
-const ORG_A: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
+pub(crate) const ORG_A: &str = "org-0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 const ORG_B: &str = "org-7d1e2c3b-2222-4c2e-9a57-3d2b8f1f0a02";
 
 /// How long `simulate` may take to announce its executions.
@@ -32,7 +32,7 @@ fn signalr_client() -> PathBuf {
 }
 
 /// Membership documents, written before `serve` starts (the store is a shared SQLite file).
-async fn seed_members(data: &Path, members: &[(&str, &str)]) {
+pub(crate) async fn seed_members(data: &Path, members: &[(&str, &str)]) {
     let store = bifrost_workers::store::open(
         &StoreUrl::Sqlite(data.join("bifrost.db")),
         std::sync::Arc::new(SystemClock),
@@ -134,7 +134,8 @@ impl NodeClient {
     /// Closes stdin: the client prints one summary per connection and exits.
     fn summaries(mut self, count: usize) -> BTreeMap<String, Value> {
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: the summaries are large and the machine may be busy with other tests.
+        let deadline = Instant::now() + Duration::from_secs(60);
         let mut summaries = BTreeMap::new();
         while summaries.len() < count {
             let event = self.next(deadline, "summaries");
@@ -155,6 +156,46 @@ impl Drop for NodeClient {
     }
 }
 
+/// `simulate` writes every fourth line (sequence 2, 6, 10, …) at `debug` level.
+fn is_debug(sequence: u64) -> bool {
+    sequence % 4 == 2
+}
+
+/// Every log line after `after`, through `GET …/logs?afterSequence=`, following its paging header.
+async fn fetch_logs_after(
+    base: &str,
+    principal: &str,
+    org: Option<&str>,
+    execution: &str,
+    mut after: u64,
+) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let mut lines = Vec::new();
+    for _ in 0..1000 {
+        let mut request = http
+            .get(format!(
+                "{base}/api/executions/{execution}/logs?afterSequence={after}"
+            ))
+            .header("x-ms-client-principal", principal);
+        if let Some(org) = org {
+            request = request.header("x-organization-id", org);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let next = response
+            .headers()
+            .get("x-next-after-sequence")
+            .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        let page: Vec<Value> = response.json().await.unwrap();
+        lines.extend(page);
+        match next {
+            Some(next) => after = next,
+            None => return lines,
+        }
+    }
+    panic!("more than 1000 pages of logs");
+}
+
 fn sequences(value: &Value) -> Vec<u64> {
     value
         .as_array()
@@ -167,21 +208,36 @@ async fn live_logs_reach_subscribed_clients_exactly_once_in_order() {
     const EXECUTIONS: u32 = 20;
     const LOGS: u32 = 500;
     let data = temp_dir();
-    seed_members(data.path(), &[("alice", ORG_A), ("bob", ORG_B)]).await;
+    seed_members(
+        data.path(),
+        &[
+            ("alice", ORG_A),
+            ("carol", ORG_A),
+            ("mallory", ORG_A),
+            ("bob", ORG_B),
+        ],
+    )
+    .await;
     let app = BIN.serve(data.path(), &[]);
     let (mut simulate, ids) = spawn_simulate(data.path(), EXECUTIONS, LOGS, "2500");
     let alice = member("alice");
-    let admin = admin("root");
     let org_a_id = ORG_A.trim_start_matches("org-");
+    // A subscription is its user's: clients of one user all receive it, so each client whose
+    // executions are judged is its own user.
     let config = json!({
         "base": app.base,
         "logsPerExecution": LOGS,
         "clients": [
             {"name": "all", "principal": alice, "executions": ids, "history": true},
-            {"name": "one", "principal": alice, "executions": [ids[0]]},
+            {"name": "one", "principal": member("carol"), "executions": [ids[0]]},
             {"name": "other", "principal": member("bob"), "executions": [],
              "history": true, "forbidden": [ids[0]]},
-            {"name": "resume", "principal": admin, "org": org_a_id, "executions": [],
+            // A member of org A puts org B's connection id in her subscribe bodies.
+            {"name": "thief", "principal": member("mallory"), "executions": [],
+             "borrow": {"client": "other", "executions": [ids[0]], "history": true}},
+            {"name": "admin", "principal": admin("root"), "org": org_a_id,
+             "executions": [ids[0]]},
+            {"name": "resume", "principal": admin("root-2"), "org": org_a_id, "executions": [],
              "resume": {"execution": ids[1], "dropAfter": 100}},
         ],
     });
@@ -192,7 +248,7 @@ async fn live_logs_reach_subscribed_clients_exactly_once_in_order() {
     go(&mut simulate);
 
     let mut complete = BTreeSet::new();
-    while complete.len() < 3 {
+    while complete.len() < 4 {
         let event = client.next(deadline, &format!("complete clients (have {complete:?})"));
         if event["event"] == "complete" {
             complete.insert(event["client"].as_str().unwrap().to_owned());
@@ -202,7 +258,7 @@ async fn live_logs_reach_subscribed_clients_exactly_once_in_order() {
     assert!(status.success(), "simulate failed: {status:?}");
     // Let the final status changes through, and give any duplicate time to show up.
     std::thread::sleep(Duration::from_millis(1500));
-    let summaries = client.summaries(4);
+    let summaries = client.summaries(6);
     eprintln!(
         "{EXECUTIONS}×{LOGS} logs delivered in {:?}",
         started.elapsed()
@@ -246,11 +302,74 @@ async fn live_logs_reach_subscribed_clients_exactly_once_in_order() {
 
     let other = &summaries["other"];
     assert_eq!(other["subscribeStatus"][&ids[0]], 404, "{other}");
+    // The borrowed connection id was accepted and meant nothing: the thief subscribed herself.
+    let thief = &summaries["thief"];
+    assert_eq!(
+        thief["subscribeStatus"][format!("borrowed:{}", ids[0])],
+        200
+    );
+    assert_eq!(thief["subscribeStatus"]["borrowed:history"], 200);
     assert_eq!(
         other["counts"],
         json!({}),
         "another scope's client received: {other}"
     );
+
+    // Members: every sequence, admin-only lines as bare placeholders, no variables or state.
+    let debug: Vec<u64> = expected.iter().copied().filter(|s| is_debug(*s)).collect();
+    for name in ["all", "one"] {
+        let member = &summaries[name];
+        for (id, _) in member["logs"].as_object().unwrap() {
+            assert_eq!(sequences(&member["redacted"][id]), debug, "{name} {id}");
+        }
+        assert_eq!(member["leaks"], json!([]), "{name}");
+        assert_eq!(member["wholeAdminOnly"], 0, "{name}");
+        for target in ["executionVariables", "executionState"] {
+            assert!(member["counts"].get(target).is_none(), "{name}: {target}");
+        }
+    }
+    // An admin: everything, each line once.
+    let root = &summaries["admin"];
+    assert_eq!(sequences(&root["logs"][&ids[0]]), expected, "admin");
+    assert_eq!(root["redacted"], json!({}), "admin");
+    assert_eq!(root["wholeAdminOnly"], debug.len(), "admin");
+    for target in ["executionVariables", "executionState"] {
+        assert!(root["counts"][target].as_u64() > Some(0), "admin: {target}");
+    }
+    // `afterSequence` catch-up carries the same shapes.
+    let carol = member("carol");
+    let caught_up = fetch_logs_after(&app.base, &carol, None, &ids[0], 0).await;
+    assert_eq!(
+        caught_up
+            .iter()
+            .map(|l| l["sequence"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        expected
+    );
+    for line in &caught_up {
+        let seq = line["sequence"].as_u64().unwrap();
+        if is_debug(seq) {
+            let keys: BTreeSet<&str> = line
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                keys,
+                BTreeSet::from(["id", "sequence", "timestamp", "level", "redacted"]),
+                "{line}"
+            );
+            assert_eq!(line["redacted"], true);
+        } else {
+            assert!(line["message"].is_string(), "{line}");
+        }
+    }
+    let whole = fetch_logs_after(&app.base, &admin("root"), Some(org_a_id), &ids[0], 0).await;
+    assert_eq!(whole.len(), expected.len());
+    assert!(whole
+        .iter()
+        .all(|l| l["message"].is_string() && l.get("redacted").is_none()));
 
     let resume = &summaries["resume"];
     let id = &ids[1];
@@ -419,11 +538,14 @@ async fn the_last_history_row_of_a_completed_execution_is_its_list_row() {
 
 /// A tiny HTTP server for the browser page (another origin than the hub): serves the page and
 /// the client bundle, and hands each `POST /report` body to the test.
-fn page_server(page: String, bundle: PathBuf) -> (String, mpsc::Receiver<Value>) {
+/// The page is set after the origin is known (the hub must list that origin first).
+fn page_server(bundle: PathBuf) -> (String, mpsc::Receiver<Value>, mpsc::Sender<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();
+    let (page_tx, page_rx) = mpsc::channel::<String>();
     std::thread::spawn(move || {
+        let Ok(page) = page_rx.recv() else { return };
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -465,7 +587,7 @@ fn page_server(page: String, bundle: PathBuf) -> (String, mpsc::Receiver<Value>)
             let _ = stream.write_all(&content);
         }
     });
-    (origin, rx)
+    (origin, rx, page_tx)
 }
 
 /// Kills Chromium and every process it started (its zygotes survive a plain kill).
@@ -489,9 +611,11 @@ async fn browser_client_negotiates_and_receives_from_another_origin() {
     use std::os::unix::process::CommandExt;
     let data = temp_dir();
     seed_members(data.path(), &[("alice", ORG_A)]).await;
-    let app = BIN.serve(data.path(), &[]);
-    let (mut simulate, ids) = spawn_simulate(data.path(), 1, 5, "0");
     let bundle = signalr_client().join("dist/browser/signalr.js");
+    let (origin, reports, set_page) = page_server(bundle);
+    // The page's origin is another than the hub's: serve must list it.
+    let app = BIN.serve(data.path(), &["--cors-origin", &origin]);
+    let (mut simulate, ids) = spawn_simulate(data.path(), 1, 5, "0");
     let page = format!(
         r#"<!doctype html><html><body><script src="/signalr.js"></script><script>
 const HUB = {hub}, ID = {id}, HEADERS = {{"x-ms-client-principal": {principal}}};
@@ -512,7 +636,7 @@ connection.start().then(async () => {{
         id = json!(ids[0]),
         principal = json!(member("alice")),
     );
-    let (origin, reports) = page_server(page, bundle);
+    set_page.send(page).unwrap();
     assert_ne!(origin, app.base);
     let profile = temp_dir();
     let browser = Browser(
@@ -605,7 +729,8 @@ async fn negotiate_subscribe_and_hub_refuse_bad_requests_with_json_errors() {
         None,
         "not-the-key",
         chrono::Utc::now().timestamp(),
-    );
+    )
+    .expect("a token signed with the wrong key");
     let response = http
         .post(&client_negotiate)
         .bearer_auth(forged)
@@ -636,7 +761,8 @@ async fn negotiate_subscribe_and_hub_refuse_bad_requests_with_json_errors() {
         "the audience is invalid"
     );
 
-    // Subscribe: bad body 400, unknown execution 404, unknown connection 404, all JSON.
+    // Subscribe: the body is optional and its connectionId selects nothing (the subscription is
+    // the caller's); a malformed one is 400, an unknown execution 404, errors all JSON.
     let subscribe = |path: String, body: &'static str| {
         http.post(format!("{base}{path}"))
             .header("x-ms-client-principal", &alice)
@@ -645,53 +771,65 @@ async fn negotiate_subscribe_and_hub_refuse_bad_requests_with_json_errors() {
             .send()
     };
     let cases = [
-        ("/api/history/subscribe", "{}", 400),
+        ("/api/history/subscribe", "{}", 200),
+        ("/api/history/subscribe", r#"{"connectionId":"gone"}"#, 200),
+        ("/api/history/subscribe", r#"{"connectionId":""}"#, 400),
+        ("/api/history/subscribe", "[1]", 400),
         (
             "/api/executions/nope/subscribe",
             r#"{"connectionId":"c"}"#,
             404,
         ),
-        ("/api/history/subscribe", r#"{"connectionId":"gone"}"#, 404),
     ];
-    let mut response = None;
     for (path, body, status) in cases {
         let answer = subscribe(path.into(), body).await.unwrap();
         assert_eq!(answer.status().as_u16(), status, "{path} {body}");
-        response = Some(answer);
+        let answer: Value = answer.json().await.unwrap();
+        if status == 200 {
+            assert_eq!(answer["userId"], "alice", "{answer}");
+            assert_eq!(answer["group"], format!("history:{ORG_A}"), "{answer}");
+        } else {
+            assert!(answer["error"].is_string(), "{path} {body}: {answer}");
+        }
     }
-    let response = response.unwrap();
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("no SignalR connection"),
-        "{body}"
-    );
 
-    // CORS preflight from another origin: the Origin is echoed with credentials allowed.
-    let response = http
-        .request(reqwest::Method::OPTIONS, format!("{base}/api/negotiate"))
-        .header("origin", "http://elsewhere.test")
-        .header("access-control-request-method", "POST")
-        .header(
-            "access-control-request-headers",
-            "x-requested-with,x-signalr-user-agent",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 204);
+    // CORS: a listed origin (the loopback development servers by default) is answered with
+    // credentials allowed; any other origin gets no CORS header at all, preflight or not.
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, format!("{base}/api/negotiate"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "x-requested-with,x-signalr-user-agent",
+            )
+            .send()
+    };
+    let response = preflight("http://localhost:5173").await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
     let headers = response.headers();
     assert_eq!(
         headers["access-control-allow-origin"],
-        "http://elsewhere.test"
+        "http://localhost:5173"
     );
     assert_eq!(headers["access-control-allow-credentials"], "true");
-    assert_eq!(
-        headers["access-control-allow-headers"],
-        "x-requested-with,x-signalr-user-agent"
-    );
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap();
+    assert!(allowed.contains("x-signalr-user-agent"), "{allowed}");
+    let unlisted = preflight("http://elsewhere.test").await.unwrap();
+    let simple = http
+        .get(format!("{base}/api/health"))
+        .header("origin", "http://elsewhere.test")
+        .send()
+        .await
+        .unwrap();
+    for response in [unlisted, simple] {
+        let cors: Vec<_> = response
+            .headers()
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .collect();
+        assert!(cors.is_empty(), "an unlisted origin got {cors:?}");
+    }
 }
 
 /// A SignalR service that refuses the sends fails the batch: the pump retries it (and would
@@ -707,34 +845,27 @@ async fn a_failing_signalr_service_makes_the_batch_retry() {
     let (mut simulate, _) = spawn_simulate(data.path(), 1, 3, "0");
     go(&mut simulate);
     assert!(finish(simulate, RUN_TIMEOUT).status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let health: Value = crate::helpers::client()
-            .get(format!("{}/api/health", app.base))
-            .send()
-            .await
+    let health = crate::helpers::wait_for_health(
+        &app.base,
+        Duration::from_secs(20),
+        "a failed attempt reported",
+        |health| {
+            health["changeFeed"]["LogStream"]["failedAttempts"]
+                .as_u64()
+                .unwrap_or(0)
+                >= 1
+        },
+    )
+    .await;
+    let pump = &health["changeFeed"]["LogStream"];
+    assert_eq!(pump["batches"], 0, "{pump}");
+    assert!(
+        pump["lastError"]
+            .as_str()
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let pump = &health["changeFeed"]["LogStream"];
-        if pump["failedAttempts"].as_u64().unwrap_or(0) >= 1 {
-            assert_eq!(pump["batches"], 0, "{pump}");
-            assert!(
-                pump["lastError"]
-                    .as_str()
-                    .unwrap()
-                    .contains("gave up after 3 attempts"),
-                "{pump}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no failed attempt reported: {health}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .contains("gave up after 3 attempts"),
+        "{pump}"
+    );
 }
 
 /// Handler mode (Azure): the host's replayed negotiate payload answers with the SignalR
@@ -771,7 +902,6 @@ async fn handler_negotiate_uses_the_azure_connection_string() {
         negotiated["accessToken"].as_str().unwrap(),
         key,
         &[url],
-        chrono::Utc::now().timestamp(),
     )
     .expect("token signed with the AccessKey for the client URL");
     assert_eq!(claims.nameid.as_deref(), Some("admin-1"));

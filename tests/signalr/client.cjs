@@ -2,7 +2,10 @@
 //
 // Usage: SIGNALR_MODULE=<node_modules/@microsoft/signalr> node client.cjs '<config JSON>'
 // config: {base, logsPerExecution, clients: [{name, principal, org?, executions: [ids],
-//          history?: bool, streamHistory?: bool, forbidden?: [ids], resume?: {execution, dropAfter}}]}
+//          history?: bool, streamHistory?: bool, forbidden?: [ids], resume?: {execution, dropAfter},
+//          borrow?: {client, executions: [ids], history?: bool}}]}
+// borrow: after every client is connected, subscribe with another client's connectionId in the
+// body (what an attacker would try); the answers are in subscribeStatus under "borrowed:…".
 //
 // Prints JSON lines on stdout: {"event":"ready"} once every client is connected and subscribed,
 // {"event":"complete","client"} when a client holds every log of its executions, and, after
@@ -74,6 +77,8 @@ class Client {
   constructor(spec) {
     this.spec = spec;
     this.logs = {};        // executionId -> [sequence, ...] in arrival order (live only)
+    this.redacted = {};    // executionId -> [sequence, ...] of the {redacted: true} placeholders
+    this.leaks = [];       // placeholders carrying a message or data, or admin-only lines whole
     this.resumed = {};     // executionId -> [sequence, ...] fetched through the API
     this.counts = {};      // target -> number of messages
     this.updates = {};     // executionId -> [status, ...]
@@ -89,7 +94,16 @@ class Client {
     const id = argument.executionId;
     if (target === "executionLogs") {
       const list = (this.logs[id] = this.logs[id] || []);
-      for (const log of argument.logs) list.push(log.sequence);
+      for (const log of argument.logs) {
+        list.push(log.sequence);
+        const adminOnly = ["debug", "traceback"].includes(String(log.level).toLowerCase());
+        if (log.redacted === true) {
+          (this.redacted[id] = this.redacted[id] || []).push(log.sequence);
+          if ("message" in log || "data" in log) this.leaks.push(log);
+        } else if (adminOnly) {
+          this.wholeAdminOnly = (this.wholeAdminOnly || 0) + 1;
+        }
+      }
       this.onLogs(id);
     } else if (target === "executionUpdate") {
       (this.updates[id] = this.updates[id] || []).push(argument.status);
@@ -166,6 +180,7 @@ class Client {
   summary() {
     return {
       event: "summary", client: this.spec.name, logs: this.logs, resumed: this.resumed,
+      redacted: this.redacted, leaks: this.leaks, wholeAdminOnly: this.wholeAdminOnly || 0,
       counts: this.counts, updates: this.updates, history: this.history, historyRows: this.historyRows,
       subscribeStatus: this.subscribeStatus, disconnectedAt: this.disconnectedAt,
     };
@@ -175,6 +190,20 @@ class Client {
 async function main() {
   const clients = config.clients.map((spec) => new Client(spec));
   await Promise.all(clients.map((client) => client.start()));
+  for (const client of clients) {
+    const borrow = client.spec.borrow;
+    if (!borrow) continue;
+    const victim = clients.find((c) => c.spec.name === borrow.client);
+    const body = { connectionId: victim.connection.connectionId };
+    for (const id of borrow.executions) {
+      const answer = await post(client.spec, `/api/executions/${id}/subscribe`, body);
+      client.subscribeStatus[`borrowed:${id}`] = answer.status;
+    }
+    if (borrow.history) {
+      const answer = await post(client.spec, "/api/history/subscribe", body);
+      client.subscribeStatus["borrowed:history"] = answer.status;
+    }
+  }
   print({ event: "ready" });
   process.stdin.resume();
   await new Promise((resolve) => process.stdin.on("end", resolve));

@@ -1,24 +1,56 @@
 //! One client WebSocket: the handshake, then pushes from the connection's bounded queue, pings
-//! every `keep_alive`, and a close when the client goes silent for `client_timeout` or invokes a
-//! hub method (serverless hubs accept none; subscriptions go through the HTTP API).
+//! every `keep_alive`, and a close (a SignalR Close message with the reason, then the WebSocket
+//! close) when the client goes silent for `client_timeout`, invokes a hub method (serverless
+//! hubs accept none; subscriptions go through the HTTP API), or the hub closes it (its queue
+//! went over budget, or a REST close).
+
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
-use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
+use tokio::time::{interval, sleep_until, timeout, Instant, MissedTickBehavior};
 
 use super::protocol::{self, ClientMessage, MAX_CLIENT_RECORD_BYTES};
-use super::state::{HubState, Record};
+use super::state::{HubState, Outbox};
 use super::HubLimits;
+
+/// How long the Close message may take to go out: a client that stopped reading may never take
+/// it, and its socket must not be held for that.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Records sent in one WebSocket frame, at most (each record whole, as the client needs).
+const FRAME_BYTES: usize = 64 * 1024;
 
 enum End {
     ClientClosed,
     Refused(String),
 }
 
+/// Sends one frame, unless the hub closes the connection first or the client takes longer than
+/// `patience` to accept it (a client that stopped reading blocks a send once the socket buffers
+/// are full; the hub's close must still get through, and the socket must not be held forever).
+async fn send(
+    sink: &mut SplitSink<WebSocket, Message>,
+    outbox: &mut Outbox,
+    frame: String,
+    patience: Duration,
+) -> Result<(), End> {
+    tokio::select! {
+        biased;
+        reason = &mut outbox.closed => Err(End::Refused(
+            reason.unwrap_or_else(|_| "the server is shutting down".to_owned()),
+        )),
+        sent = timeout(patience, sink.send(Message::Text(frame.into()))) => match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::ClientClosed),
+            Err(_) => Err(End::Refused(format!("the client read nothing for {patience:?}"))),
+        },
+    }
+}
+
 pub async fn run(
     socket: WebSocket,
-    mut queue: mpsc::Receiver<Record>,
+    mut outbox: Outbox,
     state: HubState,
     connection_id: String,
     limits: HubLimits,
@@ -35,7 +67,12 @@ pub async fn run(
         }
         tokio::select! {
             frame = stream.next() => match frame {
-                Some(Ok(Message::Text(text))) => buffer.push_str(text.as_str()),
+                Some(Ok(Message::Text(text))) => {
+                    if buffer.len() + text.len() > MAX_CLIENT_RECORD_BYTES {
+                        break Err("handshake too large".to_owned());
+                    }
+                    buffer.push_str(text.as_str());
+                }
                 Some(Ok(Message::Binary(_))) => break Err("binary frames are not supported".to_owned()),
                 Some(Ok(_)) => {}
                 _ => {
@@ -73,22 +110,33 @@ pub async fn run(
     let mut last_heard = Instant::now();
     let end = loop {
         tokio::select! {
-            record = queue.recv() => match record {
+            // The hub's close comes first: a closed connection sends nothing more.
+            biased;
+            reason = &mut outbox.closed => match reason {
+                Ok(reason) => break End::Refused(reason),
+                // The hub forgot the connection without a reason: it is shutting down.
+                Err(_) => break End::Refused("the server is shutting down".to_owned()),
+            },
+            record = outbox.records.recv() => match record {
                 Some(record) => {
+                    outbox.taken(&record);
                     // Several queued records go out in one frame: each record is whole, which
                     // is all the client needs, and it saves frames when a burst arrives.
                     let mut frame = String::from(&*record);
-                    while frame.len() < 64 * 1024 {
-                        match queue.try_recv() {
-                            Ok(next) => frame.push_str(&next),
+                    drop(record);
+                    while frame.len() < FRAME_BYTES {
+                        match outbox.records.try_recv() {
+                            Ok(next) => {
+                                outbox.taken(&next);
+                                frame.push_str(&next);
+                            }
                             Err(_) => break,
                         }
                     }
-                    if sink.send(Message::Text(frame.into())).await.is_err() {
-                        break End::ClientClosed;
+                    if let Err(end) = send(&mut sink, &mut outbox, frame, limits.client_timeout).await {
+                        break end;
                     }
                 }
-                // Removed from the hub (closed through REST).
                 None => break End::Refused("connection closed by the server".to_owned()),
             },
             frame = stream.next() => match frame {
@@ -126,21 +174,29 @@ pub async fn run(
                 if last_heard.elapsed() > limits.client_timeout {
                     break End::Refused("client timeout: nothing received".to_owned());
                 }
-                if sink.send(Message::Text(protocol::ping_record().into())).await.is_err() {
-                    break End::ClientClosed;
+                if let Err(end) = send(&mut sink, &mut outbox, protocol::ping_record(), limits.client_timeout).await {
+                    break end;
                 }
             }
         }
     };
     state.disconnect(&connection_id);
+    // What was still queued is dropped now, not when the socket finally closes.
+    drop(outbox);
     if let End::Refused(reason) = end {
         tracing::info!(%reason, "closing SignalR connection");
-        let _ = sink
-            .send(Message::Text(
+        let close = async {
+            sink.send(Message::Text(
                 protocol::close_record(Some(&reason), false).into(),
             ))
-            .await;
+            .await?;
+            sink.close().await
+        };
+        if timeout(CLOSE_WRITE_TIMEOUT, close).await.is_err() {
+            tracing::debug!("the client took no Close message; dropping the socket");
+        }
+    } else {
+        let _ = timeout(CLOSE_WRITE_TIMEOUT, sink.close()).await;
     }
-    let _ = sink.close().await;
     tracing::debug!("SignalR client disconnected");
 }

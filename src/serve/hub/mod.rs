@@ -1,8 +1,11 @@
 //! serve mode's built-in SignalR hub: a small Azure SignalR Service (serverless mode) on the
 //! serve listener. It answers the client side (`POST /client/negotiate?hub=`, the WebSocket at
 //! `/client/?hub=&id=` with the JSON hub protocol) and the REST subset the sender uses
-//! (`/api/hubs/{hub}/…`), with the service's JWT checks (HS256 with the access key, `aud` = the
-//! URL). So `RestSender` and the negotiate function run the same code here as against Azure.
+//! (`/api/hubs/{hub}/…`: sends, connection and user group membership, existence checks, close),
+//! with the service's JWT checks (HS256 with the access key, `aud` = the URL). A connection is
+//! bound to the user id (`nameid`) of the token it negotiated with, as on the service, so a user
+//! added to a group reaches exactly that user's connections. So `RestSender` and the negotiate
+//! function run the same code here as against Azure.
 
 mod connection;
 pub mod protocol;
@@ -11,7 +14,7 @@ pub mod state;
 mod tests;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -23,17 +26,19 @@ use axum::routing::{any, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use tower_http::limit::RequestBodyLimitLayer;
 
 use self::protocol::{parse_rest_path, PayloadMessage, RestCall};
-use self::state::{HubState, Record};
+use self::state::{HubState, QueueBudget, Record};
 use crate::realtime::connection_string::ConnectionString;
 use crate::realtime::jwt;
 
-/// Limits of the built-in hub; the defaults are ASP.NET Core's.
+/// Limits of the built-in hub; the timeouts are ASP.NET Core's defaults.
 #[derive(Debug, Clone)]
 pub struct HubLimits {
-    /// Records waiting for one client before it counts as too slow and is disconnected.
-    pub queue_capacity: usize,
+    /// What may wait for one client (records and bytes) before it counts as too slow and is
+    /// closed with a reason.
+    pub queue: QueueBudget,
     pub keep_alive: Duration,
     pub client_timeout: Duration,
     pub handshake_timeout: Duration,
@@ -44,7 +49,10 @@ pub struct HubLimits {
 impl Default for HubLimits {
     fn default() -> Self {
         HubLimits {
-            queue_capacity: 1024,
+            queue: QueueBudget {
+                records: 1024,
+                bytes: 4 * 1024 * 1024,
+            },
             keep_alive: Duration::from_secs(15),
             client_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(15),
@@ -54,20 +62,17 @@ impl Default for HubLimits {
 }
 
 /// REST bodies the hub accepts (the service's limit).
-const MAX_REST_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_REST_BODY_BYTES: usize = 1024 * 1024;
+/// A client negotiate has an empty body.
+pub const MAX_NEGOTIATE_BODY_BYTES: usize = 4 * 1024;
+/// The largest WebSocket message a client may send (a handshake, a ping, a close: all tiny).
+const MAX_CLIENT_MESSAGE_BYTES: usize = protocol::MAX_CLIENT_RECORD_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct Hub {
     connection: ConnectionString,
     limits: HubLimits,
     state: HubState,
-}
-
-fn epoch_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -111,13 +116,20 @@ impl Hub {
         self.state.connection_count()
     }
 
+    /// The hub's routes, each with its body limit.
     pub fn router(self) -> Router {
         let hub = Arc::new(self);
         Router::new()
-            .route("/client/negotiate", post(negotiate))
+            .route(
+                "/client/negotiate",
+                post(negotiate).layer(RequestBodyLimitLayer::new(MAX_NEGOTIATE_BODY_BYTES)),
+            )
             .route("/client", any(websocket))
             .route("/client/", any(websocket))
-            .route("/api/hubs/{*rest}", any(rest))
+            .route(
+                "/api/hubs/{*rest}",
+                any(rest).layer(RequestBodyLimitLayer::new(MAX_REST_BODY_BYTES)),
+            )
             .with_state(hub)
     }
 
@@ -141,13 +153,8 @@ impl Hub {
                 "missing access token".into(),
             ));
         };
-        jwt::verify(
-            token,
-            &self.connection.access_key,
-            audiences,
-            epoch_seconds(),
-        )
-        .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, e.to_string()))
+        jwt::verify(token, &self.connection.access_key, audiences)
+            .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, e.to_string()))
     }
 
     fn client_audience(&self, hub: &str) -> String {
@@ -173,9 +180,10 @@ async fn negotiate(
         return error(StatusCode::BAD_REQUEST, "missing ?hub=");
     };
     let name = name.to_ascii_lowercase();
-    if let Err(response) = hub.authorize(&headers, None, &[&hub.client_audience(&name)]) {
-        return response.into_response();
-    }
+    let claims = match hub.authorize(&headers, None, &[&hub.client_audience(&name)]) {
+        Ok(claims) => claims,
+        Err(response) => return response.into_response(),
+    };
     let connection_id = uuid::Uuid::new_v4().simple().to_string();
     let version = query.negotiate_version.unwrap_or(0).min(1);
     // v1 separates the secret token (the WebSocket `id`) from the public id used for groups.
@@ -184,8 +192,14 @@ async fn negotiate(
     } else {
         connection_id.clone()
     };
-    hub.state
-        .negotiated(&name, &token, &connection_id, hub.limits.negotiate_ttl);
+    // The connection belongs to the token's user: user group memberships reach it.
+    hub.state.negotiated(
+        &name,
+        &token,
+        &connection_id,
+        claims.nameid.as_deref(),
+        hub.limits.negotiate_ttl,
+    );
     let mut body = json!({
         "negotiateVersion": version,
         "connectionId": connection_id,
@@ -204,7 +218,9 @@ async fn websocket(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
+        Ok(upgrade) => upgrade
+            .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_frame_size(MAX_CLIENT_MESSAGE_BYTES),
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
     };
     let (Some(name), Some(id)) = (query.hub.as_deref(), query.id.as_deref()) else {
@@ -221,7 +237,7 @@ async fn websocket(
     ) {
         return response.into_response();
     }
-    let (connection_id, queue) = match hub.state.connect(&name, id, hub.limits.queue_capacity) {
+    let (connection_id, outbox) = match hub.state.connect(&name, id, hub.limits.queue) {
         Ok(claimed) => claimed,
         Err(e @ state::ClaimError::Unknown) => return error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e @ state::ClaimError::AlreadyConnected) => {
@@ -229,22 +245,40 @@ async fn websocket(
         }
     };
     let hub = hub.clone();
+    // Not upgraded after all (the client went away): the connection must not linger.
+    let forget = Forget(hub.state.clone(), connection_id.clone());
     upgrade.on_upgrade(move |socket| async move {
         let span = tracing::info_span!("signalr_connection", connection_id = %connection_id);
-        let task = tokio::spawn(tracing::Instrument::instrument(
+        tracing::Instrument::instrument(
             connection::run(
                 socket,
-                queue,
+                outbox,
                 hub.state.clone(),
                 connection_id.clone(),
                 hub.limits.clone(),
             ),
             span,
-        ));
-        hub.state.set_abort(&connection_id, task.abort_handle());
-        let _ = task.await;
-        hub.state.disconnect(&connection_id);
+        )
+        .await;
+        drop(forget);
     })
+}
+
+/// Forgets a connection when dropped: after its task, or when the upgrade never happened.
+struct Forget(HubState, String);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.0.disconnect(&self.1);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RestQuery {
+    /// Seconds a user stays in a group (`PUT …/users/{user}/groups/{group}`).
+    ttl: Option<String>,
+    /// Why a connection is closed (`DELETE …/connections/{id}`).
+    reason: Option<String>,
 }
 
 async fn rest(
@@ -252,8 +286,9 @@ async fn rest(
     Path(_rest): Path<String>,
     method: Method,
     uri: Uri,
+    Query(query): Query<RestQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let path = uri.path();
     let Some(after) = path.strip_prefix("/api/hubs/") else {
@@ -272,19 +307,14 @@ async fn rest(
         Ok(parsed) => parsed,
         Err(e) => return error(StatusCode::NOT_FOUND, e.to_string()),
     };
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal.into_response(),
+    };
     let record = |body: &Bytes| -> Result<Record, Refusal> {
-        if body.len() > MAX_REST_BODY_BYTES {
-            return Err(Refusal(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body over {MAX_REST_BODY_BYTES} bytes"),
-            ));
-        }
         let message =
             PayloadMessage::parse(body).map_err(|e| Refusal(StatusCode::BAD_REQUEST, e))?;
-        Ok(Arc::from(protocol::invocation_record(
-            &message.target,
-            &serde_json::Value::Array(message.arguments),
-        )))
+        Ok(Arc::from(message.record()))
     };
     let found = |yes: bool, ok: StatusCode| {
         if yes {
@@ -336,7 +366,56 @@ async fn rest(
             found(hub.state.group_exists(&name, &group), StatusCode::OK)
         }
         RestCall::CloseConnection { connection } => {
-            found(hub.state.close(&name, &connection), StatusCode::OK)
+            let reason = query
+                .reason
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .unwrap_or("closed by the server");
+            found(hub.state.close(&name, &connection, reason), StatusCode::OK)
         }
+        RestCall::SendToUser { user } => match record(&body) {
+            Ok(record) => {
+                hub.state.send_to_user(&name, &user, &record);
+                StatusCode::ACCEPTED.into_response()
+            }
+            Err(refusal) => refusal.into_response(),
+        },
+        RestCall::AddUserToGroup { group, user } => {
+            let ttl = match query.ttl.as_deref().map(str::parse::<u64>) {
+                None => None,
+                Some(Ok(seconds)) => Some(Duration::from_secs(seconds)),
+                Some(Err(_)) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "ttl must be a whole number of seconds",
+                    )
+                }
+            };
+            hub.state.add_user_to_group(&name, &group, &user, ttl);
+            StatusCode::OK.into_response()
+        }
+        RestCall::RemoveUserFromGroup { group, user } => {
+            hub.state.remove_user_from_group(&name, &group, &user);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        RestCall::RemoveUserFromAllGroups { user } => {
+            hub.state.remove_user_from_all_groups(&name, &user);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        RestCall::UserInGroup { group, user } => found(
+            hub.state.user_in_group(&name, &group, &user),
+            StatusCode::OK,
+        ),
+        RestCall::UserExists { user } => found(hub.state.user_exists(&name, &user), StatusCode::OK),
     }
+}
+
+/// The whole request body, or the refusal (over `MAX_REST_BODY_BYTES`, or too slow to arrive).
+async fn read_body(body: axum::body::Body) -> Result<Bytes, Refusal> {
+    axum::body::to_bytes(body, MAX_REST_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            let status = crate::runtime::server::body_error_status(&e);
+            Refusal(status, format!("cannot read the request body: {e}"))
+        })
 }

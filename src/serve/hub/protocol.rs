@@ -3,6 +3,7 @@
 
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 pub const RECORD_SEPARATOR: char = '\u{1e}';
@@ -89,15 +90,6 @@ pub fn parse_client_message(record: &str) -> Result<ClientMessage, String> {
     })
 }
 
-/// A server push: an Invocation **without** `invocationId` (with one, the client would treat it
-/// as a request for a result).
-pub fn invocation_record(target: &str, arguments: &Value) -> String {
-    format!(
-        "{}{RECORD_SEPARATOR}",
-        json!({ "type": 1, "target": target, "arguments": arguments })
-    )
-}
-
 pub fn ping_record() -> String {
     format!("{}{RECORD_SEPARATOR}", json!({ "type": 6 }))
 }
@@ -113,22 +105,38 @@ pub fn close_record(error: Option<&str>, allow_reconnect: bool) -> String {
     format!("{close}{RECORD_SEPARATOR}")
 }
 
-/// The body of a REST `:send` (`PayloadMessage`): `target` required, `arguments` optional.
+/// The body of a REST `:send` (`PayloadMessage`): `target` required, `arguments` optional. The
+/// arguments stay raw JSON text (checked, never turned into a tree): they are copied into the
+/// record as they came, so a 1 MB send costs the hub about 1 MB, not a parsed copy besides.
 #[derive(Debug, Deserialize)]
-pub struct PayloadMessage {
+pub struct PayloadMessage<'a> {
     pub target: String,
-    #[serde(default)]
-    pub arguments: Vec<Value>,
+    #[serde(default, borrow)]
+    pub arguments: Option<&'a RawValue>,
 }
 
-impl PayloadMessage {
-    pub fn parse(body: &[u8]) -> Result<Self, String> {
+impl<'a> PayloadMessage<'a> {
+    pub fn parse(body: &'a [u8]) -> Result<Self, String> {
         let message: PayloadMessage = serde_json::from_slice(body)
             .map_err(|e| format!("body is not {{\"target\", \"arguments\"}}: {e}"))?;
         if message.target.is_empty() {
             return Err("\"target\" is empty".to_owned());
         }
+        if let Some(arguments) = message.arguments {
+            if !arguments.get().trim_start().starts_with('[') {
+                return Err("\"arguments\" must be an array".to_owned());
+            }
+        }
         Ok(message)
+    }
+
+    /// The Invocation record a client receives for this send.
+    pub fn record(&self) -> String {
+        let arguments = self.arguments.map_or("[]", RawValue::get);
+        format!(
+            "{{\"type\":1,\"target\":{},\"arguments\":{arguments}}}{RECORD_SEPARATOR}",
+            Value::String(self.target.clone())
+        )
     }
 }
 
@@ -144,6 +152,12 @@ pub enum RestCall {
     ConnectionExists { connection: String },
     GroupExists { group: String },
     CloseConnection { connection: String },
+    SendToUser { user: String },
+    AddUserToGroup { group: String, user: String },
+    RemoveUserFromGroup { group: String, user: String },
+    RemoveUserFromAllGroups { user: String },
+    UserInGroup { group: String, user: String },
+    UserExists { user: String },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -199,6 +213,27 @@ pub fn parse_rest_path(method: &str, path: &str) -> Result<(String, RestCall), R
         ("HEAD", ["groups", group]) => RestCall::GroupExists {
             group: (*group).to_owned(),
         },
+        ("POST", ["users", user, ":send"]) => RestCall::SendToUser {
+            user: (*user).to_owned(),
+        },
+        ("PUT", ["users", user, "groups", group]) => RestCall::AddUserToGroup {
+            group: (*group).to_owned(),
+            user: (*user).to_owned(),
+        },
+        ("DELETE", ["users", user, "groups", group]) => RestCall::RemoveUserFromGroup {
+            group: (*group).to_owned(),
+            user: (*user).to_owned(),
+        },
+        ("DELETE", ["users", user, "groups"]) => RestCall::RemoveUserFromAllGroups {
+            user: (*user).to_owned(),
+        },
+        ("HEAD", ["users", user, "groups", group]) => RestCall::UserInGroup {
+            group: (*group).to_owned(),
+            user: (*user).to_owned(),
+        },
+        ("HEAD", ["users", user]) => RestCall::UserExists {
+            user: (*user).to_owned(),
+        },
         _ => return Err(not_found()),
     };
     let is_valid = |s: &str| !s.is_empty() && s.len() <= 1024;
@@ -213,6 +248,12 @@ pub fn parse_rest_path(method: &str, path: &str) -> Result<(String, RestCall), R
         | RestCall::RemoveFromGroup { group, connection } => {
             is_valid(group) && is_valid(connection)
         }
+        RestCall::SendToUser { user }
+        | RestCall::RemoveUserFromAllGroups { user }
+        | RestCall::UserExists { user } => is_valid(user),
+        RestCall::AddUserToGroup { group, user }
+        | RestCall::RemoveUserFromGroup { group, user }
+        | RestCall::UserInGroup { group, user } => is_valid(group) && is_valid(user),
     };
     if !names_ok {
         return Err(not_found());
@@ -269,7 +310,11 @@ mod tests {
 
     #[test]
     fn pushes_have_no_invocation_id() {
-        let record = invocation_record("executionLogs", &json!([{"a": 1}]));
+        // A server push: an Invocation **without** `invocationId` (with one, the client would
+        // treat it as a request for a result).
+        let record = PayloadMessage::parse(br#"{"target":"executionLogs","arguments":[{"a":1}]}"#)
+            .unwrap()
+            .record();
         assert!(record.ends_with('\u{1e}'));
         let value: Value = serde_json::from_str(record.trim_end_matches('\u{1e}')).unwrap();
         assert_eq!(value["type"], 1);
@@ -278,6 +323,30 @@ mod tests {
             close_record(Some("slow"), true),
             "{\"type\":7,\"error\":\"slow\",\"allowReconnect\":true}\u{1e}"
         );
+    }
+
+    #[test]
+    fn sends_keep_their_arguments_verbatim() {
+        let body = br#"{"target":"executionLogs","arguments":[{"b":1,"a":[true]}]}"#;
+        let message = PayloadMessage::parse(body).unwrap();
+        assert_eq!(
+            message.record(),
+            "{\"type\":1,\"target\":\"executionLogs\",\"arguments\":[{\"b\":1,\"a\":[true]}]}\u{1e}"
+        );
+        assert_eq!(
+            PayloadMessage::parse(br#"{"target":"t"}"#)
+                .unwrap()
+                .record(),
+            "{\"type\":1,\"target\":\"t\",\"arguments\":[]}\u{1e}"
+        );
+        for bad in [
+            &br#"{"target":""}"#[..],
+            br#"{"target":"t","arguments":{}}"#,
+            b"[]",
+            b"{",
+        ] {
+            assert!(PayloadMessage::parse(bad).is_err());
+        }
     }
 
     #[test]
@@ -303,6 +372,17 @@ mod tests {
             Err(RestPathError::NotFound(_))
         ));
         assert!(parse_rest_path("POST", "b/groups//:send").is_err());
+        assert_eq!(
+            parse_rest_path("PUT", "b/users/ann%40x.com/groups/execution%3A1").map(|r| r.1),
+            Ok(RestCall::AddUserToGroup {
+                group: "execution:1".into(),
+                user: "ann@x.com".into()
+            })
+        );
+        assert_eq!(
+            parse_rest_path("DELETE", "b/users/u/groups").map(|r| r.1),
+            Ok(RestCall::RemoveUserFromAllGroups { user: "u".into() })
+        );
         assert_eq!(
             parse_rest_path("POST", "b/groups/%FF/:send"),
             Err(RestPathError::BadEscape)

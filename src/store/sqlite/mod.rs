@@ -10,18 +10,20 @@
 //! - `sql`: the backend-neutral `Query` rendered as SQL (pure); `page`: running it, a page at a
 //!   time;
 //! - `feed`: the change feed over `change_log`, and the count of pending changes;
-//! - `rows`: rows ↔ documents (system properties), the point read, rusqlite errors.
+//! - `rows`: rows ↔ documents (system properties), the point read, rusqlite errors;
+//! - `space`: a failure on a full device named as such, with the store's path.
 
 mod feed;
 mod page;
 mod rows;
 mod schema;
+mod space;
 mod sql;
 #[cfg(test)]
 mod tests;
 mod writes;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -46,6 +48,8 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<ReaderPool>,
     clock: Arc<dyn Clock>,
+    /// The store file, named when its device is full.
+    path: Arc<PathBuf>,
 }
 
 /// Read-only connections, so reads run on their own WAL snapshot and never queue behind writes.
@@ -73,13 +77,14 @@ impl SqliteStore {
     /// Opens (creating if needed) the store file and its schema. Blocking.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| space::io_error(e, parent))?;
         }
-        let writer = schema::open_writer(path)?;
+        let explain = |e| space::explain(e, path);
+        let writer = schema::open_writer(path).map_err(explain)?;
         let connections = (0..READERS)
             .map(|_| schema::open_connection(path, true).map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(explain)?;
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(ReaderPool {
@@ -87,6 +92,7 @@ impl SqliteStore {
                 next: AtomicUsize::new(0),
             }),
             clock,
+            path: Arc::new(path.to_owned()),
         })
     }
 
@@ -100,6 +106,7 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || work(&mut readers.get(), now))
             .await
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+            .map_err(|e| space::explain(e, &self.path))
     }
 
     /// Runs blocking work in one IMMEDIATE transaction on the writer connection: taking the
@@ -122,6 +129,7 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        .map_err(|e| space::explain(e, &self.path))
     }
 }
 

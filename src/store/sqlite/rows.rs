@@ -13,6 +13,10 @@ pub(super) fn backend(e: rusqlite::Error) -> StoreError {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             StoreError::Unavailable(e.to_string())
         }
+        // The path is named by `space::explain`, which every store call goes through.
+        Some(ErrorCode::DiskFull) => StoreError::NoSpace {
+            path: String::new(),
+        },
         _ => StoreError::Backend(e.to_string()),
     }
 }
