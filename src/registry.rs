@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::live::{ExecutionUpdates, LogStream, Negotiate, SubscribeExecution, SubscribeHistory};
 use crate::metrics::{DailyRollup, GetDailyMetrics, GetMetrics, MetricsAggregate};
-use crate::ops::{ApiDocument, Health};
+use crate::ops::{ApiDocument, Health, ListDeadLetters, ReplayDeadLetters};
 use crate::query::{
     GetExecution, GetExecutionLogs, GetExecutionResult, GetExecutionVariables, ListExecutions,
     QueryExecutions,
@@ -121,6 +121,19 @@ pub fn registry() -> Vec<FunctionSpec> {
             "metrics/daily",
             &["get"],
             GetDailyMetrics,
+        ),
+        // The dead-letter tools replay through the change-feed functions of this very list.
+        http(
+            "ListDeadLetters",
+            "deadletters",
+            &["get"],
+            ListDeadLetters::new(registry),
+        ),
+        http(
+            "ReplayDeadLetters",
+            "deadletters/replay",
+            &["post"],
+            ReplayDeadLetters::new(registry),
         ),
         // Described from this very list (the registry hands itself over).
         http(

@@ -38,6 +38,71 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Create the store's database and containers (with TTLs and indexing policies) if missing.
     Ensure(EnsureArgs),
+    /// List, show or replay the batches that failed every attempt (the `deadletters` container).
+    Deadletters(DeadLettersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeadLettersArgs {
+    #[command(subcommand)]
+    pub action: DeadLetterAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterAction {
+    /// One line per dead-lettered batch, oldest first (or `--json`).
+    List {
+        #[command(flatten)]
+        select: DeadLetterSelect,
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// One dead letter in full, its batch included, as JSON.
+    Show {
+        /// The record id (`{Function}-{batchId}`, as `list` prints it), its batch id or a part id.
+        #[arg(long)]
+        id: String,
+        /// Only look among this function's dead letters.
+        #[arg(long)]
+        function: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Run the selected dead letters through their function again (documents at their current
+    /// version; safe to repeat) and remove each once that succeeded. Prints what was done as
+    /// JSON; non-zero exit when any could not be replayed.
+    Replay {
+        #[command(flatten)]
+        select: DeadLetterSelect,
+        #[command(flatten)]
+        realtime: RealtimeArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+impl DeadLetterAction {
+    pub fn store(&self) -> &StoreArgs {
+        match self {
+            DeadLetterAction::List { store, .. }
+            | DeadLetterAction::Show { store, .. }
+            | DeadLetterAction::Replay { store, .. } => store,
+        }
+    }
+}
+
+/// Which dead letters: all of them unless narrowed.
+#[derive(Debug, Clone, Args)]
+pub struct DeadLetterSelect {
+    /// Only this change-feed function's: LogStream, ExecutionUpdates or MetricsAggregate.
+    #[arg(long)]
+    pub function: Option<String>,
+    /// Only this record (`{Function}-{batchId}`, its batch id or a part id).
+    #[arg(long)]
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::args::{
-    AuthMode, Command, EnsureArgs, FunctionsArgs, MigrateArgs, PackageArgs, SimulateArgs,
+    AuthMode, Command, DeadLetterAction, DeadLetterSelect, DeadLettersArgs, EnsureArgs,
+    FunctionsArgs, MigrateArgs, PackageArgs, SimulateArgs,
 };
 use super::telemetry::{self, LogSink};
 use crate::blobs::BlobLocation;
@@ -15,6 +16,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::deploy::{function_json, manifest};
 use crate::handler;
 use crate::migrate;
+use crate::ops::{
+    dead_letter_detail, replay_dead_letters, replay_targets, select_dead_letters,
+    DeadLetterSummary, ReplayTarget, Selection,
+};
 use crate::realtime::SinkTarget;
 use crate::registry;
 use crate::runtime::config::{store_url, RuntimeConfig};
@@ -72,6 +77,103 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             run_migrate(args).await
         }
         Command::Ensure(args) => run_ensure(args).await,
+        Command::Deadletters(args) => {
+            telemetry::init(LogSink::Stderr);
+            run_deadletters(args).await
+        }
+    }
+}
+
+fn selection(select: DeadLetterSelect) -> Selection {
+    Selection {
+        function: select.function,
+        id: select.id,
+    }
+}
+
+/// A payload the handler kept verbatim (the host's request body), decoded as the handler would.
+fn decode_host_payload(
+    target: &ReplayTarget,
+    text: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    let invocation =
+        handler::protocol::Invocation::parse(text.as_bytes()).map_err(|e| e.to_string())?;
+    handler::protocol::decode_documents(&invocation, target.binding).map_err(|e| e.to_string())
+}
+
+/// `bifrost-workers deadletters list|show|replay`.
+async fn run_deadletters(args: DeadLettersArgs) -> anyhow::Result<()> {
+    let targets = replay_targets(&registry::registry());
+    let realtime = match &args.action {
+        // A replayed LogStream or ExecutionUpdates batch sends its messages here.
+        DeadLetterAction::Replay { realtime, .. } => realtime.target(SinkTarget::None)?,
+        _ => SinkTarget::None,
+    };
+    let store_args = args.action.store();
+    let config = RuntimeConfig {
+        store: store_args.url(),
+        blobs: store_args.blob_location(),
+        realtime,
+    };
+    let ctx = config.open_context("deadletters").await?;
+    let store = ctx.store.as_ref();
+    match args.action {
+        DeadLetterAction::List { select, json, .. } => {
+            let records = select_dead_letters(store, &targets, &selection(select)).await?;
+            let summaries: Vec<DeadLetterSummary> =
+                records.iter().map(DeadLetterSummary::of).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summaries)?);
+            } else {
+                for s in &summaries {
+                    let documents = s
+                        .documents
+                        .map_or("an undecodable payload".to_owned(), |n| {
+                            format!("{n} documents")
+                        });
+                    let when = s.created_at.as_deref().unwrap_or("?");
+                    let incomplete = if s.complete { "" } else { " (parts missing)" };
+                    println!(
+                        "{}\t{when}\t{documents}, {} attempts{incomplete}: {}",
+                        s.id, s.attempts, s.reason
+                    );
+                }
+                eprintln!("{} dead letter(s)", summaries.len());
+            }
+            Ok(())
+        }
+        DeadLetterAction::Show { id, function, .. } => {
+            let wanted = Selection {
+                function,
+                id: Some(id.clone()),
+            };
+            let records = select_dead_letters(store, &targets, &wanted).await?;
+            let record = records
+                .first()
+                .with_context(|| format!("no dead letter {id:?} (it may have been replayed)"))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&dead_letter_detail(record))?
+            );
+            Ok(())
+        }
+        DeadLetterAction::Replay { select, .. } => {
+            let wanted = selection(select);
+            let records = select_dead_letters(store, &targets, &wanted).await?;
+            if let (Some(id), true) = (&wanted.id, records.is_empty()) {
+                anyhow::bail!("no dead letter {id:?} (it may have been replayed already)");
+            }
+            let report =
+                replay_dead_letters(&ctx, &targets, &records, Some(&decode_host_payload)).await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            anyhow::ensure!(
+                report.failed == 0 && report.skipped == 0,
+                "{} of {} dead letter(s) not replayed (kept; see above)",
+                report.failed + report.skipped,
+                report.entries.len()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! invocation to this process; `protocol` is the wire format (pure), `server` the HTTP server.
 
 pub mod documents;
+#[cfg(test)]
+mod fuzz;
 pub mod protocol;
 pub mod server;
 #[cfg(test)]

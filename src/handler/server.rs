@@ -20,7 +20,7 @@ use crate::runtime::deadletter::DeadLetterPayload;
 use crate::runtime::function::{CosmosTrigger, FunctionSpec, Trigger};
 use crate::runtime::invoke::{self, Attempt, BatchOutcome};
 use crate::runtime::HttpResponse;
-use crate::runtime::{AppContext, Handler};
+use crate::runtime::{AppContext, FailureKind, Handler};
 
 /// Far above the largest batch the host sends (`maxItemsPerInvocation` × document size, doubled
 /// by escaping); axum's 2 MB default would fail big batches with a non-retried 413.
@@ -205,6 +205,9 @@ async fn dispatch(
                     // Redelivery cannot fix a payload we cannot read; keep it verbatim instead.
                     let error = format!("undecodable batch: {e}");
                     tracing::error!(%error, bytes = body.len());
+                    // Never reached run_batch: count the failed attempt here.
+                    ctx.status
+                        .failed(spec.name, FailureKind::Batch, &error, ctx.clock.now());
                     let raw = String::from_utf8_lossy(&body).into_owned();
                     let outcome = invoke::dead_letter(
                         ctx,
@@ -310,6 +313,15 @@ pub async fn run(port: u16, config: crate::runtime::config::RuntimeConfig) -> an
         ctx: config.open_context("handler").await?,
         functions: Arc::new(crate::registry::registry()),
     };
+    // Known to health before their first batch (their dead letters are counted from the start).
+    for spec in state.functions.iter() {
+        if let Trigger::CosmosDb(trigger) = &spec.trigger {
+            state
+                .ctx
+                .status
+                .register(spec.name, trigger.container.name());
+        }
+    }
     tracing::info!(%address, store = %config.store, "custom handler ready");
     crate::runtime::server::serve(
         listener,
@@ -322,6 +334,7 @@ pub async fn run(port: u16, config: crate::runtime::config::RuntimeConfig) -> an
 }
 
 /// The host owns the change feed in this mode; health shows what reached this process.
+/// `run_batch` already counted the attempt's failure or success.
 fn record_batch(
     ctx: &AppContext,
     function: &str,
@@ -329,25 +342,17 @@ fn record_batch(
     documents: usize,
     outcome: &BatchOutcome,
 ) {
-    ctx.status.update_pump(function, |s| {
-        s.container = trigger.container.name().to_owned();
-        match outcome {
-            BatchOutcome::Succeeded { .. } => {
-                s.batches += 1;
-                s.documents += documents as u64;
-                s.last_batch_at = Some(ctx.clock.now());
-            }
-            BatchOutcome::DeadLettered { error, .. } => {
-                s.batches += 1;
-                s.dead_lettered_batches += 1;
-                s.documents += documents as u64;
-                s.last_batch_at = Some(ctx.clock.now());
-                s.last_error = Some(error.clone());
-            }
-            BatchOutcome::Retry { error } => {
-                s.failed_attempts += 1;
-                s.last_error = Some(error.clone());
-            }
+    ctx.status.register(function, trigger.container.name());
+    let now = ctx.clock.now();
+    match outcome {
+        BatchOutcome::Succeeded { .. } => {
+            ctx.status.batch_done(function, documents, false, now);
+            ctx.status.advanced(function, None, now);
         }
-    });
+        BatchOutcome::DeadLettered { .. } => {
+            ctx.status.batch_done(function, documents, true, now);
+            ctx.status.advanced(function, None, now);
+        }
+        BatchOutcome::Retry { .. } => {}
+    }
 }

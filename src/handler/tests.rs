@@ -34,13 +34,13 @@ impl BatchHandler for AlwaysFails {
 
 /// The SQLite store, except that every write to `deadletters` fails.
 fn dead_letters_down(store: Arc<dyn Store>) -> Arc<dyn Store> {
-    Arc::new(Wrapped {
-        before_write: |container| match container {
+    Arc::new(Wrapped::failing_writes(
+        store,
+        |container| match container {
             Container::DeadLetters => Err(StoreError::Unavailable("deadletters is down".into())),
             _ => Ok(()),
         },
-        ..Wrapped::new(store)
-    })
+    ))
 }
 
 /// The registry's functions plus `AlwaysFails` (a copy of `LogStream`'s declaration), on a

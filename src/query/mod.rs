@@ -7,5 +7,8 @@ pub mod execution_data;
 pub mod executions;
 pub mod params;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use execution_data::{GetExecutionLogs, GetExecutionResult, GetExecutionVariables};
 pub use executions::{GetExecution, ListExecutions, QueryExecutions};

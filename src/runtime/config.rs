@@ -136,6 +136,8 @@ impl RuntimeConfig {
         let store = crate::store::open(&self.store, clock.clone())
             .await
             .with_context(|| format!("opening store {}", self.store))?;
+        // Debug builds only, for the fault-injection tests.
+        let store = crate::store::faults::maybe_inject(store);
         let sink = crate::realtime::open(&self.realtime)
             .await
             .context("opening the real-time sink")?;

@@ -1,14 +1,12 @@
-//! What every function may use (`AppContext`), and the live state of the process that
-//! `GET /api/health` reports (`RuntimeStatus`).
+//! What every function may use (`AppContext`): the store and the real-time sink (both observed,
+//! so health knows when they fail), blobs, the clock and the process status.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use serde::Serialize;
-
+use super::observed::{ObservedSink, ObservedStore};
+use super::status::RuntimeStatus;
 use crate::blobs::BlobStore;
 use crate::clock::Clock;
-use crate::model::Timestamp;
 use crate::realtime::MessageSink;
 use crate::store::Store;
 
@@ -24,7 +22,7 @@ pub struct AppContext {
 
 impl AppContext {
     /// A context on the given store and clock, with blobs under `blob_dir` and real-time
-    /// messages going to `sink`.
+    /// messages going to `sink`. Every store and sink call's outcome is recorded in `status`.
     pub fn new(
         store: Arc<dyn Store>,
         blobs: Arc<dyn BlobStore>,
@@ -34,9 +32,9 @@ impl AppContext {
     ) -> Self {
         let status = Arc::new(RuntimeStatus::new(mode, clock.now()));
         AppContext {
-            store,
+            store: Arc::new(ObservedStore::new(store, status.clone(), clock.clone())),
             blobs,
-            sink,
+            sink: Arc::new(ObservedSink::new(sink, status.clone(), clock.clone())),
             clock,
             status,
         }
@@ -51,49 +49,5 @@ impl AppContext {
             clock,
             "standalone",
         )
-    }
-}
-
-/// Live state of the process, for `GET /api/health`.
-#[derive(Debug)]
-pub struct RuntimeStatus {
-    pub mode: &'static str,
-    pub started_at: Timestamp,
-    pumps: Mutex<BTreeMap<String, PumpStatus>>,
-}
-
-/// Progress of one change-feed function's deliveries.
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PumpStatus {
-    pub container: String,
-    pub continuation: Option<String>,
-    pub batches: u64,
-    pub documents: u64,
-    pub dead_lettered_batches: u64,
-    pub failed_attempts: u64,
-    pub last_error: Option<String>,
-    pub last_batch_at: Option<Timestamp>,
-    pub last_batch_size: Option<u64>,
-    /// Seconds between the newest document's write (`_ts`) and the processing of its batch.
-    pub lag_seconds: Option<i64>,
-}
-
-impl RuntimeStatus {
-    pub fn new(mode: &'static str, started_at: Timestamp) -> Self {
-        RuntimeStatus {
-            mode,
-            started_at,
-            pumps: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    pub fn update_pump(&self, function: &str, update: impl FnOnce(&mut PumpStatus)) {
-        let mut pumps = self.pumps.lock().unwrap_or_else(|p| p.into_inner());
-        update(pumps.entry(function.to_owned()).or_default());
-    }
-
-    pub fn pumps(&self) -> BTreeMap<String, PumpStatus> {
-        self.pumps.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

@@ -5,7 +5,7 @@
 use crate::model::RawDocument;
 use crate::runtime::batch::{array_text, Batch};
 use crate::runtime::deadletter::{self, DeadLetter, DeadLetterPayload};
-use crate::runtime::{AppContext, BatchHandler, FunctionError};
+use crate::runtime::{AppContext, BatchHandler, FailureKind, FunctionError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
@@ -30,6 +30,30 @@ pub enum BatchOutcome {
 }
 
 pub async fn run_batch(
+    ctx: &AppContext,
+    function: &str,
+    handler: &dyn BatchHandler,
+    documents: &[RawDocument<'_>],
+    attempt: Attempt,
+    invocation_id: &str,
+) -> BatchOutcome {
+    let started = ctx.clock.now();
+    ctx.status.attempt_started(function, started);
+    let outcome = run_attempt(ctx, function, handler, documents, attempt, invocation_id).await;
+    // Every failed attempt counts, the last one of a dead-lettered batch too.
+    match &outcome {
+        BatchOutcome::Succeeded { .. } => {
+            ctx.status
+                .succeeded(function, FailureKind::Batch, ctx.clock.now())
+        }
+        BatchOutcome::Retry { error } | BatchOutcome::DeadLettered { error, .. } => ctx
+            .status
+            .failed(function, FailureKind::Batch, error, ctx.clock.now()),
+    }
+    outcome
+}
+
+async fn run_attempt(
     ctx: &AppContext,
     function: &str,
     handler: &dyn BatchHandler,

@@ -14,13 +14,16 @@ pub mod function;
 pub mod http;
 pub mod invoke;
 pub mod memory;
+pub mod observed;
 pub mod openapi;
 pub mod operation;
 pub mod server;
 pub mod shutdown;
+pub mod status;
 
 pub use batch::{Batch, BatchSummary, Decoded, Delivered, DocumentFacts, Skipped};
-pub use context::{AppContext, PumpStatus, RuntimeStatus};
+pub use context::AppContext;
 pub use function::{BatchHandler, FunctionError, FunctionSpec, Handler, HttpHandler, TimerHandler};
 pub use http::{respond, ApiError, ErrorBody, HttpRequest, HttpResponse, TimerInfo};
 pub use operation::{Operation, Parameter};
+pub use status::{Dependency, Failing, FailureKind, PumpStatus, RuntimeStatus};

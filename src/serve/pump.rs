@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::model::RawDocument;
 use crate::runtime::function::RetryPolicy;
 use crate::runtime::invoke::{self, Attempt, BatchOutcome};
-use crate::runtime::{AppContext, BatchHandler};
+use crate::runtime::{AppContext, BatchHandler, FailureKind};
 use crate::store::{string_field, Container, FeedPosition, StoreError};
 
 pub struct Pump {
@@ -105,6 +105,7 @@ impl Pump {
         mut position: FeedPosition,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        ctx.status.register(self.function, self.container.name());
         tracing::info!(
             function = self.function,
             ?position,
@@ -114,10 +115,8 @@ impl Pump {
             FeedPosition::Continuation(c) => Some(c.clone()),
             _ => None,
         };
-        ctx.status.update_pump(self.function, |s| {
-            s.container = self.container.name().to_owned();
-            s.continuation = saved.clone();
-        });
+        ctx.status
+            .advanced(self.function, saved.clone(), ctx.clock.now());
 
         let mut commits = ctx.store.commit_signal();
         // Whether the last pages carried changes (so going idle ends a burst).
@@ -135,11 +134,19 @@ impl Pump {
                 .read_change_feed_text(self.container, &position, self.max_items)
                 .await
             {
-                Ok(page) => page,
+                Ok(page) => {
+                    ctx.status
+                        .succeeded(self.function, FailureKind::ChangeFeed, ctx.clock.now());
+                    page
+                }
                 Err(e) => {
                     tracing::warn!(function = self.function, error = %e, "reading the change feed failed");
-                    ctx.status
-                        .update_pump(self.function, |s| s.last_error = Some(e.to_string()));
+                    ctx.status.failed(
+                        self.function,
+                        FailureKind::ChangeFeed,
+                        &format!("reading the change feed failed: {e}"),
+                        ctx.clock.now(),
+                    );
                     if Self::pause(&mut shutdown, ERROR_BACKOFF).await {
                         break;
                     }
@@ -153,14 +160,9 @@ impl Pump {
                     // Shut down between retries: the checkpoint stays, the batch comes again.
                     break;
                 };
-                ctx.status.update_pump(self.function, |s| {
-                    s.batches += 1;
-                    s.documents += count as u64;
-                    s.last_batch_at = Some(ctx.clock.now());
-                    if matches!(outcome, BatchOutcome::DeadLettered { .. }) {
-                        s.dead_lettered_batches += 1;
-                    }
-                });
+                let dead_lettered = matches!(outcome, BatchOutcome::DeadLettered { .. });
+                ctx.status
+                    .batch_done(self.function, count, dead_lettered, ctx.clock.now());
             }
 
             if saved.as_deref() != Some(page.continuation.as_str()) {
@@ -168,15 +170,21 @@ impl Pump {
                 // but a pump that cannot write is better visible in health than silently redoing work.
                 while let Err(e) = self.save_position(&ctx, &page.continuation).await {
                     tracing::warn!(function = self.function, error = %e, "saving the checkpoint failed; retrying");
-                    ctx.status
-                        .update_pump(self.function, |s| s.last_error = Some(e.to_string()));
+                    ctx.status.failed(
+                        self.function,
+                        FailureKind::Checkpoint,
+                        &format!("saving the checkpoint failed: {e}"),
+                        ctx.clock.now(),
+                    );
                     if Self::pause(&mut shutdown, ERROR_BACKOFF).await {
                         return;
                     }
                 }
                 saved = Some(page.continuation.clone());
                 ctx.status
-                    .update_pump(self.function, |s| s.continuation = saved.clone());
+                    .succeeded(self.function, FailureKind::Checkpoint, ctx.clock.now());
+                ctx.status
+                    .advanced(self.function, saved.clone(), ctx.clock.now());
             }
             let caught_up = position == FeedPosition::Continuation(page.continuation.clone());
             position = FeedPosition::Continuation(page.continuation);
@@ -218,11 +226,8 @@ impl Pump {
             )
             .await;
             match &outcome {
-                BatchOutcome::Retry { error } => {
-                    ctx.status.update_pump(self.function, |s| {
-                        s.failed_attempts += 1;
-                        s.last_error = Some(error.clone());
-                    });
+                BatchOutcome::Retry { .. } => {
+                    // run_batch counted the failed attempt.
                     retry_count = (retry_count + 1).min(max_retries);
                     let delay = self.retry.delay_before(retry_count as u32);
                     if Self::pause(shutdown, delay).await {

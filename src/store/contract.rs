@@ -177,7 +177,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Tells of commits, so a change-feed reader can wake on them instead of polling: the value
     /// changes after every commit of this process at once, and (for a file shared with other
-    /// processes) after theirs within a few milliseconds. `None`: this backend cannot tell
+    /// processes) after theirs soon (SQLite: within 2 ms while they keep writing, 100 ms after a
+    /// quiet spell). `None`: this backend cannot tell
     /// (Cosmos DB); poll it.
     fn commit_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None

@@ -10,12 +10,12 @@ mod containers;
 mod contract;
 pub mod cosmos;
 mod error;
+pub mod faults;
 mod keyset;
 pub mod patch;
 pub mod query;
 pub mod sqlite;
 mod validate;
-#[cfg(test)]
 pub(crate) mod wrapped;
 
 use std::path::PathBuf;

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -15,6 +17,7 @@ use bifrost_test_support::principal::Principal;
 use bifrost_test_support::tools::require;
 
 use super::helpers::{client, files_under, spawn_serve, temp_dir, Run, BIN};
+use super::migrate::count;
 
 const ORG_A: &str = "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01";
 const ORG_B: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
@@ -56,14 +59,18 @@ fn seed() -> Option<Seeded> {
 
 /// `migrate --from <azurite> --data DATA EXTRA…` with `TMPDIR` (where the log spool goes) set.
 fn migrate(seeded: &Seeded, data: &Path, tmp: &Path, extra: &[&str]) -> Run {
-    Run::of(
-        BIN.command()
-            .env("TMPDIR", tmp)
-            .args(["migrate", "--from", &seeded.azurite.connection_string])
-            .arg("--data")
-            .arg(data)
-            .args(extra),
-    )
+    Run::of(&mut migrate_command(&seeded.azurite, data, tmp, extra))
+}
+
+fn migrate_command(azurite: &Azurite, data: &Path, tmp: &Path, extra: &[&str]) -> Command {
+    let mut command = BIN.command();
+    command
+        .env("TMPDIR", tmp)
+        .args(["migrate", "--from", &azurite.connection_string])
+        .arg("--data")
+        .arg(data)
+        .args(extra);
+    command
 }
 
 /// The numbers of a kind's line of the entities summary: read, written, unchanged, skipped,
@@ -818,4 +825,234 @@ async fn every_legacy_entity_kind_migrates_into_the_cosmos_backend() {
     haystacks.extend(outputs(&[&first, &rerun]));
     assert_no_secret(&seeded.secrets, &haystacks);
     assert!(!data.path().join("bifrost.db").exists());
+}
+
+/// The bulk seed's shape (`seed.py entities-bulk`): enough documents that writing them takes a
+/// while (most roles and forms are one small batch per organization).
+const BULK_ORGS: usize = 200;
+const BULK_USERS: usize = 2000;
+const BULK_ROLES_PER_ORG: usize = 3;
+const BULK_FORMS_PER_ORG: usize = 2;
+/// How long the killed run may take to write its first entity document.
+const FIRST_WRITE_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// The `type`s of the entity documents (the `entities` container also holds the metrics).
+const ENTITY_TYPES: &str =
+    "'organization', 'user', 'role', 'form', 'config', 'oauth_connection', 'branding'";
+
+/// The entity documents of the embedded store, without the metrics documents beside them.
+fn only_entities(data: &Path) -> BTreeMap<(String, String), Value> {
+    let mut documents = embedded_entities(data);
+    documents.retain(|_, doc| {
+        doc["type"]
+            .as_str()
+            .is_some_and(|kind| ENTITY_TYPES.contains(&format!("'{kind}'")))
+    });
+    documents
+}
+
+/// How many entity documents the embedded store holds, and its newest entity change (0 before
+/// the store exists or has its tables).
+fn entity_writes(data: &Path) -> (usize, i64) {
+    let path = data.join("bifrost.db");
+    if !path.exists() {
+        return (0, 0);
+    }
+    let Ok(db) =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return (0, 0);
+    };
+    db.query_row(
+        &format!(
+            "SELECT count(*), coalesce(max(lsn), 0) FROM documents WHERE container = 'entities' \
+             AND json_extract(body, '$.type') IN ({ENTITY_TYPES})"
+        ),
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)),
+    )
+    .unwrap_or((0, 0))
+}
+
+/// Entity documents written by a run, over every kind of its summary.
+fn entity_documents_written(run: &Run) -> u64 {
+    [
+        "organizations",
+        "users",
+        "roles",
+        "forms",
+        "config",
+        "oauth_connections",
+        "branding",
+    ]
+    .iter()
+    .map(|kind| tally(&run.stdout, kind)[1])
+    .sum()
+}
+
+/// Every file of a (stopped) embedded store, copied, so one killed state can be finished twice.
+fn copy_store(from: &Path, to: &Path) {
+    for path in files_under(from) {
+        let target = to.join(path.strip_prefix(from).expect("under the store"));
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&path, &target).expect("copy store file");
+    }
+}
+
+/// `migrate` SIGKILLed while it writes the entity documents (after the executions step is
+/// checkpointed): the target holds some of them. Both ways of going on that the runbook
+/// promises, `--resume` and a plain rerun, compare again and write exactly what is missing, to
+/// the documents of an uninterrupted run field by field; `--verify` agrees, and a further run
+/// writes nothing.
+#[test]
+fn a_run_killed_while_writing_entity_documents_finishes_on_resume_or_rerun_to_the_same_documents() {
+    let Some(azurite) = require(Azurite::start()) else {
+        return;
+    };
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    const EXECUTIONS: u64 = 30;
+    azurite.seed(&[
+        "bulk",
+        "--executions",
+        &EXECUTIONS.to_string(),
+        "--logs",
+        "1",
+        "--day",
+        &today,
+    ]);
+    azurite.seed(&[
+        "entities-bulk",
+        "--orgs",
+        &BULK_ORGS.to_string(),
+        "--users",
+        &BULK_USERS.to_string(),
+        "--roles-per-org",
+        &BULK_ROLES_PER_ORG.to_string(),
+        "--forms-per-org",
+        &BULK_FORMS_PER_ORG.to_string(),
+    ]);
+    let total = BULK_ORGS * (1 + BULK_ROLES_PER_ORG + BULK_FORMS_PER_ORG) + BULK_USERS;
+    let tmp = temp_dir();
+
+    let reference = temp_dir();
+    let uninterrupted = Run::of(&mut migrate_command(
+        &azurite,
+        reference.path(),
+        tmp.path(),
+        &[],
+    ));
+    assert_eq!(uninterrupted.code, Some(0), "{}", uninterrupted.both());
+    let expected = only_entities(reference.path());
+    assert_eq!(expected.len(), total, "{}", uninterrupted.stdout);
+
+    // Kill as soon as the first entity documents are in the target.
+    let killed = temp_dir();
+    let mut child = migrate_command(&azurite, killed.path(), tmp.path(), &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn migrate");
+    let deadline = Instant::now() + FIRST_WRITE_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("migrate ended ({status}) before any entity document was seen");
+        }
+        if entity_writes(killed.path()).0 > 0 {
+            child.kill().expect("SIGKILL");
+            break;
+        }
+        if Instant::now() > deadline {
+            child.kill().expect("SIGKILL");
+            panic!("no entity document written within {FIRST_WRITE_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.wait().expect("wait");
+    let partial = only_entities(killed.path());
+    assert!(
+        (1..total).contains(&partial.len()),
+        "the kill should land while the entity documents are written, but {} of {total} were",
+        partial.len()
+    );
+    // What was written is whole: every document as the uninterrupted run wrote it.
+    for (key, doc) in &partial {
+        assert_eq!(Some(doc), expected.get(key), "{key:?} after the kill");
+    }
+    eprintln!(
+        "killed with {} of {total} entity documents written",
+        partial.len()
+    );
+    let missing = (total - partial.len()) as u64;
+    let rerun_dir = temp_dir();
+    copy_store(killed.path(), rerun_dir.path());
+
+    // --resume: the executions are checkpointed, the entity step is not: it runs again.
+    let resumed = Run::of(&mut migrate_command(
+        &azurite,
+        killed.path(),
+        tmp.path(),
+        &["--resume"],
+    ));
+    assert_eq!(resumed.code, Some(0), "{}", resumed.both());
+    assert_eq!(
+        count(&resumed.stdout, "executions read"),
+        0,
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(
+        entity_documents_written(&resumed),
+        missing,
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(only_entities(killed.path()), expected);
+
+    // A plain rerun: the executions compared again (all unchanged), the missing entities written.
+    let rerun = Run::of(&mut migrate_command(
+        &azurite,
+        rerun_dir.path(),
+        tmp.path(),
+        &[],
+    ));
+    assert_eq!(rerun.code, Some(0), "{}", rerun.both());
+    assert_eq!(
+        count(&rerun.stdout, "unchanged"),
+        EXECUTIONS,
+        "{}",
+        rerun.stdout
+    );
+    assert_eq!(
+        count(&rerun.stdout, "documents written"),
+        0,
+        "{}",
+        rerun.stdout
+    );
+    assert_eq!(
+        entity_documents_written(&rerun),
+        missing,
+        "{}",
+        rerun.stdout
+    );
+    assert_eq!(only_entities(rerun_dir.path()), expected);
+
+    for data in [killed.path(), rerun_dir.path()] {
+        let verified = Run::of(&mut migrate_command(
+            &azurite,
+            data,
+            tmp.path(),
+            &["--verify"],
+        ));
+        assert_eq!(verified.code, Some(0), "{}", verified.both());
+        // Finished: a further run compares everything and writes nothing (no entity change).
+        let before = entity_writes(data);
+        let again = Run::of(&mut migrate_command(&azurite, data, tmp.path(), &[]));
+        assert_eq!(again.code, Some(0), "{}", again.both());
+        assert_eq!(entity_documents_written(&again), 0, "{}", again.stdout);
+        assert_eq!(
+            entity_writes(data),
+            before,
+            "a further run changed entity documents"
+        );
+    }
 }

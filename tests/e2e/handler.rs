@@ -217,7 +217,7 @@ async fn malformed_http_invocations_answer_400_json() {
 }
 
 #[tokio::test]
-async fn failing_sends_are_retried_then_dead_lettered_on_the_last_attempt() {
+async fn fault_failing_sends_are_retried_then_dead_lettered_on_the_last_attempt() {
     // Every write to /dev/full fails (ENOSPC): the real-time send of each batch fails.
     let data = temp_dir();
     let (app, _) = BIN.handler_with(data.path(), &[("BIFROST_SIGNALR", "journal:/dev/full")]);

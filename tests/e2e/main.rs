@@ -5,6 +5,7 @@ mod cli;
 mod console;
 mod cosmos;
 mod entities;
+mod fault;
 use bifrost_test_support::cosmos_emulator;
 mod handler;
 mod helpers;

@@ -36,7 +36,7 @@ fn migrate_from(connection_string: &str, data: &Path, extra: &[&str]) -> Run {
 }
 
 /// `key: value` from a summary.
-fn count(stdout: &str, key: &str) -> u64 {
+pub(super) fn count(stdout: &str, key: &str) -> u64 {
     let prefix = format!("  {key}: ");
     stdout
         .lines()

@@ -292,6 +292,25 @@ async fn every_route_answers_as_the_openapi_document_says() {
         case("GetMetrics", "get", "/api/metrics?scope=all").by(&admin),
         case("GetMetrics", "get", "/api/metrics?scope=all").by(&alice),
         case("GetMetrics", "get", "/api/metrics?scope=x").by(&alice),
+        case("ListDeadLetters", "get", "/api/deadletters").by(&admin),
+        case(
+            "ListDeadLetters",
+            "get",
+            "/api/deadletters?function=LogStream",
+        )
+        .by(&admin),
+        case("ListDeadLetters", "get", "/api/deadletters?function=Nope").by(&admin),
+        case("ListDeadLetters", "get", "/api/deadletters").by(&alice),
+        case("ReplayDeadLetters", "post", "/api/deadletters/replay")
+            .by(&admin)
+            .body("{}"),
+        case("ReplayDeadLetters", "post", "/api/deadletters/replay")
+            .by(&admin)
+            .body(r#"{"id":"LogStream-none"}"#),
+        case("ReplayDeadLetters", "post", "/api/deadletters/replay")
+            .by(&admin)
+            .body(r#"{"what":1}"#),
+        case("ReplayDeadLetters", "post", "/api/deadletters/replay").by(&alice),
         case("GetDailyMetrics", "get", "/api/metrics/daily?days=7").by(&alice),
         case("GetDailyMetrics", "get", "/api/metrics/daily?days=0").by(&alice),
         case("Negotiate", "post", "/api/negotiate").by(&alice),

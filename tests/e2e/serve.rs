@@ -56,7 +56,7 @@ async fn sigterm_shuts_down_cleanly() {
 }
 
 #[tokio::test]
-async fn killed_mid_stream_and_restarted_nothing_is_skipped() {
+async fn fault_serve_killed_mid_stream_and_restarted_nothing_is_skipped() {
     const EXECUTIONS: usize = 4;
     const LOGS: u64 = 300;
     let data = temp_dir();

@@ -7,6 +7,8 @@ so the migrator reads exactly what production holds: sparse entities (the SDK dr
     seed.py --conn CONN sas                (prints a SAS connection string for the same account)
     seed.py --conn CONN tamper-source --partition PK --row-key RK --property NAME --value VALUE
     seed.py --conn CONN entities        (every other legacy row kind; prints the planted secrets)
+    seed.py --conn CONN entities-bulk --orgs N --users N --roles-per-org R --forms-per-org F
+                                        (many organizations, users, roles and forms; prints the counts)
 
 Shapes: what legacy Bifrost's ExecutionRepository (create_execution, update_execution), its
 ExecutionLogs append_log and its blob storage wrote, and what its organization, user, role, form,
@@ -410,6 +412,61 @@ def entities(tables, _blobs, _args):
     print(json.dumps({"secrets": SECRETS, "rows": {t: len(r) for t, r in rows.items()}}))
 
 
+def entities_bulk(tables, _blobs, args):
+    """Many organizations, users (with a membership and a role each), roles and forms (with a
+    role each), the shapes the legacy repositories wrote: enough documents that writing them
+    takes a while, for interrupting a run."""
+    at = "2025-10-20T09:15:02.123456"
+    rows = {"Entities": [], "Relationships": []}
+    add = lambda table, **row: rows[table].append(row)
+    org_ids = [str(uuid.uuid5(uuid.NAMESPACE_OID, f"bulk-org-{o}")) for o in range(args.orgs)]
+    roles = []
+    for o, org in enumerate(org_ids):
+        add("Entities", PartitionKey="GLOBAL", RowKey=f"org:{org}", Name=f"Org {o}", Domain=f"org{o}.example.com",
+            IsActive=True, CreatedAt=at, CreatedBy="system", UpdatedAt=at, etag=STRAY_ETAG)
+        for r in range(args.roles_per_org):
+            role = str(uuid.uuid5(uuid.NAMESPACE_OID, f"bulk-role-{o}-{r}"))
+            roles.append(role)
+            add("Entities", PartitionKey=org, RowKey=f"role:{role}", Name=f"Role {o}.{r}",
+                Description="Bulk role", IsActive=True, CreatedBy="root@example.com", CreatedAt=at, UpdatedAt=at)
+        for f in range(args.forms_per_org):
+            form = str(uuid.uuid5(uuid.NAMESPACE_OID, f"bulk-form-{o}-{f}"))
+            schema = {"fields": [form_field(name="email", label="E-mail", type="email", required=True)]}
+            add("Entities", PartitionKey=org, RowKey=f"form:{form}", Name=f"Form {o}.{f}",
+                LinkedWorkflow="user_onboarding", FormSchema=json.dumps(schema), IsActive=True,
+                AccessLevel="role_based", CreatedBy="root@example.com", CreatedAt=at, UpdatedAt=at)
+            role = roles[(o * args.roles_per_org + f) % len(roles)] if roles else None
+            if role:
+                add("Relationships", PartitionKey="GLOBAL", RowKey=f"formrole:{form}:{role}", FormId=form,
+                    RoleId=role, AssignedBy="root@example.com", AssignedAt=at)
+    for u in range(args.users):
+        # The RowKey keeps the e-mail as typed: every seventh in mixed case.
+        email = f"User{u}@Example.com" if u % 7 == 0 else f"user{u}@example.com"
+        add("Entities", PartitionKey="GLOBAL", RowKey=f"user:{email}", Email=email, DisplayName=f"User {u}",
+            UserType="ORG", IsPlatformAdmin=u == 0, IsActive=u % 11 != 0, CreatedAt=at, LastLogin=at)
+        if org_ids:
+            org = org_ids[u % len(org_ids)]
+            add("Relationships", PartitionKey="GLOBAL", RowKey=f"userperm:{email}:{org}", UserId=email,
+                OrganizationId=org, CreatedAt=at, CreatedBy="system")
+        if roles:
+            role = roles[u % len(roles)]
+            add("Relationships", PartitionKey="GLOBAL", RowKey=f"userrole:{email}:{role}", UserId=email,
+                RoleId=role, AssignedBy="root@example.com", AssignedAt=at)
+    # Transactions in parallel (one partition each, at most 100 rows), as fast as Azurite takes them.
+    chunks = []
+    for table, table_rows in rows.items():
+        by_partition = {}
+        for row in table_rows:
+            by_partition.setdefault(row["PartitionKey"], []).append(row)
+        for partition_rows in by_partition.values():
+            chunks += [(table, partition_rows[i : i + 100]) for i in range(0, len(partition_rows), 100)]
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        list(pool.map(lambda c: tables.get_table_client(c[0]).submit_transaction(
+            [("upsert", r) for r in c[1]]), chunks))
+    print(json.dumps({"organizations": args.orgs, "users": args.users, "roles": len(roles),
+                      "forms": args.orgs * args.forms_per_org, "rows": {t: len(r) for t, r in rows.items()}}))
+
+
 def tamper_source(tables, _blobs, args):
     table = tables.get_table_client("Entities")
     table.update_entity({"PartitionKey": args.partition, "RowKey": args.row_key, args.property: args.value},
@@ -452,6 +509,12 @@ def main():
     b.add_argument("--offset", type=int, default=0, help="first execution number (to add more)")
     sub.add_parser("sas")
     sub.add_parser("entities")
+    e = sub.add_parser("entities-bulk")
+    e.add_argument("--orgs", type=int, required=True)
+    e.add_argument("--users", type=int, required=True)
+    e.add_argument("--roles-per-org", type=int, default=3)
+    e.add_argument("--forms-per-org", type=int, default=2)
+    e.add_argument("--workers", type=int, default=8)
     t = sub.add_parser("tamper-source")
     t.add_argument("--partition", required=True)
     t.add_argument("--row-key", required=True)
@@ -460,7 +523,7 @@ def main():
     args = parser.parse_args()
     tables, blobs = clients(args.conn)
     {"fixture": fixture, "bulk": bulk, "sas": sas, "tamper-source": tamper_source,
-     "entities": entities}[args.command](tables, blobs, args)
+     "entities": entities, "entities-bulk": entities_bulk}[args.command](tables, blobs, args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,711 @@
+//! Fault injection over the real binary: each scenario spawns `serve` (and the CLI), makes
+//! something fail for a while, and checks that nothing was lost afterwards and that health said
+//! so while it lasted. Every test name starts with `fault_`, so `cargo test fault` runs them all;
+//! each is bounded in time.
+//!
+//! The store's failures come from the fault-injecting store of debug builds
+//! (`BIFROST_FAULT_FILE`: while the named file exists, writes to the containers it lists fail).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bifrost_test_support::principal::Principal;
+use bifrost_test_support::process::Process;
+use serde_json::Value;
+
+use crate::helpers::{client, health, journal_logs, temp_dir, BIN};
+
+const EXECUTIONS: usize = 5;
+const LOGS: u64 = 20;
+
+fn admin() -> String {
+    Principal::admin("ops")
+        .with_email("ops@bifrost.dev")
+        .encode()
+}
+
+/// `GET /api/health` with its status code.
+async fn health_status(base: &str, query: &str) -> (u16, Value) {
+    let response = client()
+        .get(format!("{base}/api/health{query}"))
+        .send()
+        .await
+        .expect("health");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("health JSON"))
+}
+
+/// Polls health until `ready` says yes (at most `within`).
+async fn wait_for_health(
+    base: &str,
+    within: Duration,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let h = health(base).await;
+        if ready(&h) {
+            return h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} not within {within:?}: {h:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Today's executions on the dashboard, over every scope.
+async fn executions_counted_today(base: &str) -> u64 {
+    let response = client()
+        .get(format!("{base}/api/metrics/daily?days=1&scope=all"))
+        .header("X-MS-CLIENT-PRINCIPAL", admin())
+        .send()
+        .await
+        .expect("daily metrics");
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    body["days"][0]["totalExecutions"].as_u64().unwrap_or(0)
+}
+
+/// Today's numbers on the dashboard (GLOBAL, where `simulate` writes) equal the aggregate over
+/// the executions themselves, computed now from the store.
+async fn assert_metrics_equal_the_live_aggregate(base: &str, data: &std::path::Path) {
+    let store = bifrost_workers::store::sqlite::SqliteStore::open(
+        &data.join("bifrost.db"),
+        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
+    )
+    .expect("open the store");
+    let today = chrono::Utc::now().date_naive();
+    let live = bifrost_workers::metrics::live_aggregate(&store, "GLOBAL", today)
+        .await
+        .expect("live aggregate");
+    let response = client()
+        .get(format!("{base}/api/metrics/daily?days=1"))
+        .header("X-MS-CLIENT-PRINCIPAL", admin())
+        .send()
+        .await
+        .expect("daily metrics");
+    let body: Value = response.json().await.expect("JSON");
+    let day = &body["days"][0];
+    let counted = |key: &str| day[key].as_u64().unwrap_or(0);
+    assert_eq!(
+        (
+            counted("totalExecutions"),
+            counted("successCount"),
+            counted("failedCount"),
+            counted("cancelledCount"),
+        ),
+        (
+            live.total_executions,
+            live.success_count,
+            live.failed_count,
+            live.cancelled_count,
+        ),
+        "daily metrics differ from the live aggregate: {day}"
+    );
+    assert_eq!(live.total_executions, EXECUTIONS as u64);
+}
+
+/// Every execution's logs arrived, each sequence exactly once.
+fn assert_every_log_once(journal: &std::path::Path, ids: &[String]) {
+    let (logs, _) = journal_logs(journal);
+    for id in ids {
+        let mut seen = logs.get(id).cloned().unwrap_or_default();
+        seen.sort_unstable();
+        let expected: Vec<u64> = (1..=LOGS).collect();
+        assert_eq!(seen, expected, "execution {id}: logs missing or repeated");
+    }
+}
+
+fn simulate(data: &std::path::Path) -> Vec<String> {
+    let output = BIN.run(&[
+        "simulate",
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--executions",
+        &EXECUTIONS.to_string(),
+        "--logs",
+        &LOGS.to_string(),
+        "--rate",
+        "0",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn deadletters(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    deadletters_with_faults(data, args, None)
+}
+
+/// `bifrost-workers deadletters ARGS --data DATA`, with the fault file `faults` names if any
+/// (the command is a process of its own: it sees the faults only when told).
+fn deadletters_with_faults(
+    data: &std::path::Path,
+    args: &[&str],
+    faults: Option<&std::path::Path>,
+) -> std::process::Output {
+    let mut command = BIN.command();
+    command
+        .arg("deadletters")
+        .args(args)
+        .arg("--data")
+        .arg(data);
+    if let Some(control) = faults {
+        command.env("BIFROST_FAULT_FILE", control);
+    }
+    bifrost_test_support::process::output(&mut command)
+}
+
+/// Scenario 5: the store fails the metrics' writes for longer than the retry policy (~31 s),
+/// then recovers; the dead-lettered batch is replayed with the CLI, twice.
+#[tokio::test]
+async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
+    let data = temp_dir();
+    let journal = data.path().join("journal.jsonl");
+    let control = data.path().join("faults");
+    let mut command = BIN.command();
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .args(["--signalr", &format!("journal:{}", journal.display())])
+        .env("BIFROST_FAULT_FILE", &control);
+    let app = Process::announced(command);
+    let (status, h) = health_status(&app.base, "?strict=1").await;
+    assert_eq!((status, h["status"].as_str()), (200, Some("ok")), "{h:#}");
+
+    // The metrics live in `entities`: their writes fail from now on.
+    std::fs::write(&control, "entities").expect("start the outage");
+    let outage_started = chrono::Utc::now();
+    let ids = simulate(data.path());
+    assert_eq!(ids.len(), EXECUTIONS);
+
+    // While it lasts, health says what fails and since when; only strict probes get a 503.
+    let h = wait_for_health(&app.base, Duration::from_secs(20), "degraded", |h| {
+        h["status"] == "degraded" && h["changeFeed"]["MetricsAggregate"]["status"] == "degraded"
+    })
+    .await;
+    let problems = h["problems"].as_array().expect("problems").clone();
+    let store = problems
+        .iter()
+        .find(|p| p["component"] == "store")
+        .unwrap_or_else(|| panic!("no store problem: {h:#}"));
+    assert!(
+        store["error"].as_str().unwrap().contains("disk is full"),
+        "{h:#}"
+    );
+    let since: chrono::DateTime<chrono::Utc> =
+        store["since"].as_str().unwrap().parse().expect("since");
+    assert!(
+        since >= outage_started - chrono::Duration::seconds(1),
+        "{h:#}"
+    );
+    assert!(h["changeFeed"]["MetricsAggregate"]["failedAttempts"].as_u64() >= Some(1));
+    let (status, _) = health_status(&app.base, "").await;
+    assert_eq!(status, 200, "a plain probe stays 200");
+    let (status, strict) = health_status(&app.base, "?strict=1").await;
+    assert_eq!(status, 503, "{strict:#}");
+
+    // After the retry policy (1+2+4+8+16 s) the batch is dead-lettered and the feed moves on.
+    let h = wait_for_health(&app.base, Duration::from_secs(75), "a dead letter", |h| {
+        h["changeFeed"]["MetricsAggregate"]["deadLetters"].as_u64() >= Some(1)
+    })
+    .await;
+    assert!(h["deadLetters"].as_u64() >= Some(1), "{h:#}");
+    let pump = &h["changeFeed"]["MetricsAggregate"];
+    assert_eq!(
+        pump["failedAttempts"].as_u64(),
+        Some(6 * pump["deadLetteredBatches"].as_u64().unwrap()),
+        "every attempt counted: {h:#}"
+    );
+
+    // The disk comes back. Logs never depended on it: all delivered, once.
+    std::fs::remove_file(&control).expect("end the outage");
+    assert_every_log_once(&journal, &ids);
+    assert_eq!(
+        executions_counted_today(&app.base).await,
+        0,
+        "counted before the replay?"
+    );
+
+    // The operator sees the dead letter and replays it.
+    let listed = deadletters(data.path(), &["list", "--json"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: Vec<Value> = serde_json::from_slice(&listed.stdout).expect("list JSON");
+    assert!(!listed.is_empty());
+    assert!(
+        listed.iter().all(|d| d["function"] == "MetricsAggregate"),
+        "{listed:?}"
+    );
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let shown = deadletters(data.path(), &["show", "--id", &id]);
+    assert!(shown.status.success());
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("show JSON");
+    assert!(
+        shown["batch"].as_array().is_some_and(|b| !b.is_empty()),
+        "{shown:#}"
+    );
+
+    let replay = deadletters(data.path(), &["replay", "--function", "MetricsAggregate"]);
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let report: Value = serde_json::from_slice(&replay.stdout).expect("replay JSON");
+    assert_eq!(
+        report["replayed"].as_u64(),
+        Some(listed.len() as u64),
+        "{report:#}"
+    );
+    assert_eq!(executions_counted_today(&app.base).await, EXECUTIONS as u64);
+
+    // Replaying again finds nothing; the same record by id is gone (a clear error).
+    let again = deadletters(data.path(), &["replay"]);
+    assert!(again.status.success());
+    let report: Value = serde_json::from_slice(&again.stdout).expect("replay JSON");
+    assert_eq!(report["replayed"], 0);
+    let gone = deadletters(data.path(), &["replay", "--id", &id]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no dead letter"));
+    let unknown = deadletters(data.path(), &["list", "--function", "Nope"]);
+    assert!(!unknown.status.success());
+    assert_eq!(executions_counted_today(&app.base).await, EXECUTIONS as u64);
+
+    // Health recovers: no problems, no dead letters, lastError cleared by the next success.
+    let h = wait_for_health(&app.base, Duration::from_secs(20), "ok again", |h| {
+        h["status"] == "ok"
+    })
+    .await;
+    assert_eq!(h["deadLetters"], 0, "{h:#}");
+    assert_eq!(h["store"]["writes"], Value::Null, "{h:#}");
+    assert_metrics_equal_the_live_aggregate(&app.base, data.path()).await;
+}
+
+/// How the stand-in SignalR Service answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServiceMode {
+    /// 202 for sends, 404 for the probe (a group nobody is in).
+    Healthy,
+    /// 503 for everything.
+    Failing,
+    /// Accepts the connection and never answers.
+    Hanging,
+}
+
+/// A small HTTP server standing in for the Azure SignalR Service's REST API (a real socket; the
+/// sender under test is the real one). It keeps every `executionLogs` sequence it accepted.
+struct StandInService {
+    port: u16,
+    mode: std::sync::Arc<std::sync::Mutex<ServiceMode>>,
+    received: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl StandInService {
+    async fn start(mode: ServiceMode) -> StandInService {
+        use axum::extract::State;
+        use axum::http::{Method, StatusCode};
+        type Shared = (
+            std::sync::Arc<std::sync::Mutex<ServiceMode>>,
+            std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>,
+        );
+        async fn answer(
+            State((mode, received)): State<Shared>,
+            method: Method,
+            body: axum::body::Bytes,
+        ) -> StatusCode {
+            let current = *mode.lock().unwrap();
+            match current {
+                ServiceMode::Failing => StatusCode::SERVICE_UNAVAILABLE,
+                ServiceMode::Hanging => {
+                    // Longer than any client waits; the test ends first.
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                    StatusCode::GATEWAY_TIMEOUT
+                }
+                ServiceMode::Healthy if method == Method::HEAD => StatusCode::NOT_FOUND,
+                ServiceMode::Healthy => {
+                    if let Ok(message) = serde_json::from_slice::<Value>(&body) {
+                        if message["target"] == "executionLogs" {
+                            let argument = &message["arguments"][0];
+                            let id = argument["executionId"].as_str().unwrap_or("").to_owned();
+                            let seqs = argument["logs"].as_array().cloned().unwrap_or_default();
+                            received
+                                .lock()
+                                .unwrap()
+                                .entry(id)
+                                .or_default()
+                                .extend(seqs.iter().filter_map(|l| l["sequence"].as_u64()));
+                        }
+                    }
+                    StatusCode::ACCEPTED
+                }
+            }
+        }
+        let mode = std::sync::Arc::new(std::sync::Mutex::new(mode));
+        let received = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state((mode.clone(), received.clone()));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        StandInService {
+            port,
+            mode,
+            received,
+            _server: server,
+        }
+    }
+
+    fn set(&self, mode: ServiceMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    fn connection_string(&self) -> String {
+        format!(
+            "Endpoint=http://127.0.0.1:{};AccessKey=ZmF1bHQtdGVzdC1rZXktZmF1bHQtdGVzdC1rZXk=;Version=1.0;",
+            self.port
+        )
+    }
+
+    /// Each execution's distinct sequences received, and whether every one of `ids` has all.
+    fn complete(&self, ids: &[String]) -> bool {
+        let received = self.received.lock().unwrap();
+        ids.iter().all(|id| {
+            let mut seen = received.get(id).cloned().unwrap_or_default();
+            seen.sort_unstable();
+            seen.dedup();
+            seen == (1..=LOGS).collect::<Vec<_>>()
+        })
+    }
+}
+
+/// Scenarios 3 and 4: the SignalR Service answering 503, or accepting the connection and never
+/// answering, for a while; then healthy again. The batches are retried, nothing is dead-lettered,
+/// every log line reaches the service (the client dedupes by sequence), metrics are complete.
+async fn signalr_outage(mode: ServiceMode, outage: Duration) {
+    let data = temp_dir();
+    let service = StandInService::start(mode).await;
+    let app = BIN.serve(data.path(), &["--signalr", &service.connection_string()]);
+    let ids = simulate(data.path());
+
+    let h = wait_for_health(
+        &app.base,
+        Duration::from_secs(40),
+        "signalR degraded",
+        |h| {
+            h["status"] == "degraded"
+                && h["problems"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p["component"] == "signalR"))
+        },
+    )
+    .await;
+    assert_eq!(h["signalR"]["status"], "error", "{h:#}");
+    let (status, _) = health_status(&app.base, "?strict=1").await;
+    assert_eq!(status, 503);
+    tokio::time::sleep(outage).await;
+    assert!(!service.complete(&ids), "delivered during the outage?");
+
+    service.set(ServiceMode::Healthy);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !service.complete(&ids) {
+        assert!(Instant::now() < deadline, "logs missing after the outage");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let h = wait_for_health(&app.base, Duration::from_secs(40), "ok again", |h| {
+        h["status"] == "ok" && h["changeFeed"]["LogStream"]["lastError"].is_null()
+    })
+    .await;
+    assert_eq!(h["deadLetters"], 0, "{h:#}");
+    if mode == ServiceMode::Failing {
+        // A hanging call may time out and work on the REST sender's own retry, inside one
+        // attempt; a 503 for seconds outlasts those retries.
+        assert!(
+            h["changeFeed"]["LogStream"]["failedAttempts"].as_u64() >= Some(1),
+            "{h:#}"
+        );
+    }
+    assert_eq!(executions_counted_today(&app.base).await, EXECUTIONS as u64);
+    assert_metrics_equal_the_live_aggregate(&app.base, data.path()).await;
+}
+
+#[tokio::test]
+async fn fault_signalr_answering_5xx_for_a_while() {
+    signalr_outage(ServiceMode::Failing, Duration::from_secs(3)).await;
+}
+
+#[tokio::test]
+async fn fault_signalr_accepting_and_never_answering() {
+    signalr_outage(ServiceMode::Hanging, Duration::from_secs(3)).await;
+}
+
+/// An HTTP invocation of `function` as the host posts it, by a platform admin.
+fn http_invocation(function: &str, path: &str, query: Value) -> Vec<u8> {
+    serde_json::json!({
+        "Data": {"req": {
+            "Url": format!("https://bifrost-func.azurewebsites.net/api/{path}"), "Method": "GET",
+            "Query": query, "Params": {},
+            "Headers": {"X-MS-CLIENT-PRINCIPAL": [admin()]},
+            "Identities": []
+        }},
+        "Metadata": {"sys": {"MethodName": function}}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn batch(documents: &[Value]) -> Vec<u8> {
+    serde_json::json!({"Data": {"documents": documents}, "Metadata": {}})
+        .to_string()
+        .into_bytes()
+}
+
+/// Every document of a container's change feed, as the host would deliver them.
+async fn whole_feed(
+    store: &dyn bifrost_workers::store::Store,
+    container: bifrost_workers::store::Container,
+) -> Vec<Value> {
+    use bifrost_workers::store::FeedPosition;
+    let mut documents = Vec::new();
+    let mut position = FeedPosition::Beginning;
+    for _ in 0..1000 {
+        let page = store
+            .read_change_feed(container, &position, 100)
+            .await
+            .expect("change feed");
+        if page.documents.is_empty() {
+            return documents;
+        }
+        documents.extend(page.documents);
+        position = FeedPosition::Continuation(page.continuation);
+    }
+    panic!("the feed did not end");
+}
+
+/// Scenario 6: the host delivers the same batch twice and batches out of order to `handler`
+/// (after a lease moves, or a retry): every log line still reaches SignalR, and the metrics
+/// count each execution once, at its newest version, equal to the live aggregate.
+#[tokio::test]
+async fn fault_handler_gets_duplicate_and_reordered_batches() {
+    use bifrost_workers::store::Container;
+    let data = temp_dir();
+    let ids = simulate(data.path());
+    let store = bifrost_workers::store::sqlite::SqliteStore::open(
+        &data.path().join("bifrost.db"),
+        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
+    )
+    .expect("open the store");
+    let executions = whole_feed(&store, Container::Executions).await;
+    let logs = whole_feed(&store, Container::ExecutionData).await;
+    assert_eq!(executions.len(), EXECUTIONS);
+
+    let journal = data.path().join("journal.jsonl");
+    let sink = format!("journal:{}", journal.display());
+    let (app, _) = BIN.handler_with(data.path(), &[("BIFROST_SIGNALR", &sink)]);
+    let invoke = |function: &'static str, body: Vec<u8>| {
+        let base = app.base.clone();
+        async move {
+            let (status, _, reply) = crate::handler::invoke(&base, function, body).await;
+            assert_eq!(status, 200, "{function}: {reply}");
+            assert!(
+                reply.get("error").is_none_or(Value::is_null),
+                "{function}: {reply}"
+            );
+            reply
+        }
+    };
+
+    // Logs: in batches of 7, the last batch first, one batch twice.
+    let batches: Vec<&[Value]> = logs.chunks(7).collect();
+    for chunk in batches.iter().rev() {
+        invoke("LogStream", batch(chunk)).await;
+    }
+    invoke("LogStream", batch(batches[1])).await;
+
+    // Executions: the newest versions twice, then an older version of each (a running one,
+    // earlier in the feed) delivered late.
+    invoke("MetricsAggregate", batch(&executions)).await;
+    invoke("MetricsAggregate", batch(&executions)).await;
+    let older: Vec<Value> = executions
+        .iter()
+        .map(|e| {
+            let mut old = e.clone();
+            old["status"] = "Running".into();
+            old["completedAt"] = Value::Null;
+            old["durationMs"] = Value::Null;
+            if let Some(lsn) = e["_lsn"].as_i64() {
+                old["_lsn"] = (lsn - 1).into();
+            }
+            if let Some(ts) = e["_ts"].as_i64() {
+                old["_ts"] = (ts - 1).into();
+            }
+            old
+        })
+        .collect();
+    invoke("MetricsAggregate", batch(&older)).await;
+
+    // Every log line reached SignalR (repeats are the client's to drop, by sequence).
+    let (received, _) = journal_logs(&journal);
+    for id in &ids {
+        let mut seen = received.get(id).cloned().unwrap_or_default();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, (1..=LOGS).collect::<Vec<_>>(), "execution {id}");
+    }
+
+    let reply = invoke(
+        "GetDailyMetrics",
+        http_invocation(
+            "GetDailyMetrics",
+            "metrics/daily",
+            serde_json::json!({"days": "1"}),
+        ),
+    )
+    .await;
+    let body: Value =
+        serde_json::from_str(reply["Outputs"]["res"]["body"].as_str().expect("a body"))
+            .expect("JSON");
+    let day = &body["days"][0];
+    let today = chrono::Utc::now().date_naive();
+    let live = bifrost_workers::metrics::live_aggregate(&store, "GLOBAL", today)
+        .await
+        .expect("live aggregate");
+    assert_eq!(live.total_executions, EXECUTIONS as u64);
+    assert_eq!(
+        day["totalExecutions"].as_u64(),
+        Some(live.total_executions),
+        "{day}"
+    );
+    assert_eq!(
+        day["successCount"].as_u64(),
+        Some(live.success_count),
+        "{day}"
+    );
+    assert_eq!(
+        day["failedCount"].as_u64(),
+        Some(live.failed_count),
+        "{day}"
+    );
+}
+
+/// Scenario 7: a poison document, whose batch fails every time (here: the metrics of an
+/// execution of `poison_workflow` cannot be written). It is dead-lettered after the retry
+/// policy and the partition moves on; replaying it fails (and keeps it) until the cause is
+/// gone, then works.
+#[tokio::test]
+async fn fault_poison_document_is_dead_lettered_and_the_partition_moves_on() {
+    let data = temp_dir();
+    let dir = data.path().to_str().expect("utf-8 path").to_owned();
+    let control = data.path().join("faults");
+    std::fs::write(&control, "poison:poison_workflow").expect("the poison");
+    let mut command = BIN.command();
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            &dir,
+            "--signalr",
+            "none",
+        ])
+        .env("BIFROST_FAULT_FILE", &control);
+    let app = Process::announced(command);
+
+    let poisoned = BIN.run(&[
+        "simulate",
+        "--data",
+        &dir,
+        "--executions",
+        "1",
+        "--logs",
+        "2",
+        "--rate",
+        "0",
+        "--workflow",
+        "poison_workflow",
+    ]);
+    assert!(poisoned.status.success());
+    wait_for_health(
+        &app.base,
+        Duration::from_secs(20),
+        "the poison failing",
+        |h| h["changeFeed"]["MetricsAggregate"]["failedAttempts"].as_u64() >= Some(1),
+    )
+    .await;
+    let h = wait_for_health(
+        &app.base,
+        Duration::from_secs(120),
+        "the poison dead-lettered",
+        |h| {
+            let pump = &h["changeFeed"]["MetricsAggregate"];
+            pump["deadLetters"].as_u64() >= Some(1) && pump["failingSince"].is_null()
+        },
+    )
+    .await;
+    assert!(
+        h["changeFeed"]["MetricsAggregate"]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("poison")),
+        "{h:#}"
+    );
+
+    // The partition moved on: what comes after is counted.
+    let ids = simulate(data.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while executions_counted_today(&app.base).await < EXECUTIONS as u64 {
+        assert!(Instant::now() < deadline, "the partition did not move on");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(ids.len(), EXECUTIONS);
+
+    // Replaying while the cause remains fails and keeps the record.
+    let replay = deadletters_with_faults(
+        data.path(),
+        &["replay", "--function", "MetricsAggregate"],
+        Some(&control),
+    );
+    assert!(!replay.status.success(), "a replay of a poison succeeded?");
+    let report: Value = serde_json::from_slice(&replay.stdout).expect("replay JSON");
+    assert!(report["failed"].as_u64() >= Some(1), "{report:#}");
+    let kept = deadletters(data.path(), &["list", "--json"]);
+    let kept: Vec<Value> = serde_json::from_slice(&kept.stdout).expect("list JSON");
+    assert!(!kept.is_empty());
+
+    // The cause is fixed: the replay counts it, once.
+    std::fs::remove_file(&control).expect("the cure");
+    let replay = deadletters(data.path(), &["replay"]);
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stdout)
+    );
+    assert_eq!(
+        executions_counted_today(&app.base).await,
+        EXECUTIONS as u64 + 1
+    );
+    let h = wait_for_health(&app.base, Duration::from_secs(20), "no dead letters", |h| {
+        h["deadLetters"] == 0
+    })
+    .await;
+    assert_eq!(h["status"], "ok", "{h:#}");
+}
