@@ -216,8 +216,11 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
     assert_eq!(status, 503, "{strict:#}");
 
     // After the retry policy (1+2+4+8+16 s) the batch is dead-lettered and the feed moves on.
-    let h = wait_for_health(&app.base, Duration::from_secs(75), "a dead letter", |h| {
-        h["changeFeed"]["MetricsAggregate"]["deadLetters"].as_u64() >= Some(1)
+    // The pump wakes at the first commit, so `simulate`'s writes may come as two batches, each
+    // dead-lettered in turn: wait until the feed is through them all.
+    let h = wait_for_health(&app.base, Duration::from_secs(110), "dead letters", |h| {
+        let pump = &h["changeFeed"]["MetricsAggregate"];
+        pump["deadLetters"].as_u64() >= Some(1) && pump["pendingChanges"].as_u64() == Some(0)
     })
     .await;
     assert!(h["deadLetters"].as_u64() >= Some(1), "{h:#}");
