@@ -17,9 +17,9 @@ use bifrost_workers::metrics::aggregate::MetricsAggregate;
 use bifrost_workers::metrics::contribution::Contribution;
 use bifrost_workers::metrics::routes::GetMetrics;
 use bifrost_workers::metrics::summary;
-use bifrost_workers::model::ExecutionDoc;
+use bifrost_workers::model::{ExecutionDoc, RawDocument};
 use bifrost_workers::runtime::HttpRequest;
-use bifrost_workers::runtime::{AppContext, BatchHandler, HttpHandler};
+use bifrost_workers::runtime::{AppContext, Batch, BatchHandler, HttpHandler};
 use bifrost_workers::store::{
     sqlite::SqliteStore, Container, FeedPosition, FilterOp, Query, Store,
 };
@@ -127,14 +127,16 @@ async fn compare(store: Arc<dyn Store>, dir: &std::path::Path, executions: usize
     let mut batches = 0;
     loop {
         let page = store
-            .read_change_feed(Container::Executions, &position, 500)
+            .read_change_feed_text(Container::Executions, &position, 500)
             .await
             .expect("feed");
         if page.documents.is_empty() {
             break;
         }
+        let documents: Vec<RawDocument> =
+            page.documents.iter().map(|d| RawDocument::new(d)).collect();
         MetricsAggregate
-            .handle(&ctx, &page.documents)
+            .handle(&ctx, &Batch::new(&documents, 0))
             .await
             .expect("aggregate");
         batches += 1;
@@ -291,8 +293,12 @@ async fn main() {
     let section = format!(
         "## Metrics: dashboard read vs live aggregate\n\n\
          `cargo bench --bench metrics`: {EXECUTIONS} executions in one scope over {DAYS} days, on the \
-         embedded store (release build, in process, so only store and compute are timed).\n\n{}",
-        table(&outcome)
+         embedded store (release build, in process, so only store and compute are timed).\n\n{}\n\
+         Plan target: dashboard < 100 ms and > 90% cheaper than the live aggregate; ours: {:.2} ms, \
+         {:.2}% fewer documents read.\n",
+        table(&outcome),
+        ms(outcome.dashboard),
+        (1.0 - (outcome.daily_docs + 10) as f64 / outcome.executions_read.max(1) as f64) * 100.0
     );
     bench::write_section("## Metrics: dashboard", &section);
 

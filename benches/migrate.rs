@@ -15,24 +15,10 @@ use std::time::{Duration, Instant};
 use bifrost_test_support::azurite::Azurite;
 use bifrost_test_support::bench;
 use bifrost_test_support::process::Binary;
+use bifrost_test_support::procfs::cpu_seconds;
 use bifrost_test_support::tools::require;
 
 const LOGS_PER_EXECUTION: usize = 10;
-
-/// CPU seconds (user + system) a process has used so far, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
 
 /// All CPU of a process tree (azurite's npm shim runs node as a child).
 fn tree_cpu_seconds(pid: u32) -> f64 {

@@ -20,6 +20,9 @@ pub struct SimulateOptions {
     pub logs_per_execution: u32,
     /// Log documents per second across all executions; 0 = as fast as the store takes them.
     pub rate: f64,
+    /// At most this many documents per store transaction: the logs due at that moment (and the
+    /// variables snapshots among them). 1 writes each log alone.
+    pub batch: usize,
     pub scope: Scope,
     pub workflow_name: String,
     pub executed_by: String,
@@ -95,45 +98,54 @@ pub async fn run_gated(
     gate.await;
     let started = Instant::now();
     let mut written: u64 = 0;
-    for sequence in 1..=options.logs_per_execution {
-        for execution in &executions {
-            if options.rate > 0.0 {
-                let due = started + Duration::from_secs_f64(written as f64 / options.rate);
-                tokio::time::sleep_until(due).await;
-            }
+    // Round-robin: sequence 1 of every execution, then sequence 2, …
+    let total = u64::from(options.logs_per_execution) * executions.len() as u64;
+    let batch = options.batch.max(1) as u64;
+    while written < total {
+        let take = if options.rate > 0.0 {
+            let due = started + Duration::from_secs_f64(written as f64 / options.rate);
+            tokio::time::sleep_until(due).await;
+            // Everything due by now, so a slow write never lowers the rate.
+            let due_by_now = (started.elapsed().as_secs_f64() * options.rate).floor() as u64 + 1;
+            due_by_now.saturating_sub(written).clamp(1, batch)
+        } else {
+            batch
+        }
+        .min(total - written);
+        // One time for the whole transaction: each log is stamped just before its write.
+        let now = clock.now();
+        let mut documents = Vec::with_capacity(take as usize);
+        for index in written..written + take {
+            let execution = &executions[(index % executions.len() as u64) as usize];
+            let sequence = (index / executions.len() as u64) as u32 + 1;
             let log = LogDoc {
                 id: LogDoc::id_for(&execution.id, u64::from(sequence)),
                 execution_id: execution.id.clone(),
-                timestamp: clock.now(),
+                timestamp: now,
                 level: LEVELS[sequence as usize % LEVELS.len()].to_owned(),
                 message: format!("step {sequence} of {}", options.logs_per_execution),
                 data: Some(json!({ "step": sequence })),
                 sequence: u64::from(sequence),
                 ttl: None,
             };
-            store
-                .upsert(Container::ExecutionData, tagged("log", &log), None)
-                .await?;
-            written += 1;
+            documents.push(tagged("log", &log));
             if sequence % VARIABLES_EVERY == 0 {
                 let version = u64::from(sequence / VARIABLES_EVERY);
                 let variables = VariablesDoc {
                     id: VariablesDoc::id_for(version),
                     execution_id: execution.id.clone(),
-                    timestamp: clock.now(),
+                    timestamp: now,
                     version,
                     variables: json!({ "completedSteps": sequence }),
                     ttl: None,
                 };
-                store
-                    .upsert(
-                        Container::ExecutionData,
-                        tagged("variables", &variables),
-                        None,
-                    )
-                    .await?;
+                documents.push(tagged("variables", &variables));
             }
         }
+        store
+            .upsert_all(Container::ExecutionData, documents)
+            .await?;
+        written += take;
     }
 
     let execution_ids = executions.iter().map(|e| e.id.clone()).collect();

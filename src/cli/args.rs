@@ -292,6 +292,10 @@ pub struct SimulateArgs {
     /// Log documents per second across all executions (0 = as fast as possible).
     #[arg(long, default_value_t = 100.0, value_parser = parse_rate)]
     pub rate: f64,
+    /// At most this many documents per store transaction: each transaction holds the logs due
+    /// at that moment, all stamped with its time (1: one transaction per log).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub batch: u16,
     /// GLOBAL or org-<uuid>.
     #[arg(long, default_value = "GLOBAL")]
     pub scope: Scope,

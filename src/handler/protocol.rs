@@ -300,6 +300,28 @@ impl InvocationReply {
         }
     }
 
+    /// The reply's bytes, written without building a tree (`to_json` is the same, as a value).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        #[derive(serde::Serialize)]
+        struct Wire<'a> {
+            #[serde(rename = "Outputs")]
+            outputs: &'a Map<String, Value>,
+            #[serde(rename = "Logs")]
+            logs: &'a [String],
+            #[serde(rename = "ReturnValue")]
+            return_value: (),
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<&'a str>,
+        }
+        serde_json::to_vec(&Wire {
+            outputs: &self.outputs,
+            logs: &self.logs,
+            return_value: (),
+            error: self.error.as_deref(),
+        })
+        .unwrap_or_else(|_| br#"{"Outputs":{},"Logs":[],"ReturnValue":null}"#.to_vec())
+    }
+
     pub fn to_json(&self) -> Value {
         let mut body = json!({
             "Outputs": self.outputs,
@@ -392,8 +414,11 @@ mod tests {
             reply,
             json!({"Outputs": {}, "Logs": [], "ReturnValue": null})
         );
-        let failed = InvocationReply::failed("boom", vec![]).to_json();
-        assert_eq!(failed["error"], "boom");
+        let failed = InvocationReply::failed("boom", vec!["a".into()]);
+        assert_eq!(failed.to_json()["error"], "boom");
+        for reply in [InvocationReply::default(), failed] {
+            assert_eq!(reply.to_bytes(), reply.to_json().to_string().into_bytes());
+        }
     }
 
     #[test]

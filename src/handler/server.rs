@@ -14,6 +14,7 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tracing::Instrument;
 
+use super::documents;
 use super::protocol::{self, Invocation, InvocationReply};
 use crate::runtime::deadletter::DeadLetterPayload;
 use crate::runtime::function::{CosmosTrigger, FunctionSpec, Trigger};
@@ -62,7 +63,12 @@ async fn not_found() -> Response {
 }
 
 fn reply(status: StatusCode, body: &InvocationReply) -> Response {
-    (status, Json(body.to_json())).into_response()
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_bytes(),
+    )
+        .into_response()
 }
 
 fn invocation_id(headers: &HeaderMap) -> String {
@@ -92,7 +98,7 @@ async fn invoke_function(
     let span = tracing::info_span!("invocation", function = spec.name, %invocation_id);
     async move {
         let started = Instant::now();
-        let body = match axum::body::to_bytes(request.into_body(), MAX_INVOCATION_BYTES).await {
+        let body = match read_body(request.into_body()).await {
             Ok(bytes) => bytes,
             Err(e) => {
                 let message = format!(
@@ -106,10 +112,14 @@ async fn invoke_function(
                 );
             }
         };
-        let response = dispatch(&state.ctx, &spec, &body, &invocation_id).await;
+        let bytes = body.len();
+        let response = dispatch(&state.ctx, &spec, body, &invocation_id).await;
+        if bytes >= RELEASE_AFTER_BYTES {
+            release_free_memory();
+        }
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
-            bytes = body.len(),
+            bytes,
             "invocation done"
         );
         response
@@ -118,23 +128,58 @@ async fn invoke_function(
     .await
 }
 
+/// Bodies from this size on give their memory back to the system once they are handled.
+const RELEASE_AFTER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Returns freed heap memory to the system. glibc's allocator keeps what a big batch freed in
+/// its arenas (and raises its mmap threshold after the first big free, so the next big batch
+/// lands in the heap too); `malloc_trim` hands it back, so a 60 MB batch does not leave the
+/// process 60 MB larger. Elsewhere the allocator decides.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::os::raw::c_int;
+        }
+        // SAFETY: glibc's `malloc_trim` takes no pointers and may be called at any time from
+        // any thread; it only releases memory the allocator holds free.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+/// The whole body in one buffer, grown in place as frames arrive (the host sends it chunked, so
+/// its length is unknown up front): about one body of memory, where collecting the frames and
+/// joining them would briefly take two.
+async fn read_body(body: axum::body::Body) -> Result<Vec<u8>, String> {
+    use futures_util::StreamExt;
+    let mut frames = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(frame) = frames.next().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if bytes.len() + frame.len() > MAX_INVOCATION_BYTES {
+            return Err("length limit exceeded".to_owned());
+        }
+        bytes.extend_from_slice(&frame);
+    }
+    Ok(bytes)
+}
+
 async fn dispatch(
     ctx: &AppContext,
     spec: &FunctionSpec,
-    body: &[u8],
+    body: Vec<u8>,
     invocation_id: &str,
 ) -> Response {
-    let invocation = Invocation::parse(body);
     match (&spec.trigger, &spec.handler) {
         (Trigger::CosmosDb(trigger), Handler::Batch(handler)) => {
-            let decoded = invocation.and_then(|inv| {
-                let docs = protocol::decode_documents(&inv, trigger.binding)?;
-                Ok((inv, docs))
-            });
-            let (outcome, count) = match decoded {
-                Ok((inv, documents)) => {
+            let (outcome, count) = match documents::decode_batch(&body, trigger.binding) {
+                Ok(decoded) => {
+                    // The documents are out: the body's memory is not needed while they run.
+                    drop(body);
                     // Without a RetryContext the host will not redeliver: treat it as the last attempt.
-                    let attempt = match inv.retry_context() {
+                    let attempt = match decoded.retry {
                         Some(ctx) => Attempt {
                             retry_count: ctx.retry_count.max(0) as u64,
                             is_last: ctx.is_last_attempt(),
@@ -144,6 +189,7 @@ async fn dispatch(
                             is_last: true,
                         },
                     };
+                    let documents = decoded.documents();
                     let outcome = invoke::run_batch(
                         ctx,
                         spec.name,
@@ -162,7 +208,7 @@ async fn dispatch(
                     // Never reached run_batch: count the failed attempt here.
                     ctx.status
                         .failed(spec.name, FailureKind::Batch, &error, ctx.clock.now());
-                    let raw = String::from_utf8_lossy(body).into_owned();
+                    let raw = String::from_utf8_lossy(&body).into_owned();
                     let outcome = invoke::dead_letter(
                         ctx,
                         spec.name,
@@ -191,20 +237,21 @@ async fn dispatch(
             }
         }
         (Trigger::Timer(trigger), Handler::Timer(handler)) => {
-            let timer =
-                match invocation.and_then(|inv| protocol::decode_timer(&inv, trigger.binding)) {
-                    Ok(timer) => timer,
-                    Err(e) => {
-                        // A scheduled run carries no data to lose; report and let the next run happen.
-                        return reply(
-                            StatusCode::OK,
-                            &InvocationReply::failed(
-                                format!("undecodable timer invocation: {e}"),
-                                vec![],
-                            ),
-                        );
-                    }
-                };
+            let timer = match Invocation::parse(&body)
+                .and_then(|inv| protocol::decode_timer(&inv, trigger.binding))
+            {
+                Ok(timer) => timer,
+                Err(e) => {
+                    // A scheduled run carries no data to lose; report and let the next run happen.
+                    return reply(
+                        StatusCode::OK,
+                        &InvocationReply::failed(
+                            format!("undecodable timer invocation: {e}"),
+                            vec![],
+                        ),
+                    );
+                }
+            };
             match handler.handle(ctx, timer).await {
                 Ok(logs) => reply(StatusCode::OK, &InvocationReply::with_logs(logs)),
                 Err(e) => reply(
@@ -214,7 +261,7 @@ async fn dispatch(
             }
         }
         (Trigger::Http(trigger), Handler::Http(handler)) => {
-            let response = match invocation
+            let response = match Invocation::parse(&body)
                 .and_then(|inv| protocol::decode_http(&inv, trigger.binding))
             {
                 Ok(request) => {

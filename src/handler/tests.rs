@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 use super::server::{router, HandlerState};
 use crate::clock::SystemClock;
-use crate::runtime::{AppContext, BatchHandler, FunctionError, FunctionSpec, Handler};
+use crate::runtime::{AppContext, Batch, BatchHandler, FunctionError, FunctionSpec, Handler};
 use crate::store::sqlite::SqliteStore;
 use crate::store::wrapped::Wrapped;
 use crate::store::{Container, Query, Store, StoreError};
@@ -27,7 +27,7 @@ struct AlwaysFails;
 
 #[async_trait]
 impl BatchHandler for AlwaysFails {
-    async fn handle(&self, _: &AppContext, _: &[Value]) -> Result<Vec<String>, FunctionError> {
+    async fn handle(&self, _: &AppContext, _: &Batch<'_>) -> Result<Vec<String>, FunctionError> {
         Err(StoreError::Unavailable(FAILURE.into()).into())
     }
 }

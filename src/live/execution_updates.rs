@@ -9,14 +9,13 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::publish;
 use crate::model::{rows, ExecutionDoc};
 use crate::realtime::groups::{self, Audience};
 use crate::realtime::HubMessage;
-use crate::runtime::{AppContext, BatchHandler, FunctionError};
+use crate::runtime::{AppContext, Batch, BatchHandler, Delivered, FunctionError};
 
 pub const TARGET_UPDATE: &str = "executionUpdate";
 pub const TARGET_HISTORY_UPDATE: &str = "executionHistoryUpdate";
@@ -33,17 +32,19 @@ pub fn status_update(doc: &ExecutionDoc) -> Value {
 }
 
 /// The pure part: documents in, messages out, plus the documents it could not read.
-pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>) {
+pub fn messages_for_batch(
+    batch: &Batch<'_>,
+) -> Result<(Vec<HubMessage>, Vec<String>), FunctionError> {
     let mut latest: BTreeMap<String, ExecutionDoc> = BTreeMap::new();
     let mut skipped = Vec::new();
-    for raw in documents {
-        match ExecutionDoc::deserialize(raw) {
+    for delivered in batch.read::<Delivered<ExecutionDoc>>(&mut skipped)? {
+        match delivered.document {
             // Later in the batch = newer: replace.
             Ok(doc) => {
                 latest.insert(doc.id.clone(), doc);
             }
             Err(e) => {
-                let id = raw.get("id").and_then(Value::as_str).unwrap_or("<no id>");
+                let id = delivered.id.as_deref().unwrap_or("<no id>");
                 skipped.push(format!("{id}: {e}"));
             }
         }
@@ -51,19 +52,19 @@ pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>)
     let mut messages = Vec::with_capacity(latest.len() * 3);
     for doc in latest.values() {
         for audience in [Audience::Members, Audience::Admins] {
-            messages.push(HubMessage {
-                group: groups::execution(audience, &doc.id),
-                target: TARGET_UPDATE.to_owned(),
-                arguments: vec![status_update(doc)],
-            });
+            messages.push(HubMessage::new(
+                groups::execution(audience, &doc.id),
+                TARGET_UPDATE,
+                &status_update(doc),
+            ));
         }
-        messages.push(HubMessage {
-            group: groups::history(&doc.scope),
-            target: TARGET_HISTORY_UPDATE.to_owned(),
-            arguments: vec![serde_json::to_value(rows::execution_row(doc)).unwrap_or_default()],
-        });
+        messages.push(HubMessage::new(
+            groups::history(&doc.scope),
+            TARGET_HISTORY_UPDATE,
+            &rows::execution_row(doc),
+        ));
     }
-    (messages, skipped)
+    Ok((messages, skipped))
 }
 
 pub struct ExecutionUpdates;
@@ -73,21 +74,24 @@ impl BatchHandler for ExecutionUpdates {
     async fn handle(
         &self,
         ctx: &AppContext,
-        documents: &[Value],
+        batch: &Batch<'_>,
     ) -> Result<Vec<String>, FunctionError> {
-        publish(
-            ctx,
-            "ExecutionUpdates",
-            documents.len(),
-            messages_for_batch(documents),
-        )
-        .await
+        let messages = messages_for_batch(batch)?;
+        publish(ctx, "ExecutionUpdates", batch.len(), messages).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RawDocument;
+    use serde::Deserialize;
+
+    fn messages_for(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>) {
+        let texts: Vec<String> = documents.iter().map(Value::to_string).collect();
+        let raw: Vec<RawDocument> = texts.iter().map(|t| RawDocument::new(t)).collect();
+        messages_for_batch(&Batch::new(&raw, 0)).unwrap()
+    }
 
     fn execution(id: &str, scope: &str, status: &str) -> Value {
         json!({"id": id, "type": "execution", "scope": scope, "executionId": id,
@@ -100,7 +104,7 @@ mod tests {
 
     #[test]
     fn each_execution_gets_a_status_and_a_history_message() {
-        let (messages, skipped) = messages_for_batch(&[
+        let (messages, skipped) = messages_for(&[
             execution("a", "GLOBAL", "Running"),
             execution("b", ORG, "Failed"),
         ]);
@@ -120,10 +124,10 @@ mod tests {
                 (&*format!("history:{ORG}"), TARGET_HISTORY_UPDATE),
             ]
         );
-        assert_eq!(messages[0].arguments[0]["isComplete"], false);
-        assert_eq!(messages[0].arguments, messages[1].arguments);
-        assert_eq!(messages[3].arguments[0]["isComplete"], true);
-        let row = &messages[5].arguments[0];
+        assert_eq!(messages[0].argument_values()[0]["isComplete"], false);
+        assert_eq!(messages[0].arguments.get(), messages[1].arguments.get());
+        assert_eq!(messages[3].argument_values()[0]["isComplete"], true);
+        let row = &messages[5].argument_values()[0];
         assert_eq!(row["orgId"], "0f4a6f6c-1111-4c2e-9a57-3d2b8f1f0a01");
         assert_eq!(row["executedByName"], "ann@x.com");
         assert_eq!(
@@ -138,19 +142,19 @@ mod tests {
 
     #[test]
     fn only_the_last_version_in_a_batch_is_sent() {
-        let (messages, _) = messages_for_batch(&[
+        let (messages, _) = messages_for(&[
             execution("a", "GLOBAL", "Running"),
             execution("a", "GLOBAL", "Success"),
         ]);
         assert_eq!(messages.len(), 3);
         for message in &messages {
-            assert_eq!(message.arguments[0]["status"], "Success");
+            assert_eq!(message.argument_values()[0]["status"], "Success");
         }
     }
 
     #[test]
     fn unreadable_documents_are_reported_not_fatal() {
-        let (messages, skipped) = messages_for_batch(&[
+        let (messages, skipped) = messages_for(&[
             json!({"id": "x", "type": "execution"}),
             execution("a", "GLOBAL", "Pending"),
         ]);

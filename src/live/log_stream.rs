@@ -7,18 +7,19 @@
 //! to the admins only, and a `result` notice to both. The browser dedupes by sequence across
 //! batches, so a redelivered batch is harmless.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 
 use super::publish;
-use crate::model::rows::{self, Reader};
-use crate::model::{ExecutionDataDoc, LogDoc, ResultDoc, StateDoc, VariablesDoc};
+use crate::model::rows::{is_admin_only_level, Reader, StreamLogEntry};
+use crate::model::Timestamp;
 use crate::realtime::groups::{self, Audience};
 use crate::realtime::HubMessage;
-use crate::runtime::{AppContext, BatchHandler, FunctionError};
+use crate::runtime::{AppContext, Batch, BatchHandler, DocumentFacts, FunctionError};
 
 pub const TARGET_LOGS: &str = "executionLogs";
 pub const TARGET_VARIABLES: &str = "executionVariables";
@@ -32,33 +33,192 @@ pub const MAX_LOGS_BYTES_PER_MESSAGE: usize = 512 * 1024;
 /// to this many characters, marked `truncated: true` (the query API has it whole).
 const TRUNCATED_MESSAGE_CHARS: usize = 16 * 1024;
 
+/// What `LogStream` reads of an `execution_data` document, of any of its four types, straight
+/// from the delivered text: strings borrowed where they need no unescaping, `data`, `variables`
+/// and `state` kept as the JSON text they came as (they are sent on unchanged).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataView<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    execution_id: Cow<'a, str>,
+    timestamp: Timestamp,
+    #[serde(borrow, default)]
+    level: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    sequence: Option<u64>,
+    #[serde(default)]
+    version: Option<u64>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    variables: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    state: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result_type: Option<Cow<'a, str>>,
+    #[serde(default)]
+    result_size: Option<u64>,
+    #[serde(borrow, default)]
+    blob_ref: Option<Cow<'a, str>>,
+    #[serde(rename = "_ts", borrow, default)]
+    ts: Option<&'a RawValue>,
+}
+
+/// A member that is there, even as `null` (which `Option` alone would read as absent).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+impl DocumentFacts for DataView<'_> {
+    fn execution_id(&self) -> Option<&str> {
+        Some(&self.execution_id)
+    }
+    fn written_at(&self) -> Option<i64> {
+        self.ts.and_then(|ts| ts.get().parse().ok())
+    }
+}
+
+struct Log<'a> {
+    id: Cow<'a, str>,
+    timestamp: Timestamp,
+    level: Cow<'a, str>,
+    message: Cow<'a, str>,
+    data: Option<&'a RawValue>,
+}
+
+struct Snapshot<'a> {
+    version: u64,
+    value: &'a RawValue,
+    timestamp: Timestamp,
+}
+
+struct ResultNotice<'a> {
+    result_type: Cow<'a, str>,
+    result_size: u64,
+    in_blob: bool,
+    timestamp: Timestamp,
+}
+
+/// A document of one of the four types, with what its type requires.
+enum Item<'a> {
+    Log(u64, Log<'a>),
+    Variables(Snapshot<'a>),
+    State(Snapshot<'a>),
+    Result(ResultNotice<'a>),
+}
+
+fn missing(field: &str) -> String {
+    format!("missing field `{field}`")
+}
+
+impl<'a> DataView<'a> {
+    fn item(self) -> Result<(Cow<'a, str>, Item<'a>), String> {
+        let item = match &*self.kind {
+            "log" => Item::Log(
+                self.sequence.ok_or_else(|| missing("sequence"))?,
+                Log {
+                    id: self.id,
+                    timestamp: self.timestamp,
+                    level: self.level.ok_or_else(|| missing("level"))?,
+                    message: self.message.ok_or_else(|| missing("message"))?,
+                    data: self.data,
+                },
+            ),
+            "variables" => Item::Variables(Snapshot {
+                version: self.version.ok_or_else(|| missing("version"))?,
+                value: self.variables.ok_or_else(|| missing("variables"))?,
+                timestamp: self.timestamp,
+            }),
+            "state" => Item::State(Snapshot {
+                version: self.version.unwrap_or(0),
+                value: self.state.ok_or_else(|| missing("state"))?,
+                timestamp: self.timestamp,
+            }),
+            "result" => Item::Result(ResultNotice {
+                result_type: self.result_type.ok_or_else(|| missing("resultType"))?,
+                result_size: self.result_size.ok_or_else(|| missing("resultSize"))?,
+                in_blob: self.blob_ref.is_some(),
+                timestamp: self.timestamp,
+            }),
+            other => {
+                return Err(format!(
+                "unknown variant `{other}`, expected one of `log`, `variables`, `state`, `result`"
+            ))
+            }
+        };
+        Ok((self.execution_id, item))
+    }
+}
+
 #[derive(Default)]
-struct PerExecution {
-    logs: BTreeMap<u64, LogDoc>,
-    variables: Option<VariablesDoc>,
-    state: Option<StateDoc>,
-    result: Option<ResultDoc>,
+struct PerExecution<'a> {
+    logs: BTreeMap<u64, Log<'a>>,
+    variables: Option<Snapshot<'a>>,
+    state: Option<Snapshot<'a>>,
+    result: Option<ResultNotice<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogsArgument<'a> {
+    execution_id: &'a str,
+    logs: &'a [Box<RawValue>],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VariablesArgument<'a> {
+    execution_id: &'a str,
+    version: u64,
+    variables: &'a RawValue,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StateArgument<'a> {
+    execution_id: &'a str,
+    version: u64,
+    state: &'a RawValue,
+    timestamp: &'a Timestamp,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultArgument<'a> {
+    execution_id: &'a str,
+    result_type: &'a str,
+    result_size: u64,
+    in_blob: bool,
+    timestamp: &'a Timestamp,
 }
 
 /// The pure part: documents in, messages out, plus the documents it could not read.
-pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>) {
-    let mut executions: BTreeMap<String, PerExecution> = BTreeMap::new();
+pub fn messages_for_batch(
+    batch: &Batch<'_>,
+) -> Result<(Vec<HubMessage>, Vec<String>), FunctionError> {
+    let mut executions: BTreeMap<Cow<str>, PerExecution> = BTreeMap::new();
     let mut skipped = Vec::new();
-    for raw in documents {
-        let doc = match ExecutionDataDoc::deserialize(raw) {
-            Ok(doc) => doc,
-            Err(e) => {
-                let id = raw.get("id").and_then(Value::as_str).unwrap_or("<no id>");
-                skipped.push(format!("{id}: {e}"));
+    for view in batch.read::<DataView>(&mut skipped)? {
+        let id = view.id.clone();
+        let (execution_id, item) = match view.item() {
+            Ok(parts) => parts,
+            Err(reason) => {
+                skipped.push(format!("{id}: {reason}"));
                 continue;
             }
         };
-        let entry = executions.entry(doc.execution_id().to_owned()).or_default();
-        match doc {
-            ExecutionDataDoc::Log(log) => {
-                entry.logs.insert(log.sequence, log);
+        let entry = executions.entry(execution_id).or_default();
+        match item {
+            Item::Log(sequence, log) => {
+                entry.logs.insert(sequence, log);
             }
-            ExecutionDataDoc::Variables(v) => {
+            Item::Variables(v) => {
                 if entry
                     .variables
                     .as_ref()
@@ -67,7 +227,7 @@ pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>)
                     entry.variables = Some(v);
                 }
             }
-            ExecutionDataDoc::State(s) => {
+            Item::State(s) => {
                 if entry
                     .state
                     .as_ref()
@@ -76,101 +236,155 @@ pub fn messages_for_batch(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>)
                     entry.state = Some(s);
                 }
             }
-            ExecutionDataDoc::Result(r) => entry.result = Some(r),
+            Item::Result(r) => entry.result = Some(r),
         }
     }
 
     let mut messages = Vec::new();
     for (execution_id, found) in executions {
-        for (audience, reader) in [
-            (Audience::Members, Reader::Member),
-            (Audience::Admins, Reader::Admin),
-        ] {
-            let group = groups::execution(audience, &execution_id);
-            let message = |target: &str, argument: Value| HubMessage {
-                group: group.clone(),
-                target: target.to_owned(),
-                arguments: vec![argument],
+        let members = groups::execution(Audience::Members, &execution_id);
+        let admins = groups::execution(Audience::Admins, &execution_id);
+        let admin_logs = logs_messages(&admins, &execution_id, &found.logs, Reader::Admin);
+        // With no line hidden from members, both groups get the very same payloads: share them,
+        // so a batch of big logs is held once, not once per group.
+        let member_logs: Vec<HubMessage> = if found
+            .logs
+            .values()
+            .any(|log| is_admin_only_level(&log.level))
+        {
+            logs_messages(&members, &execution_id, &found.logs, Reader::Member)
+        } else {
+            admin_logs
+                .iter()
+                .map(|message| message.to_group(members.clone()))
+                .collect()
+        };
+        let result = found.result.as_ref().map(|r| {
+            let argument = ResultArgument {
+                execution_id: &execution_id,
+                result_type: &r.result_type,
+                result_size: r.result_size,
+                in_blob: r.in_blob,
+                timestamp: &r.timestamp,
             };
-            for logs in chunk_logs(found.logs.values(), reader) {
-                messages.push(message(
-                    TARGET_LOGS,
-                    json!({ "executionId": execution_id, "logs": logs }),
-                ));
-            }
-            // Variables and state are admin-only, as on the query API.
-            if audience == Audience::Admins {
-                if let Some(v) = &found.variables {
-                    messages.push(message(
-                        TARGET_VARIABLES,
-                        json!({ "executionId": execution_id, "version": v.version, "variables": v.variables }),
-                    ));
-                }
-                if let Some(s) = &found.state {
-                    messages.push(message(
-                        TARGET_STATE,
-                        json!({ "executionId": execution_id, "version": s.version, "state": s.state, "timestamp": s.timestamp }),
-                    ));
-                }
-            }
-            if let Some(r) = &found.result {
-                messages.push(message(
-                    TARGET_RESULT,
-                    json!({
-                        "executionId": execution_id, "resultType": r.result_type, "resultSize": r.result_size,
-                        "inBlob": r.blob_ref.is_some(), "timestamp": r.timestamp,
-                    }),
-                ));
-            }
+            HubMessage::new(admins.clone(), TARGET_RESULT, &argument)
+        });
+        messages.extend(member_logs);
+        messages.extend(result.iter().map(|r| r.to_group(members.clone())));
+        messages.extend(admin_logs);
+        // Variables and state are admin-only, as on the query API.
+        if let Some(v) = &found.variables {
+            let argument = VariablesArgument {
+                execution_id: &execution_id,
+                version: v.version,
+                variables: v.value,
+            };
+            messages.push(HubMessage::new(admins.clone(), TARGET_VARIABLES, &argument));
         }
+        if let Some(s) = &found.state {
+            let argument = StateArgument {
+                execution_id: &execution_id,
+                version: s.version,
+                state: s.value,
+                timestamp: &s.timestamp,
+            };
+            messages.push(HubMessage::new(admins.clone(), TARGET_STATE, &argument));
+        }
+        messages.extend(result);
     }
-    (messages, skipped)
+    Ok((messages, skipped))
+}
+
+/// The `executionLogs` messages for `group`: the logs as `reader` gets them.
+fn logs_messages(
+    group: &str,
+    execution_id: &str,
+    logs: &BTreeMap<u64, Log<'_>>,
+    reader: Reader,
+) -> Vec<HubMessage> {
+    let mut messages = Vec::new();
+    chunk_logs(logs, reader, |logs| {
+        let argument = LogsArgument { execution_id, logs };
+        messages.push(HubMessage::new(group.to_owned(), TARGET_LOGS, &argument));
+    });
+    messages
+}
+
+fn entry_json(sequence: u64, log: &Log<'_>, truncated: bool) -> Box<RawValue> {
+    let message = if truncated {
+        Cow::Owned(log.message.chars().take(TRUNCATED_MESSAGE_CHARS).collect())
+    } else {
+        Cow::Borrowed(&*log.message)
+    };
+    let entry = StreamLogEntry {
+        id: &log.id,
+        sequence,
+        timestamp: &log.timestamp,
+        level: &log.level,
+        message: &message,
+        data: if truncated { None } else { log.data },
+        truncated,
+    };
+    // Our own types always serialize.
+    serde_json::value::to_raw_value(&entry).expect("a log entry serializes")
+}
+
+/// A line `Reader::Member` may not read, as the members' stream carries it: its place, time and
+/// level (`RedactedLogEntry`'s shape), never its message or data.
+fn redacted_json(sequence: u64, log: &Log<'_>) -> Box<RawValue> {
+    #[derive(Serialize)]
+    struct Redacted<'a> {
+        id: &'a str,
+        sequence: u64,
+        timestamp: &'a Timestamp,
+        level: &'a str,
+        redacted: bool,
+    }
+    let entry = Redacted {
+        id: &log.id,
+        sequence,
+        timestamp: &log.timestamp,
+        level: &log.level,
+        redacted: true,
+    };
+    // Our own types always serialize.
+    serde_json::value::to_raw_value(&entry).expect("a redacted entry serializes")
 }
 
 /// The logs (already in sequence order) as `reader` gets them, in message payloads of at most
 /// `MAX_LOGS_BYTES_PER_MESSAGE` serialized bytes each; usually exactly one.
-fn chunk_logs<'a>(logs: impl Iterator<Item = &'a LogDoc>, reader: Reader) -> Vec<Vec<Value>> {
-    let mut chunks: Vec<Vec<Value>> = Vec::new();
-    let mut current: Vec<Value> = Vec::new();
+fn chunk_logs(
+    logs: &BTreeMap<u64, Log<'_>>,
+    reader: Reader,
+    mut emit: impl FnMut(&[Box<RawValue>]),
+) {
+    // Each chunk is handed on (and its entries freed) as soon as it is full, so a batch of big
+    // logs never holds all its entries beside the messages made of them.
+    let mut current: Vec<Box<RawValue>> = Vec::new();
     let mut current_bytes = 0;
-    for log in logs {
-        let (entry, size) = if reader.sees(log) {
-            whole_entry(log)
+    for (&sequence, log) in logs {
+        let entry = if reader == Reader::Admin || !is_admin_only_level(&log.level) {
+            let whole = entry_json(sequence, log, false);
+            if whole.get().len() > MAX_LOGS_BYTES_PER_MESSAGE {
+                entry_json(sequence, log, true)
+            } else {
+                whole
+            }
         } else {
-            let entry = serde_json::to_value(rows::redacted_log_entry(log)).unwrap_or_default();
-            let size = entry.to_string().len();
-            (entry, size)
+            redacted_json(sequence, log)
         };
+        let size = entry.get().len();
         if !current.is_empty() && current_bytes + size > MAX_LOGS_BYTES_PER_MESSAGE {
-            chunks.push(std::mem::take(&mut current));
+            emit(&current);
+            current.clear();
             current_bytes = 0;
         }
         current_bytes += size + 1;
         current.push(entry);
     }
     if !current.is_empty() {
-        chunks.push(current);
+        emit(&current);
     }
-    chunks
-}
-
-/// A line as the stream carries it whole, with its serialized size; one bigger than a message
-/// loses its `data` and most of its message (marked `truncated`).
-fn whole_entry(log: &LogDoc) -> (Value, usize) {
-    let mut entry = rows::stream_log_entry(log);
-    let size = entry.to_string().len();
-    if size <= MAX_LOGS_BYTES_PER_MESSAGE {
-        return (entry, size);
-    }
-    entry["data"] = Value::Null;
-    entry["message"] = json!(log
-        .message
-        .chars()
-        .take(TRUNCATED_MESSAGE_CHARS)
-        .collect::<String>());
-    entry["truncated"] = json!(true);
-    let size = entry.to_string().len();
-    (entry, size)
 }
 
 pub struct LogStream;
@@ -180,21 +394,25 @@ impl BatchHandler for LogStream {
     async fn handle(
         &self,
         ctx: &AppContext,
-        documents: &[Value],
+        batch: &Batch<'_>,
     ) -> Result<Vec<String>, FunctionError> {
-        publish(
-            ctx,
-            "LogStream",
-            documents.len(),
-            messages_for_batch(documents),
-        )
-        .await
+        let messages = messages_for_batch(batch)?;
+        publish(ctx, "LogStream", batch.len(), messages).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RawDocument;
+    use crate::model::{LogDoc, VariablesDoc};
+    use serde_json::{json, Value};
+
+    fn messages_for(documents: &[Value]) -> (Vec<HubMessage>, Vec<String>) {
+        let texts: Vec<String> = documents.iter().map(Value::to_string).collect();
+        let raw: Vec<RawDocument> = texts.iter().map(|t| RawDocument::new(t)).collect();
+        messages_for_batch(&Batch::new(&raw, 0)).unwrap()
+    }
 
     fn log(execution: &str, sequence: u64) -> Value {
         json!({"id": LogDoc::id_for(execution, sequence), "executionId": execution, "type": "log",
@@ -211,7 +429,7 @@ mod tests {
             log("a", 3),
             log("a", 2),
         ];
-        let (messages, skipped) = messages_for_batch(&docs);
+        let (messages, skipped) = messages_for(&docs);
         assert!(skipped.is_empty());
         let groups: Vec<&str> = messages.iter().map(|m| m.group.as_str()).collect();
         assert_eq!(
@@ -230,12 +448,34 @@ mod tests {
     }
 
     fn sequences(message: &HubMessage) -> Vec<u64> {
-        message.arguments[0]["logs"]
+        message.argument_values()[0]["logs"]
             .as_array()
             .unwrap()
             .iter()
             .map(|l| l["sequence"].as_u64().unwrap())
             .collect()
+    }
+
+    /// A batch of big logs must not be held once per group: when members may read every line,
+    /// their payloads are the admins' very ones, not copies.
+    #[test]
+    fn both_groups_share_one_payload_when_no_line_is_hidden() {
+        let mut debug = log("b", 2);
+        debug["level"] = json!("DEBUG");
+        let (messages, _) = messages_for(&[log("a", 1), log("a", 2), log("b", 1), debug]);
+        let payload = |group: &str| {
+            let message = messages.iter().find(|m| m.group == group).unwrap();
+            std::sync::Arc::clone(&message.arguments)
+        };
+        assert!(std::sync::Arc::ptr_eq(
+            &payload("execution:a"),
+            &payload("execution-admin:a")
+        ));
+        // A hidden line makes the members' copy its own.
+        assert!(!std::sync::Arc::ptr_eq(
+            &payload("execution:b"),
+            &payload("execution-admin:b")
+        ));
     }
 
     #[test]
@@ -256,7 +496,7 @@ mod tests {
                             "timestamp": "2025-01-01T00:00:00Z", "result": {"ok": true},
                             "resultType": "json", "resultSize": 11});
         let (messages, skipped) =
-            messages_for_batch(&[log("a", 1), debug, traceback, variables, state, result]);
+            messages_for(&[log("a", 1), debug, traceback, variables, state, result]);
         assert!(skipped.is_empty(), "{skipped:?}");
         let members: Vec<&HubMessage> = messages
             .iter()
@@ -278,7 +518,8 @@ mod tests {
         );
         // Every sequence present for members; the hidden ones as bare placeholders.
         assert_eq!(sequences(members[0]), vec![1, 2, 3]);
-        let logs = members[0].arguments[0]["logs"].as_array().unwrap();
+        let member_logs = members[0].argument_values();
+        let logs = member_logs[0]["logs"].as_array().unwrap();
         assert_eq!(logs[0]["message"], "m1");
         for hidden in &logs[1..] {
             let keys: Vec<&String> = hidden.as_object().unwrap().keys().collect();
@@ -286,12 +527,10 @@ mod tests {
             assert_eq!(hidden["redacted"], true);
         }
         for message in &members {
-            assert!(
-                !message.arguments[0].to_string().contains("secret"),
-                "{message:?}"
-            );
+            assert!(!message.arguments.get().contains("secret"), "{message:?}");
         }
-        let whole = admins[0].arguments[0]["logs"].as_array().unwrap();
+        let admin_logs = admins[0].argument_values();
+        let whole = admin_logs[0]["logs"].as_array().unwrap();
         assert_eq!(whole[1]["message"], "apiKey=secret");
         assert_eq!(whole[1]["data"]["apiKey"], "secret");
         assert!(whole.iter().all(|l| l.get("redacted").is_none()));
@@ -308,7 +547,7 @@ mod tests {
             .map(|s| big(s, 200 * 1024))
             .chain([big(6, 2_000_000)])
             .collect();
-        let (messages, _) = messages_for_batch(&docs);
+        let (messages, _) = messages_for(&docs);
         let messages: Vec<HubMessage> = messages
             .into_iter()
             .filter(|m| m.group == "execution-admin:a")
@@ -317,13 +556,13 @@ mod tests {
         let mut seqs = Vec::new();
         for m in &messages {
             assert_eq!(m.target, TARGET_LOGS);
-            assert!(m.arguments[0].to_string().len() < 1024 * 1024);
-            for l in m.arguments[0]["logs"].as_array().unwrap() {
+            assert!(m.argument_values()[0].to_string().len() < 1024 * 1024);
+            for l in m.argument_values()[0]["logs"].as_array().unwrap() {
                 seqs.push(l["sequence"].as_u64().unwrap());
             }
         }
         assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
-        let logs = messages.last().unwrap().arguments[0]["logs"]
+        let logs = messages.last().unwrap().argument_values()[0]["logs"]
             .as_array()
             .unwrap()
             .clone();
@@ -339,18 +578,18 @@ mod tests {
             json!({"id": VariablesDoc::id_for(v), "executionId": "a", "type": "variables",
                    "timestamp": "2025-01-01T00:00:00Z", "version": v, "variables": {"v": v}})
         };
-        let (messages, _) = messages_for_batch(&[vars(2), vars(5), vars(3)]);
+        let (messages, _) = messages_for(&[vars(2), vars(5), vars(3)]);
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].group, "execution-admin:a");
         assert_eq!(messages[0].target, TARGET_VARIABLES);
-        assert_eq!(messages[0].arguments[0]["version"], 5);
-        assert_eq!(messages[0].arguments[0]["variables"]["v"], 5);
+        assert_eq!(messages[0].argument_values()[0]["version"], 5);
+        assert_eq!(messages[0].argument_values()[0]["variables"]["v"], 5);
     }
 
     #[test]
     fn unreadable_documents_are_reported_not_fatal() {
         let (messages, skipped) =
-            messages_for_batch(&[json!({"id": "x", "type": "mystery"}), log("a", 1)]);
+            messages_for(&[json!({"id": "x", "type": "mystery"}), log("a", 1)]);
         assert_eq!(messages.len(), 2);
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].starts_with("x:"));

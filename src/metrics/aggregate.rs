@@ -4,14 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::Value;
 use tracing::Instrument;
 
 use super::contribution::{Contribution, Position};
 use super::ledger::{self, Update};
 use crate::model::ExecutionDoc;
-use crate::runtime::{AppContext, BatchHandler, FunctionError};
+use crate::runtime::{AppContext, Batch, BatchHandler, Delivered, FunctionError};
 
 pub struct MetricsAggregate;
 
@@ -19,19 +17,22 @@ pub struct MetricsAggregate;
 /// executions are ignored; unreadable ones are logged (they cannot be counted, and the rollup's
 /// live aggregate skips them the same way).
 pub fn updates_by_scope(
-    documents: &[Value],
+    batch: &Batch<'_>,
     skipped: &mut Vec<String>,
-) -> BTreeMap<String, Vec<Update>> {
+) -> Result<BTreeMap<String, Vec<Update>>, FunctionError> {
     let mut latest: BTreeMap<(String, String), Update> = BTreeMap::new();
-    for document in documents {
-        if document.get("type").and_then(Value::as_str) != Some("execution") {
+    for delivered in batch.read::<Delivered<ExecutionDoc>>(skipped)? {
+        if delivered.kind.as_deref() != Some("execution") {
             continue;
         }
-        let position = Position::of(document);
-        let execution = match ExecutionDoc::deserialize(document) {
+        let position = Position {
+            lsn: delivered.lsn,
+            ts: delivered.ts,
+        };
+        let execution = match delivered.document {
             Ok(execution) => execution,
             Err(e) => {
-                let id = document.get("id").and_then(Value::as_str).unwrap_or("?");
+                let id = delivered.id.as_deref().unwrap_or("?");
                 skipped.push(format!("{id}: {e}"));
                 continue;
             }
@@ -53,7 +54,7 @@ pub fn updates_by_scope(
     for ((scope, _), update) in latest {
         by_scope.entry(scope).or_default().push(update);
     }
-    by_scope
+    Ok(by_scope)
 }
 
 #[async_trait]
@@ -61,10 +62,10 @@ impl BatchHandler for MetricsAggregate {
     async fn handle(
         &self,
         ctx: &AppContext,
-        documents: &[Value],
+        batch: &Batch<'_>,
     ) -> Result<Vec<String>, FunctionError> {
         let mut skipped = Vec::new();
-        let by_scope = updates_by_scope(documents, &mut skipped);
+        let by_scope = updates_by_scope(batch, &mut skipped)?;
         let mut logs = Vec::new();
         for reason in &skipped {
             tracing::error!(%reason, "execution document not counted");
@@ -73,7 +74,7 @@ impl BatchHandler for MetricsAggregate {
         if by_scope.is_empty() {
             logs.push(format!(
                 "MetricsAggregate: {} documents, no executions",
-                documents.len()
+                batch.len()
             ));
             return Ok(logs);
         }

@@ -214,7 +214,13 @@ async fn process(ctx: &AppContext, scenario: &Scenario, deliveries: Vec<Value>) 
             for batch in lane {
                 // A failed invocation is redelivered by the host's retry policy: same here.
                 let mut attempts = 0;
-                while MetricsAggregate.handle(&ctx, &batch).await.is_err() {
+                let held = crate::runtime::batch::TestBatch::of(&batch);
+                let documents = held.documents();
+                while MetricsAggregate
+                    .handle(&ctx, &crate::runtime::Batch::new(&documents, 0))
+                    .await
+                    .is_err()
+                {
                     attempts += 1;
                     assert!(attempts < 5, "batch kept failing");
                 }

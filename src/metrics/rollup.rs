@@ -229,8 +229,10 @@ mod retention_tests {
             .read_change_feed(Container::Executions, &FeedPosition::Beginning, 100)
             .await
             .unwrap();
+        let held = crate::runtime::batch::TestBatch::of(&feed.documents);
+        let documents = held.documents();
         MetricsAggregate
-            .handle(&ctx, &feed.documents)
+            .handle(&ctx, &crate::runtime::Batch::new(&documents, 0))
             .await
             .unwrap();
         let day = daily(&ctx, "2026-11-01").await;

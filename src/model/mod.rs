@@ -2,6 +2,7 @@
 
 mod documents;
 mod entities;
+mod raw;
 pub mod rows;
 mod scope;
 mod status;
@@ -9,6 +10,7 @@ mod time;
 
 pub use documents::*;
 pub use entities::*;
+pub use raw::{is_syntax_error, RawDocument};
 pub use scope::{Scope, ScopeError};
 pub use status::{ExecutionStatus, StatusError};
 pub use time::{Timestamp, TimestampError};

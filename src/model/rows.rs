@@ -117,9 +117,19 @@ impl LogEntry {
     }
 }
 
-/// One log line as the live stream (`executionLogs`) carries it.
-pub fn stream_log_entry(doc: &LogDoc) -> Value {
-    serde_json::to_value(LogEntry::of(doc, None)).unwrap_or_default()
+/// One log line as the live stream (`executionLogs`) carries it, in this key order; `data` is
+/// whatever serializes the document's `data` (a value, or its JSON text as delivered).
+#[derive(Debug, Serialize)]
+pub struct StreamLogEntry<'a, D: Serialize> {
+    pub id: &'a str,
+    pub sequence: u64,
+    pub timestamp: &'a Timestamp,
+    pub level: &'a str,
+    pub message: &'a str,
+    pub data: D,
+    /// Set when the stream cut the line to fit a message (the query API has it whole).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// A log line a member may not read, where a gap-free `sequence` is promised (the members'

@@ -13,9 +13,10 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::model::RawDocument;
 use crate::runtime::deadletter::{self, DeadLetterPayload, DeadLetterRecord};
 use crate::runtime::function::{FunctionSpec, Handler, Trigger};
-use crate::runtime::{AppContext, BatchHandler};
+use crate::runtime::{AppContext, Batch, BatchHandler};
 use crate::store::{string_field, Container, Store, StoreError};
 
 /// A change-feed function a dead letter can be replayed through.
@@ -232,7 +233,16 @@ async fn replay_one(
         };
     }
     let recorded = match (&record.payload, decode_raw) {
-        (DeadLetterPayload::Documents(documents), _) => documents.clone(),
+        (DeadLetterPayload::Documents(documents), _) => {
+            match documents.iter().map(|d| serde_json::from_str(d)).collect() {
+                Ok(documents) => documents,
+                Err(error) => {
+                    return ReplayOutcome::Failed {
+                        error: format!("a recorded document is not JSON: {error}"),
+                    }
+                }
+            }
+        }
         (DeadLetterPayload::Raw(text), Some(decode)) => match decode(target, text) {
             Ok(documents) => documents,
             Err(error) => {
@@ -257,8 +267,11 @@ async fn replay_one(
             }
         };
     let span = tracing::info_span!("replay", function = target.function, dead_letter = %record.id);
-    let result =
-        tracing::Instrument::instrument(target.handler.handle(ctx, &documents), span).await;
+    // The functions read documents as text, as a delivered batch holds them.
+    let texts: Vec<String> = documents.iter().map(Value::to_string).collect();
+    let raw: Vec<RawDocument<'_>> = texts.iter().map(|t| RawDocument::new(t)).collect();
+    let batch = Batch::new(&raw, 0);
+    let result = tracing::Instrument::instrument(target.handler.handle(ctx, &batch), span).await;
     let logs = match result {
         Ok(logs) => logs,
         Err(e) => {
@@ -333,13 +346,19 @@ mod tests {
         async fn handle(
             &self,
             _ctx: &AppContext,
-            documents: &[Value],
+            batch: &Batch<'_>,
         ) -> Result<Vec<String>, FunctionError> {
             if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("still down".into()).into());
             }
-            self.seen.lock().unwrap().push(documents.to_vec());
-            Ok(vec![format!("{} documents", documents.len())])
+            let documents: Vec<Value> = batch
+                .documents()
+                .iter()
+                .map(|d| serde_json::from_str(d.json()).unwrap())
+                .collect();
+            let count = documents.len();
+            self.seen.lock().unwrap().push(documents);
+            Ok(vec![format!("{count} documents")])
         }
     }
 
@@ -370,7 +389,7 @@ mod tests {
             store.as_ref(),
             &SystemClock,
             &letter,
-            DeadLetterPayload::Documents(vec![old, gone.clone()]),
+            DeadLetterPayload::Documents(vec![old.to_string(), gone.to_string()]),
         )
         .await
         .unwrap();

@@ -18,7 +18,11 @@ fn short(id: &str) -> &str {
 
 /// One line per log, one line for any other message.
 pub fn render(message: &HubMessage) -> Vec<String> {
-    let argument = message.arguments.first().cloned().unwrap_or(Value::Null);
+    let argument = message
+        .argument_values()
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Null);
     let execution = argument["executionId"].as_str().unwrap_or("?");
     match argument["logs"].as_array() {
         Some(logs) => logs

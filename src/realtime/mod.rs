@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 pub use connection_string::ConnectionString;
@@ -30,12 +31,73 @@ pub use tee::TeeSink;
 pub const HUB: &str = "bifrost";
 
 /// One SignalR invocation for one group (see `groups`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HubMessage {
     pub group: String,
     pub target: String,
-    pub arguments: Vec<Value>,
+    /// The invocation's arguments as one JSON array, serialized once where the message is made:
+    /// senders copy it into their bodies as it is. Shared, so the same payload sent to several
+    /// groups (an execution's members and admins) is held once; the `Box` inside is the text as
+    /// serialized (an `Arc<RawValue>` would copy every payload once more to be made).
+    #[serde(serialize_with = "serialize_shared_raw")]
+    pub arguments: Arc<Box<RawValue>>,
+}
+
+impl HubMessage {
+    /// A message whose one argument is `argument`, serialized now.
+    pub fn new(group: String, target: &str, argument: &impl Serialize) -> Self {
+        HubMessage {
+            group,
+            target: target.to_owned(),
+            // Serializing our own types cannot fail; an empty argument list would be visible.
+            arguments: serde_json::value::to_raw_value(&[argument])
+                .map(Arc::new)
+                .unwrap_or_else(|_| empty_arguments()),
+        }
+    }
+
+    /// The same invocation for `group`, its arguments shared rather than copied.
+    pub fn to_group(&self, group: String) -> Self {
+        HubMessage {
+            group,
+            target: self.target.clone(),
+            arguments: Arc::clone(&self.arguments),
+        }
+    }
+
+    /// A message without arguments.
+    pub fn without_arguments(group: String, target: &str) -> Self {
+        HubMessage {
+            group,
+            target: target.to_owned(),
+            arguments: empty_arguments(),
+        }
+    }
+
+    /// The arguments as values (sinks that read them, and tests).
+    pub fn argument_values(&self) -> Vec<Value> {
+        serde_json::from_str(self.arguments.get()).unwrap_or_default()
+    }
+}
+
+fn empty_arguments() -> Arc<Box<RawValue>> {
+    Arc::new(serde_json::from_str("[]").expect("an empty array is JSON"))
+}
+
+fn serialize_shared_raw<S: serde::Serializer>(
+    raw: &Arc<Box<RawValue>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    raw.serialize(serializer)
+}
+
+impl PartialEq for HubMessage {
+    fn eq(&self, other: &Self) -> bool {
+        self.group == other.group
+            && self.target == other.target
+            && self.arguments.get() == other.arguments.get()
+    }
 }
 
 /// What `/api/negotiate` gives a client: where to connect and the token to connect with.

@@ -12,6 +12,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::connection_string::ConnectionString;
 use super::{jwt, ClientConnection, HubMessage, MessageSink, SinkError};
@@ -197,7 +198,8 @@ impl RestSender {
 #[derive(Serialize)]
 struct PayloadMessage<'a> {
     target: &'a str,
-    arguments: &'a [serde_json::Value],
+    /// The arguments' JSON array text, copied in as serialized, never parsed again.
+    arguments: &'a RawValue,
 }
 
 /// A failed REST attempt: what to report, and whether (and when) to try again.
@@ -316,11 +318,7 @@ mod tests {
     use super::*;
 
     fn message(group: &str, target: &str) -> HubMessage {
-        HubMessage {
-            group: group.into(),
-            target: target.into(),
-            arguments: vec![],
-        }
+        HubMessage::without_arguments(group.into(), target)
     }
 
     #[test]

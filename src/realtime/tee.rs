@@ -63,11 +63,11 @@ mod tests {
     use crate::realtime::{JournalSink, NullSink};
 
     fn message(n: u64) -> HubMessage {
-        HubMessage {
-            group: "execution:e".into(),
-            target: "executionLogs".into(),
-            arguments: vec![serde_json::json!({"executionId": "e", "logs": [{"sequence": n}]})],
-        }
+        HubMessage::new(
+            "execution:e".into(),
+            "executionLogs",
+            &serde_json::json!({"executionId": "e", "logs": [{"sequence": n}]}),
+        )
     }
 
     #[tokio::test]

@@ -20,8 +20,8 @@ const PART_BUDGET_BYTES: usize = 1_500_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeadLetterPayload {
-    /// Decoded change-feed documents.
-    Documents(Vec<Value>),
+    /// Change-feed documents, each as its JSON text.
+    Documents(Vec<String>),
     /// A request body that could not be decoded, kept verbatim.
     Raw(String),
 }
@@ -42,17 +42,22 @@ fn parts(payload: DeadLetterPayload) -> Vec<Value> {
             let mut parts = Vec::new();
             let mut current: Vec<Value> = Vec::new();
             let mut size = 0;
-            for doc in documents {
-                let doc_size = doc.to_string().len();
-                if doc_size > PART_BUDGET_BYTES {
-                    // Keep the batch's order: what came before goes first.
-                    if !current.is_empty() {
-                        parts.push(json!({ "documents": std::mem::take(&mut current) }));
-                        size = 0;
+            for text in documents {
+                let doc_size = text.len();
+                // A document too big for a part, or (never from a decoded batch) not JSON, is
+                // kept as text.
+                let doc = match serde_json::from_str::<Value>(&text) {
+                    Ok(doc) if doc_size <= PART_BUDGET_BYTES => doc,
+                    _ => {
+                        // Keep the batch's order: what came before goes first.
+                        if !current.is_empty() {
+                            parts.push(json!({ "documents": std::mem::take(&mut current) }));
+                            size = 0;
+                        }
+                        parts.extend(document_parts(&text));
+                        continue;
                     }
-                    parts.extend(document_parts(&doc.to_string()));
-                    continue;
-                }
+                };
                 if size + doc_size > PART_BUDGET_BYTES && !current.is_empty() {
                     parts.push(json!({ "documents": std::mem::take(&mut current) }));
                     size = 0;
@@ -182,7 +187,7 @@ fn assemble(mut parts: Vec<Value>) -> Option<DeadLetterRecord> {
     let first = parts.first()?.clone();
     let function = text(&first, "functionName");
     let batch_id = text(&first, "batchId");
-    let mut documents: Vec<Value> = Vec::new();
+    let mut documents: Vec<String> = Vec::new();
     let mut raw = String::new();
     // An oversized document's text, collected across its parts until it is whole.
     let mut pending_document = String::new();
@@ -190,15 +195,14 @@ fn assemble(mut parts: Vec<Value>) -> Option<DeadLetterRecord> {
     for part in &parts {
         if let Some(list) = part["documents"].as_array() {
             any_documents = true;
-            documents.extend(list.iter().cloned());
+            documents.extend(list.iter().map(Value::to_string));
         } else if let Some(text) = part["rawPayload"].as_str() {
             if part["rawDocument"] == json!(true) {
                 any_documents = true;
                 pending_document.push_str(text);
                 // Complete once it parses; its parts are consecutive.
-                if let Ok(doc) = serde_json::from_str::<Value>(&pending_document) {
-                    documents.push(doc);
-                    pending_document.clear();
+                if serde_json::from_str::<serde::de::IgnoredAny>(&pending_document).is_ok() {
+                    documents.push(std::mem::take(&mut pending_document));
                 }
             } else {
                 raw.push_str(text);
@@ -286,7 +290,7 @@ mod tests {
         let store = sqlite(dir.path()).await;
         let huge = json!({"id": "big", "executionId": "e", "pad": "é".repeat(900_000)});
         let small = json!({"id": "s", "executionId": "e"});
-        let documents = vec![small.clone(), huge.clone(), small.clone()];
+        let documents: Vec<String> = [&small, &huge, &small].map(Value::to_string).into();
         let ids = record(
             store.as_ref(),
             &SystemClock,
@@ -308,7 +312,7 @@ mod tests {
             store.as_ref(),
             &SystemClock,
             &letter("MetricsAggregate"),
-            DeadLetterPayload::Documents(vec![small.clone()]),
+            DeadLetterPayload::Documents(vec![small.to_string()]),
         )
         .await
         .unwrap();
@@ -336,8 +340,8 @@ mod tests {
     #[test]
     fn small_batches_are_one_part() {
         let p = parts(DeadLetterPayload::Documents(vec![
-            json!({"id": "a"}),
-            json!({"id": "b"}),
+            json!({"id": "a"}).to_string(),
+            json!({"id": "b"}).to_string(),
         ]));
         assert_eq!(p.len(), 1);
         assert_eq!(p[0]["documents"].as_array().unwrap().len(), 2);
@@ -361,7 +365,7 @@ mod tests {
     #[test]
     fn many_documents_split_into_parts_under_budget() {
         let doc = json!({"id": "x", "pad": "y".repeat(100_000)});
-        let p = parts(DeadLetterPayload::Documents(vec![doc; 40]));
+        let p = parts(DeadLetterPayload::Documents(vec![doc.to_string(); 40]));
         let count: usize = p
             .iter()
             .map(|v| v["documents"].as_array().unwrap().len())

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
 
+use super::batch::{Batch, UnreadableBatch};
 use super::context::AppContext;
 use super::http::{HttpRequest, HttpResponse, TimerInfo};
 use super::operation::Operation;
@@ -97,15 +97,19 @@ pub enum FunctionError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A document is not JSON: no attempt can read it, so the batch is dead-lettered at once.
+    #[error(transparent)]
+    Unreadable(#[from] UnreadableBatch),
 }
 
-/// A change-feed function: gets a batch, returns log lines for the host.
+/// A change-feed function: gets a batch of documents as JSON text (decoding each once into its
+/// own view, `Batch::decode`), returns log lines for the host.
 #[async_trait]
 pub trait BatchHandler: Send + Sync {
     async fn handle(
         &self,
         ctx: &AppContext,
-        documents: &[Value],
+        batch: &Batch<'_>,
     ) -> Result<Vec<String>, FunctionError>;
 }
 

@@ -6,6 +6,7 @@
 //! It imports the store and model layers, never a feature or an adapter.
 
 pub mod auth;
+pub mod batch;
 pub mod config;
 pub mod context;
 pub mod deadletter;
@@ -20,6 +21,7 @@ pub mod server;
 pub mod shutdown;
 pub mod status;
 
+pub use batch::{Batch, BatchSummary, Decoded, Delivered, DocumentFacts, Skipped};
 pub use context::AppContext;
 pub use function::{BatchHandler, FunctionError, FunctionSpec, Handler, HttpHandler, TimerHandler};
 pub use http::{respond, ApiError, ErrorBody, HttpRequest, HttpResponse, TimerInfo};

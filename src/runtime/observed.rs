@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::realtime::{ClientConnection, HubMessage, MessageSink, SinkError};
 use crate::store::{
     BatchOperation, BatchOutcome, ChangeFeedPage, Container, ETag, FeedPosition, Page, PatchOp,
-    Query, Store, StoreError, StoredDocument,
+    Query, Store, StoreError, StoredDocument, TextFeedPage,
 };
 
 /// Whether an error means the store itself is failing (down, full, throttling past retries).
@@ -88,6 +88,11 @@ impl Store for ObservedStore {
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
         let result = self.inner.upsert(container, doc, if_match).await;
+        self.note(Dependency::StoreWrites, container, result)
+    }
+
+    async fn upsert_all(&self, container: Container, docs: Vec<Value>) -> Result<(), StoreError> {
+        let result = self.inner.upsert_all(container, docs).await;
         self.note(Dependency::StoreWrites, container, result)
     }
 
@@ -163,6 +168,19 @@ impl Store for ObservedStore {
         self.note(Dependency::StoreReads, container, result)
     }
 
+    async fn read_change_feed_text(
+        &self,
+        container: Container,
+        from: &FeedPosition,
+        max_items: usize,
+    ) -> Result<TextFeedPage, StoreError> {
+        let result = self
+            .inner
+            .read_change_feed_text(container, from, max_items)
+            .await;
+        self.note(Dependency::StoreReads, container, result)
+    }
+
     async fn pending_changes(
         &self,
         container: Container,
@@ -174,6 +192,10 @@ impl Store for ObservedStore {
 
     fn request_units(&self) -> Option<f64> {
         self.inner.request_units()
+    }
+
+    fn commit_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.commit_signal()
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {

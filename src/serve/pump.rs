@@ -1,7 +1,9 @@
 //! Serve mode's change-feed pump: what the Functions host's Cosmos trigger does in Azure, over
 //! the store's own change feed. One pump per change-feed function; its checkpoint lives in the
 //! `leases` container and is written only after the batch succeeded or was dead-lettered, so a
-//! crash redelivers (at-least-once) and never skips.
+//! crash redelivers (at-least-once) and never skips. On a store that tells of its commits
+//! (SQLite) the pump sleeps until the next commit; on one that does not (Cosmos DB) it polls
+//! every `poll_interval`, the `feedPollDelay` of Azure's trigger.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use crate::model::RawDocument;
 use crate::runtime::function::RetryPolicy;
 use crate::runtime::invoke::{self, Attempt, BatchOutcome};
 use crate::runtime::{AppContext, BatchHandler, FailureKind};
@@ -59,6 +62,31 @@ impl Pump {
             .map(|_| ())
     }
 
+    /// Waits for the next commit (or `poll_interval` without commit notices); `true` when
+    /// shutdown was requested instead.
+    async fn wait_for_changes(
+        &self,
+        commits: &mut Option<watch::Receiver<u64>>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let Some(receiver) = commits else {
+            return Self::pause(shutdown, self.poll_interval).await;
+        };
+        if *shutdown.borrow() {
+            return true;
+        }
+        tokio::select! {
+            changed = receiver.changed() => {
+                if changed.is_err() {
+                    // The store stopped telling (it is closing): fall back to polling.
+                    *commits = None;
+                }
+                *shutdown.borrow()
+            }
+            _ = shutdown.changed() => true,
+        }
+    }
+
     /// Sleeps, or returns `true` early when shutdown was requested.
     async fn pause(shutdown: &mut watch::Receiver<bool>, duration: Duration) -> bool {
         if *shutdown.borrow() {
@@ -90,15 +118,20 @@ impl Pump {
         ctx.status
             .advanced(self.function, saved.clone(), ctx.clock.now());
 
+        let mut commits = ctx.store.commit_signal();
         // Whether the last pages carried changes (so going idle ends a burst).
         let mut busy = false;
         loop {
             if *shutdown.borrow() {
                 break;
             }
+            // Seen before reading: a commit from now on wakes the next wait.
+            if let Some(receiver) = commits.as_mut() {
+                receiver.borrow_and_update();
+            }
             let page = match ctx
                 .store
-                .read_change_feed(self.container, &position, self.max_items)
+                .read_change_feed_text(self.container, &position, self.max_items)
                 .await
             {
                 Ok(page) => {
@@ -160,7 +193,7 @@ impl Pump {
                 crate::runtime::memory::release_free_memory();
             }
             busy = !caught_up;
-            if caught_up && Self::pause(&mut shutdown, self.poll_interval).await {
+            if caught_up && self.wait_for_changes(&mut commits, &mut shutdown).await {
                 break;
             }
         }
@@ -171,9 +204,10 @@ impl Pump {
     async fn deliver(
         &self,
         ctx: &AppContext,
-        documents: Vec<Value>,
+        texts: Vec<String>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<BatchOutcome> {
+        let documents: Vec<RawDocument> = texts.iter().map(|t| RawDocument::new(t)).collect();
         let max_retries = u64::from(self.retry.max_retry_count);
         let mut retry_count = 0;
         loop {

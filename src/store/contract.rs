@@ -51,6 +51,13 @@ pub struct ChangeFeedPage {
     pub continuation: String,
 }
 
+/// A change-feed page with each document as its JSON text (what the change-feed functions read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextFeedPage {
+    pub documents: Vec<String>,
+    pub continuation: String,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Short backend name for logs and health (`sqlite`, `cosmos`).
@@ -76,6 +83,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         doc: Value,
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError>;
+
+    /// Upserts every document (any partitions) in one transaction where the backend has one
+    /// across partitions (SQLite); elsewhere one after another (Cosmos DB: a transaction holds
+    /// one partition), stopping at the first error.
+    async fn upsert_all(&self, container: Container, docs: Vec<Value>) -> Result<(), StoreError> {
+        for doc in docs {
+            self.upsert(container, doc, None).await?;
+        }
+        Ok(())
+    }
 
     /// Replace an existing document (`NotFound` if absent), optionally only that version.
     async fn replace(
@@ -134,6 +151,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         max_items: usize,
     ) -> Result<ChangeFeedPage, StoreError>;
 
+    /// `read_change_feed` with each document as its JSON text. Backends that hold documents as
+    /// text override it so no tree is built and serialized again.
+    async fn read_change_feed_text(
+        &self,
+        container: Container,
+        from: &FeedPosition,
+        max_items: usize,
+    ) -> Result<TextFeedPage, StoreError> {
+        let page = self.read_change_feed(container, from, max_items).await?;
+        Ok(TextFeedPage {
+            documents: page.documents.iter().map(Value::to_string).collect(),
+            continuation: page.continuation,
+        })
+    }
+
     /// How many changes lie after `continuation` (for lag reporting); `None` if unknown.
     async fn pending_changes(
         &self,
@@ -141,6 +173,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         _continuation: &str,
     ) -> Result<Option<u64>, StoreError> {
         Ok(None)
+    }
+
+    /// Tells of commits, so a change-feed reader can wake on them instead of polling: the value
+    /// changes after every commit of this process at once, and (for a file shared with other
+    /// processes) after theirs soon (SQLite: within 2 ms while they keep writing, 100 ms after a
+    /// quiet spell). `None`: this backend cannot tell
+    /// (Cosmos DB); poll it.
+    fn commit_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
     }
 
     /// Request units consumed since the store was opened (`None`: the backend has no RU cost).

@@ -25,7 +25,7 @@ use std::sync::Arc;
 pub use containers::Container;
 pub use contract::{
     check_batch_size, query_all, read_modify_write, string_field, BatchOperation, BatchOutcome,
-    ChangeFeedPage, ETag, FeedPosition, Store, StoredDocument, MAX_BATCH_OPERATIONS,
+    ChangeFeedPage, ETag, FeedPosition, Store, StoredDocument, TextFeedPage, MAX_BATCH_OPERATIONS,
 };
 pub use error::StoreError;
 pub use patch::PatchOp;

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{
     BatchOperation, BatchOutcome, ChangeFeedPage, Container, ETag, FeedPosition, Page, Query,
-    Store, StoreError, StoredDocument,
+    Store, StoreError, StoredDocument, TextFeedPage,
 };
 
 /// Asked before a write with its container and a rendering of what is written (built only when
@@ -93,6 +93,13 @@ impl Store for Wrapped {
         self.inner.upsert(container, doc, if_match).await
     }
 
+    async fn upsert_all(&self, container: Container, docs: Vec<Value>) -> Result<(), StoreError> {
+        for doc in &docs {
+            (self.before_write)(container, &|| doc.to_string())?;
+        }
+        self.inner.upsert_all(container, docs).await
+    }
+
     async fn replace(
         &self,
         container: Container,
@@ -148,6 +155,17 @@ impl Store for Wrapped {
             .await
     }
 
+    async fn read_change_feed_text(
+        &self,
+        container: Container,
+        from: &FeedPosition,
+        max_items: usize,
+    ) -> Result<TextFeedPage, StoreError> {
+        self.inner
+            .read_change_feed_text(container, from, max_items)
+            .await
+    }
+
     async fn pending_changes(
         &self,
         container: Container,
@@ -158,5 +176,9 @@ impl Store for Wrapped {
 
     fn request_units(&self) -> Option<f64> {
         self.inner.request_units()
+    }
+
+    fn commit_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.commit_signal()
     }
 }

@@ -7,6 +7,8 @@ use bifrost_workers::clock::SystemClock;
 use bifrost_workers::store::{sqlite::SqliteStore, Container, Query, Store};
 use serde_json::{json, Value};
 
+use bifrost_test_support::procfs::memory_mib;
+
 use crate::helpers::{client, fixture, temp_dir, BIN};
 
 pub async fn invoke(base: &str, function: &str, body: Vec<u8>) -> (u16, String, Value) {
@@ -299,4 +301,61 @@ async fn unknown_routes_get_json_not_html() {
     assert_eq!(response.status().as_u16(), 404);
     let body: Value = response.json().await.unwrap();
     assert!(body["error"].is_string());
+}
+
+fn host_batch(documents: &[Value]) -> Vec<u8> {
+    let once = Value::String(Value::Array(documents.to_vec()).to_string()).to_string();
+    json!({"Data": {"documents": once}, "Metadata": {"sys": {"MethodName": "LogStream"}}})
+        .to_string()
+        .into_bytes()
+}
+
+/// A 60 MB batch costs at most about three times its size while it runs, and that memory is
+/// given back once the reply is sent.
+#[tokio::test]
+async fn a_large_batch_costs_a_bounded_multiple_of_its_size_and_is_released() {
+    let data = temp_dir();
+    let (app, _) = BIN.handler(data.path());
+    let log = |i: usize, data: Value| {
+        json!({"id": format!("log-big-{i:08}"), "executionId": "big", "type": "log",
+               "timestamp": "2025-04-09T04:46:10.123456Z", "level": "info",
+               "message": format!("step {i}"), "data": data, "sequence": i + 1,
+               "_rid": "lV8dAK7u9cCUAAAAAAAAAA==", "_etag": "\"0f007efc-0000-0800-0000-67f5fb920000\"",
+               "_ts": 1744173970, "_lsn": i})
+    };
+    // Warm up the process (connections, allocator arenas) before the baseline.
+    let small: Vec<Value> = (0..100).map(|i| log(i, json!({"step": i}))).collect();
+    let (status, _, reply) = invoke(&app.base, "LogStream", host_batch(&small)).await;
+    assert_eq!(status, 200, "{reply}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (before, _) = memory_mib(app.pid());
+
+    let big: Vec<Value> = (0..500)
+        .map(|i| log(i, json!({"blob": "x".repeat(120 * 1024)})))
+        .collect();
+    let body = host_batch(&big);
+    let body_mib = body.len() as f64 / 1024.0 / 1024.0;
+    let (status, _, reply) = invoke(&app.base, "LogStream", body).await;
+    assert_eq!(status, 200, "{reply:.300}");
+    assert!(reply.get("error").is_none(), "{reply:.300}");
+    assert!(
+        reply["Logs"]
+            .to_string()
+            .contains("LogStream: 500 documents"),
+        "{reply:.300}"
+    );
+    let (_, peak) = memory_mib(app.pid());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (after, _) = memory_mib(app.pid());
+    println!(
+        "{body_mib:.1} MiB batch: RSS {before:.0} MiB before, peak {peak:.0} MiB, {after:.0} MiB after"
+    );
+    assert!(
+        peak - before <= 3.0 * body_mib,
+        "peak {peak:.0} MiB is more than 3× the {body_mib:.0} MiB body above {before:.0} MiB"
+    );
+    assert!(
+        after - before <= 0.25 * body_mib,
+        "{after:.0} MiB after the batch, {before:.0} MiB before: its memory was kept"
+    );
 }

@@ -1,42 +1,62 @@
 // Write→receive latency probe for benches/signalr_latency.rs, with the official client.
-// Usage: SIGNALR_MODULE=... node latency.cjs '{"base","principal","executions":[ids]}'
-// Prints {"event":"ready"} once subscribed; after stdin closes, one line
-// {"event":"latencies","ms":[...]} with, per received log, receive time minus its `timestamp`
-// (the writer stamps it just before the store write), plus the sequences seen per execution.
+// Usage: SIGNALR_MODULE=... node latency.cjs '{"base","principal","executions":[ids],"clients":N}'
+// Opens `clients` connections (default 1, subscribed to every execution; with more, client i
+// subscribes to execution i mod the count). Prints {"event":"ready"} once all are subscribed;
+// after stdin closes, one line {"event":"latencies","ms":[...],"received":N,"expected":{id:subscribers}}
+// with, per received log and client, receive time minus its `timestamp` (the writer stamps it
+// just before the store write), to the microsecond.
 "use strict";
 
 const signalR = require(process.env.SIGNALR_MODULE);
+const { performance } = require("node:perf_hooks");
 const config = JSON.parse(process.argv[2]);
 const print = (line) => process.stdout.write(JSON.stringify(line) + "\n");
 const headers = { "x-ms-client-principal": config.principal };
 
+/// Epoch milliseconds of `2025-01-26T10:00:01.234567Z`, keeping the microseconds.
+function stampMs(timestamp) {
+  const micros = /\.(\d{6})Z$/.exec(timestamp);
+  const ms = Date.parse(timestamp);
+  return micros ? ms - (ms % 1000) + Number(micros[1]) / 1000 : ms;
+}
+
 async function main() {
   const latencies = [];
-  const received = {};
-  const connection = new signalR.HubConnectionBuilder()
-    .withUrl(`${config.base}/api`, { headers })
-    .configureLogging({ log: () => {} })
-    .build();
-  connection.on("executionLogs", (argument) => {
-    const now = Date.now();
-    received[argument.executionId] = (received[argument.executionId] || 0) + argument.logs.length;
-    for (const log of argument.logs) latencies.push(now - Date.parse(log.timestamp));
-  });
-  await connection.start();
-  for (const id of config.executions) {
-    const response = await fetch(`${config.base}/api/executions/${id}/subscribe`, {
-      method: "POST",
-      headers: { ...headers, "content-type": "application/json" },
-      body: JSON.stringify({ connectionId: connection.connectionId }),
+  let received = 0;
+  const clients = config.clients || 1;
+  const subscribers = {};
+  const connections = [];
+  for (let i = 0; i < clients; i++) {
+    const connection = new signalR.HubConnectionBuilder()
+      .withUrl(`${config.base}/api`, { headers })
+      .configureLogging({ log: () => {} })
+      .build();
+    connection.on("executionLogs", (argument) => {
+      const now = performance.timeOrigin + performance.now();
+      received += argument.logs.length;
+      for (const log of argument.logs) latencies.push(now - stampMs(log.timestamp));
     });
-    if (response.status !== 200) throw new Error(`subscribe ${id}: ${response.status} ${await response.text()}`);
+    await connection.start();
+    const executions = clients === 1 ? config.executions : [config.executions[i % config.executions.length]];
+    for (const id of executions) {
+      const response = await fetch(`${config.base}/api/executions/${id}/subscribe`, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/json" },
+        body: JSON.stringify({ connectionId: connection.connectionId }),
+      });
+      if (response.status !== 200) throw new Error(`subscribe ${id}: ${response.status} ${await response.text()}`);
+      subscribers[id] = (subscribers[id] || 0) + 1;
+    }
+    connections.push(connection);
   }
   print({ event: "ready" });
   process.stdin.resume();
   await new Promise((resolve) => process.stdin.on("end", resolve));
-  print({ event: "latencies", ms: latencies, received });
-  await connection.stop();
-  process.exit(0);
+  await Promise.all(connections.map((c) => c.stop()));
+  // Exit only once the line is written: a pipe takes 64 KiB at once, and process.exit would drop
+  // the rest of a long line still queued.
+  const line = JSON.stringify({ event: "latencies", ms: latencies, received, expected: subscribers });
+  process.stdout.write(line + "\n", () => process.exit(0));
 }
 
 main().catch((e) => {

@@ -25,6 +25,7 @@ pub mod paths;
 pub mod ports;
 pub mod principal;
 pub mod process;
+pub mod procfs;
 pub mod python;
 pub mod signalr;
 pub mod tools;

@@ -131,11 +131,7 @@ async fn a_client_that_stops_reading_is_disconnected_without_slowing_the_others(
     // 400 × 64 KiB: far more than the socket buffers and the 512 KiB budget can hold.
     let filler = "x".repeat(64 * 1024);
     for n in 0..400 {
-        let message = HubMessage {
-            group: "g".into(),
-            target: "push".into(),
-            arguments: vec![json!({ "n": n, "filler": filler })],
-        };
+        let message = HubMessage::new("g".into(), "push", &json!({ "n": n, "filler": filler }));
         tokio::time::timeout(Duration::from_secs(10), sender.send(&[message]))
             .await
             .expect("a stalled client must not block the sender")
@@ -179,11 +175,7 @@ async fn unknown_or_reused_connection_tokens_are_refused() {
 #[tokio::test]
 async fn the_sender_fails_loudly_on_a_wrong_key_or_an_unreachable_service() {
     let (hub, _) = start(HubLimits::default()).await;
-    let message = HubMessage {
-        group: "g".into(),
-        target: "t".into(),
-        arguments: vec![],
-    };
+    let message = HubMessage::without_arguments("g".into(), "t");
     let mut wrong_key = hub.connection_string().clone();
     wrong_key.access_key = "not-the-key".into();
     let error = RestSender::new(wrong_key, HUB)

@@ -5,8 +5,8 @@
 
 use rusqlite::{params, Connection};
 
-use super::rows::{backend, with_system_properties};
-use crate::store::{ChangeFeedPage, Container, FeedPosition, StoreError};
+use super::rows::{backend, text_with_system_properties, with_system_properties};
+use crate::store::{ChangeFeedPage, Container, FeedPosition, StoreError, TextFeedPage};
 
 /// How many expired change-log rows one feed read may step over beyond `max_items`, so a long
 /// run of expired documents costs several polls instead of one unbounded scan.
@@ -38,6 +38,52 @@ pub(super) fn read_feed(
     max_items: usize,
     now_ms: i64,
 ) -> Result<ChangeFeedPage, StoreError> {
+    let (documents, continuation) = read_feed_as(
+        conn,
+        container,
+        from,
+        max_items,
+        now_ms,
+        with_system_properties,
+    )?;
+    Ok(ChangeFeedPage {
+        documents,
+        continuation,
+    })
+}
+
+/// `read_feed` with each document as JSON text: the stored body with its system properties
+/// appended, never parsed.
+pub(super) fn read_feed_text(
+    conn: &mut Connection,
+    container: Container,
+    from: &FeedPosition,
+    max_items: usize,
+    now_ms: i64,
+) -> Result<TextFeedPage, StoreError> {
+    let (documents, continuation) = read_feed_as(
+        conn,
+        container,
+        from,
+        max_items,
+        now_ms,
+        text_with_system_properties,
+    )?;
+    Ok(TextFeedPage {
+        documents,
+        continuation,
+    })
+}
+
+/// The feed's documents, each made by `document(body, etag, ts, lsn)`, and the position after them.
+fn read_feed_as<T>(
+    conn: &mut Connection,
+    container: Container,
+    from: &FeedPosition,
+    max_items: usize,
+    now_ms: i64,
+    document: impl Fn(&str, &str, i64, i64) -> Result<T, StoreError>,
+) -> Result<(Vec<T>, String), StoreError> {
     // One snapshot for the sequence check and the scan.
     let tx = conn.transaction().map_err(backend)?;
     let sequence = current_sequence(&tx)?;
@@ -81,13 +127,10 @@ pub(super) fn read_feed(
             let body: String = row.get(2).map_err(backend)?;
             let etag: String = row.get(3).map_err(backend)?;
             let ts: i64 = row.get(4).map_err(backend)?;
-            documents.push(with_system_properties(&body, &etag, ts, lsn)?);
+            documents.push(document(&body, &etag, ts, lsn)?);
         }
     }
-    Ok(ChangeFeedPage {
-        documents,
-        continuation: position.to_string(),
-    })
+    Ok((documents, position.to_string()))
 }
 
 /// How many changes of `container` lie after position `after`.

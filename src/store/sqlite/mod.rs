@@ -13,6 +13,7 @@
 //! - `rows`: rows ↔ documents (system properties), the point read, rusqlite errors;
 //! - `space`: a failure on a full device named as such, with the store's path.
 
+mod commits;
 mod feed;
 mod page;
 mod rows;
@@ -48,6 +49,7 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<ReaderPool>,
     clock: Arc<dyn Clock>,
+    commits: commits::Commits,
     /// The store file, named when its device is full.
     path: Arc<PathBuf>,
 }
@@ -92,6 +94,7 @@ impl SqliteStore {
                 next: AtomicUsize::new(0),
             }),
             clock,
+            commits: commits::Commits::new(path),
             path: Arc::new(path.to_owned()),
         })
     }
@@ -117,7 +120,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let writer = self.writer.clone();
         let now = self.clock.now().epoch_millis();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             // A panic mid-transaction rolled it back when the Transaction dropped.
             let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
             let tx = conn
@@ -129,7 +132,11 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
-        .map_err(|e| space::explain(e, &self.path))
+        .map_err(|e| space::explain(e, &self.path));
+        if result.is_ok() {
+            self.commits.committed();
+        }
+        result
     }
 }
 
@@ -166,6 +173,20 @@ impl Store for SqliteStore {
         let if_match = if_match.cloned();
         self.write_with(move |tx, now| {
             writes::tx_upsert(tx, container, doc, if_match.as_ref(), now)
+        })
+        .await
+    }
+
+    async fn upsert_all(&self, container: Container, docs: Vec<Value>) -> Result<(), StoreError> {
+        let docs = docs
+            .into_iter()
+            .map(|doc| validate(container, doc))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write_with(move |tx, now| {
+            for doc in docs {
+                writes::tx_upsert(tx, container, doc, None, now)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -253,6 +274,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn read_change_feed_text(
+        &self,
+        container: Container,
+        from: &FeedPosition,
+        max_items: usize,
+    ) -> Result<super::TextFeedPage, StoreError> {
+        let from = from.clone();
+        self.read_with(move |conn, now| {
+            feed::read_feed_text(conn, container, &from, max_items, now)
+        })
+        .await
+    }
+
     async fn pending_changes(
         &self,
         container: Container,
@@ -261,6 +295,10 @@ impl Store for SqliteStore {
         let after = feed::parse_position(continuation)?;
         self.read_with(move |conn, _| feed::pending(conn, container, after).map(Some))
             .await
+    }
+
+    fn commit_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.commits.subscribe())
     }
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {

@@ -42,6 +42,36 @@ pub(super) fn with_system_properties(
     Ok(value)
 }
 
+/// A stored body as JSON text with its system properties appended (bodies never hold them: the
+/// store drops sent-in copies), without parsing it.
+pub(super) fn text_with_system_properties(
+    body: &str,
+    etag: &str,
+    ts: i64,
+    lsn: i64,
+) -> Result<String, StoreError> {
+    let object = body.trim_end();
+    let Some(open) = object.strip_suffix('}') else {
+        return Err(StoreError::Backend(
+            "stored body is not a JSON object".into(),
+        ));
+    };
+    let etag = serde_json::to_string(etag).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let mut text = String::with_capacity(body.len() + etag.len() + 48);
+    text.push_str(open);
+    if !open.trim_end().ends_with('{') {
+        text.push(',');
+    }
+    text.push_str("\"_etag\":");
+    text.push_str(&etag);
+    text.push_str(",\"_ts\":");
+    text.push_str(&ts.to_string());
+    text.push_str(",\"_lsn\":");
+    text.push_str(&lsn.to_string());
+    text.push('}');
+    Ok(text)
+}
+
 /// The live (present and unexpired at `now_ms`) document `id` of a partition.
 pub(super) fn read_live(
     conn: &Connection,

@@ -420,3 +420,52 @@ async fn read_modify_write_retries_lost_races_and_honours_if_match() {
             .unwrap();
     assert_eq!(patched.body["total"], 21);
 }
+
+/// A feed reader learns of commits without polling: this store's own at once, and those of
+/// another writer on the same file (another process, here a second store with its own
+/// connections) through the watcher's `PRAGMA data_version` check, after a quiet spell (the
+/// watcher backed off to its longest interval) within a few of those.
+#[tokio::test]
+async fn commits_are_signalled_from_this_store_at_once_and_from_other_writers_soon() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path, clock()).unwrap();
+    let mut commits = store.commit_signal().expect("SQLite tells of commits");
+    commits.borrow_and_update();
+    let doc = |id: &str| json!({"id": id, "executionId": "e", "type": "log"});
+
+    store
+        .upsert(Container::ExecutionData, doc("mine"), None)
+        .await
+        .unwrap();
+    assert!(
+        commits.has_changed().unwrap(),
+        "a commit of this store is signalled before the write returns"
+    );
+    commits.borrow_and_update();
+    // The watcher sees that commit too (it reads on a connection of its own), once.
+    tokio::time::timeout(std::time::Duration::from_secs(2), commits.changed())
+        .await
+        .expect("the watcher sees the data version move")
+        .unwrap();
+
+    // Quiet: nothing is signalled while nobody writes.
+    tokio::time::sleep(commits::MAX_WATCH_INTERVAL * 5).await;
+    assert!(!commits.has_changed().unwrap(), "a signal without a commit");
+
+    let other = SqliteStore::open(&path, clock()).unwrap();
+    let written = std::time::Instant::now();
+    other
+        .upsert(Container::ExecutionData, doc("theirs"), None)
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(2), commits.changed())
+        .await
+        .expect("another writer's commit is signalled")
+        .unwrap();
+    assert!(
+        written.elapsed() < std::time::Duration::from_millis(500),
+        "seen after {:?}",
+        written.elapsed()
+    );
+}

@@ -1,0 +1,42 @@
+"""Stamps bench/REPORT.md after a `bench/run`: under the title, one "Run …" line (the command, the
+machine, its load) and the summary of the plan's targets, both rebuilt on every run. The summary
+is made of the sections' own "Plan target: …; ours: …" lines, so it repeats their figures and
+never holds one of its own.
+
+    python3 bench/stamp.py REPORT HEADER
+"""
+
+import sys
+
+SUMMARY = "## Summary: the plan's targets beside ours"
+
+
+def stamp(text, header):
+    if SUMMARY in text:
+        start = text.index(SUMMARY)
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + (text[end + 1:] if end >= 0 else "")
+    lines = [line for line in text.split("\n") if not line.startswith("Run `bench/run")]
+    rows = []
+    section = ""
+    for line in lines:
+        if line.startswith("## "):
+            section = line[3:]
+        if line.startswith("Plan target") and "; ours: " in line:
+            target, ours = line.split(": ", 1)[1].split("; ours: ", 1)
+            rows.append(f"| {target} | {ours.rstrip('.')} | {section} |")
+    block = [header, "", SUMMARY, "", "| target | ours | section |", "|---|---|---|"] + rows + [""]
+    title = lines.index("# Benchmarks") if "# Benchmarks" in lines else 0
+    lines[title + 1:title + 1] = [""] + block
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text
+
+
+if __name__ == "__main__":
+    path, header = sys.argv[1], sys.argv[2]
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(stamp(text, header))
