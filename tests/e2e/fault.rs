@@ -18,7 +18,7 @@ use crate::helpers::{client, health, journal_logs, temp_dir, BIN};
 const EXECUTIONS: usize = 5;
 const LOGS: u64 = 20;
 
-fn admin() -> String {
+pub(crate) fn admin() -> String {
     Principal::admin("ops")
         .with_email("ops@bifrost.dev")
         .encode()
@@ -300,18 +300,20 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
 
 /// How the stand-in SignalR Service answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ServiceMode {
+pub(crate) enum ServiceMode {
     /// 202 for sends, 404 for the probe (a group nobody is in).
     Healthy,
     /// 503 for everything.
     Failing,
     /// Accepts the connection and never answers.
     Hanging,
+    /// Like `Healthy`, but each answer takes 50 ms (a send in flight long enough to be killed).
+    Slow,
 }
 
 /// A small HTTP server standing in for the Azure SignalR Service's REST API (a real socket; the
 /// sender under test is the real one). It keeps every `executionLogs` sequence it accepted.
-struct StandInService {
+pub(crate) struct StandInService {
     port: u16,
     mode: std::sync::Arc<std::sync::Mutex<ServiceMode>>,
     received: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>,
@@ -319,7 +321,7 @@ struct StandInService {
 }
 
 impl StandInService {
-    async fn start(mode: ServiceMode) -> StandInService {
+    pub(crate) async fn start(mode: ServiceMode) -> StandInService {
         use axum::extract::State;
         use axum::http::{Method, StatusCode};
         type Shared = (
@@ -339,8 +341,13 @@ impl StandInService {
                     tokio::time::sleep(Duration::from_secs(600)).await;
                     StatusCode::GATEWAY_TIMEOUT
                 }
-                ServiceMode::Healthy if method == Method::HEAD => StatusCode::NOT_FOUND,
-                ServiceMode::Healthy => {
+                ServiceMode::Healthy | ServiceMode::Slow if method == Method::HEAD => {
+                    StatusCode::NOT_FOUND
+                }
+                ServiceMode::Healthy | ServiceMode::Slow => {
+                    if current == ServiceMode::Slow {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     if let Ok(message) = serde_json::from_slice::<Value>(&body) {
                         if message["target"] == "executionLogs" {
                             let argument = &message["arguments"][0];
@@ -378,15 +385,20 @@ impl StandInService {
         }
     }
 
-    fn set(&self, mode: ServiceMode) {
+    pub(crate) fn set(&self, mode: ServiceMode) {
         *self.mode.lock().unwrap() = mode;
     }
 
-    fn connection_string(&self) -> String {
+    pub(crate) fn connection_string(&self) -> String {
         format!(
             "Endpoint=http://127.0.0.1:{};AccessKey=ZmF1bHQtdGVzdC1rZXktZmF1bHQtdGVzdC1rZXk=;Version=1.0;",
             self.port
         )
+    }
+
+    /// Every `executionLogs` sequence accepted so far, per execution, repeats included.
+    pub(crate) fn received(&self) -> BTreeMap<String, Vec<u64>> {
+        self.received.lock().unwrap().clone()
     }
 
     /// Each execution's distinct sequences received, and whether every one of `ids` has all.
@@ -462,7 +474,7 @@ async fn fault_signalr_accepting_and_never_answering() {
 }
 
 /// An HTTP invocation of `function` as the host posts it, by a platform admin.
-fn http_invocation(function: &str, path: &str, query: Value) -> Vec<u8> {
+pub(crate) fn http_invocation(function: &str, path: &str, query: Value) -> Vec<u8> {
     serde_json::json!({
         "Data": {"req": {
             "Url": format!("https://bifrost-func.azurewebsites.net/api/{path}"), "Method": "GET",
@@ -476,14 +488,14 @@ fn http_invocation(function: &str, path: &str, query: Value) -> Vec<u8> {
     .into_bytes()
 }
 
-fn batch(documents: &[Value]) -> Vec<u8> {
+pub(crate) fn batch(documents: &[Value]) -> Vec<u8> {
     serde_json::json!({"Data": {"documents": documents}, "Metadata": {}})
         .to_string()
         .into_bytes()
 }
 
 /// Every document of a container's change feed, as the host would deliver them.
-async fn whole_feed(
+pub(crate) async fn whole_feed(
     store: &dyn bifrost_workers::store::Store,
     container: bifrost_workers::store::Container,
 ) -> Vec<Value> {

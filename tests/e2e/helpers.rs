@@ -311,6 +311,11 @@ impl NodeScript {
         }
     }
 
+    /// Closes the script's stdin (scripts take that as "report and exit").
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
     /// Writes one line to the script's stdin.
     pub fn send_line(&mut self, line: &str) {
         use std::io::Write;

@@ -228,7 +228,7 @@ fn memory_of(pid: u32) -> (u64, u64) {
 const MIB: u64 = 1024 * 1024;
 
 /// A WebSocket client that completes the SignalR handshake and then never reads again.
-async fn stalled_reader(base: &str, principal: &str) -> TcpStream {
+pub(crate) async fn stalled_reader(base: &str, principal: &str) -> TcpStream {
     let http = reqwest::Client::new();
     let negotiated: serde_json::Value = http
         .post(format!("{base}/api/negotiate"))

@@ -162,7 +162,7 @@ fn is_debug(sequence: u64) -> bool {
 }
 
 /// Every log line after `after`, through `GET …/logs?afterSequence=`, following its paging header.
-async fn fetch_logs_after(
+pub(crate) async fn fetch_logs_after(
     base: &str,
     principal: &str,
     org: Option<&str>,
