@@ -69,6 +69,26 @@ async fn executions_counted_today(base: &str) -> u64 {
     body["days"][0]["totalExecutions"].as_u64().unwrap_or(0)
 }
 
+/// A day of `GET /api/metrics/daily` counts what the live aggregate over the executions counts.
+pub(crate) fn assert_day_equals_live(day: &Value, live: &bifrost_workers::model::MetricsDoc) {
+    let counted = |key: &str| day[key].as_u64().unwrap_or(0);
+    assert_eq!(
+        (
+            counted("totalExecutions"),
+            counted("successCount"),
+            counted("failedCount"),
+            counted("cancelledCount"),
+        ),
+        (
+            live.total_executions,
+            live.success_count,
+            live.failed_count,
+            live.cancelled_count,
+        ),
+        "daily metrics differ from the live aggregate: {day}"
+    );
+}
+
 /// Today's numbers on the dashboard (GLOBAL, where `simulate` writes) equal the aggregate over
 /// the executions themselves, computed now from the store.
 async fn assert_metrics_equal_the_live_aggregate(base: &str, data: &std::path::Path) {
@@ -89,22 +109,7 @@ async fn assert_metrics_equal_the_live_aggregate(base: &str, data: &std::path::P
         .expect("daily metrics");
     let body: Value = response.json().await.expect("JSON");
     let day = &body["days"][0];
-    let counted = |key: &str| day[key].as_u64().unwrap_or(0);
-    assert_eq!(
-        (
-            counted("totalExecutions"),
-            counted("successCount"),
-            counted("failedCount"),
-            counted("cancelledCount"),
-        ),
-        (
-            live.total_executions,
-            live.success_count,
-            live.failed_count,
-            live.cancelled_count,
-        ),
-        "daily metrics differ from the live aggregate: {day}"
-    );
+    assert_day_equals_live(day, &live);
     assert_eq!(live.total_executions, EXECUTIONS as u64);
 }
 

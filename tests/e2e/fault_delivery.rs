@@ -219,22 +219,7 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
         .await
         .expect("live aggregate");
     assert_eq!(live.total_executions, EXECUTIONS as u64);
-    let counted = |key: &str| day[key].as_u64().unwrap_or(0);
-    assert_eq!(
-        (
-            counted("totalExecutions"),
-            counted("successCount"),
-            counted("failedCount"),
-            counted("cancelledCount"),
-        ),
-        (
-            live.total_executions,
-            live.success_count,
-            live.failed_count,
-            live.cancelled_count,
-        ),
-        "daily metrics differ from the live aggregate: {day}"
-    );
+    super::fault::assert_day_equals_live(day, &live);
 }
 
 /// Writes `count` log lines of `bytes` each to `execution`, as the engine would.
