@@ -17,7 +17,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bifrost_test_support::process::{lines, Binary};
-use bifrost_test_support::procfs::{cpu_seconds, memory_mib};
+use bifrost_test_support::procfs::{cpu_seconds, exited, memory_mib};
 use bifrost_test_support::{bench, principal, signalr};
 use serde_json::{json, Value};
 
@@ -25,7 +25,14 @@ const BIN: Binary = bifrost_test_support::binary!();
 const EXECUTIONS: u32 = 10;
 /// Connections, each subscribed to one execution (five per execution).
 const CLIENTS: u32 = 50;
-/// Largest transaction `simulate` writes (it writes what is due, up to this).
+/// Node processes the clients are spread over (each runs `CLIENTS / CLIENT_PROCESSES` official
+/// clients): one Node process receiving every log five times is itself the limit near
+/// 10,000 logs/s, which would measure Node, not `serve`.
+const CLIENT_PROCESSES: u32 = 5;
+/// `simulate` processes writing to the store at once, each its share of the executions and of
+/// the rate.
+const WRITERS: u32 = 2;
+/// Largest transaction a `simulate` writes (it writes what is due, up to this).
 const BATCH: u32 = 500;
 /// Seconds of writing per measured rate.
 const SECONDS_PER_RATE: f64 = 5.0;
@@ -42,18 +49,154 @@ struct Measurement {
     /// Log receptions expected: each log once per client subscribed to its execution.
     logs: usize,
     received: usize,
+    /// Receptions of a log its client already had, and logs that came after a higher sequence.
+    duplicates: u64,
+    out_of_order: u64,
     p50: f64,
     p99: f64,
     max: f64,
-    /// `serve`'s CPU over the writing, in cores (1.0 = one core busy).
-    cpu: f64,
+    /// CPU over the writing, in cores (1.0 = one core busy): `serve`, the `simulate` processes
+    /// together, the Node processes together, and the busiest single Node process.
+    cpu: Cpu,
     rss_mib: f64,
+    /// The 1-minute load average as the rate ended.
+    load: f64,
+}
+
+#[derive(Default)]
+struct Cpu {
+    serve: f64,
+    writers: f64,
+    clients: f64,
+    busiest_client: f64,
 }
 
 impl Measurement {
     fn holds_target(&self) -> bool {
-        self.received == self.logs && self.p99 < TARGET_P99_MS
+        self.received == self.logs
+            && self.duplicates == 0
+            && self.out_of_order == 0
+            && self.p99 < TARGET_P99_MS
     }
+}
+
+/// One `simulate` process, its executions created, waiting for `go` on stdin.
+struct Writer {
+    child: Child,
+    ids: Vec<String>,
+}
+
+fn spawn_writer(data: &std::path::Path, executions: u32, logs: u32, rate: f64) -> Writer {
+    let mut child: Child = BIN
+        .command()
+        .args(["simulate", "--data"])
+        .arg(data)
+        .args(["--executions", &executions.to_string()])
+        .args(["--logs", &logs.to_string()])
+        .args(["--rate", &rate.to_string(), "--wait-for-stdin"])
+        .args(["--batch", &BATCH.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn simulate");
+    let ids_rx = lines(child.stdout.take().expect("stdout"));
+    let ids = (0..executions)
+        .map(|_| {
+            ids_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("execution id")
+        })
+        .collect();
+    Writer { child, ids }
+}
+
+/// One Node process of official clients, subscribed and ready.
+struct Clients {
+    child: Child,
+    stdin: ChildStdin,
+    events: std::sync::mpsc::Receiver<String>,
+}
+
+fn spawn_clients(
+    base: &str,
+    module: &std::path::Path,
+    ids: &[String],
+    process: u32,
+    clients: u32,
+) -> Clients {
+    // Client i subscribes to execution i mod the count: with as many clients per process as
+    // executions, every process holds one client per execution. A subscription reaches every
+    // connection of its user, so each client is its own user (a platform admin: full logs).
+    let principals: Vec<String> = (0..clients)
+        .map(|i| principal::admin(&format!("bench-{process}-{i}")))
+        .collect();
+    let config = json!({"base": base, "principals": principals, "executions": ids, "clients": clients});
+    let mut child = Command::new("node")
+        .arg(signalr::script("latency.cjs"))
+        .arg(config.to_string())
+        .env("SIGNALR_MODULE", module)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn node");
+    let stdin = child.stdin.take().expect("stdin");
+    let events = lines(child.stdout.take().expect("stdout"));
+    Clients {
+        child,
+        stdin,
+        events,
+    }
+}
+
+impl Clients {
+    fn wait_ready(&self) {
+        let ready = self
+            .events
+            .recv_timeout(Duration::from_secs(60))
+            .expect("client ready");
+        assert!(ready.contains("\"ready\""), "client: {ready}");
+    }
+
+    /// Closes its stdin and reads what it received.
+    fn finish(mut self) -> Received {
+        drop(self.stdin);
+        let line = self
+            .events
+            .recv_timeout(Duration::from_secs(60))
+            .expect("latencies");
+        let _ = self.child.wait();
+        let result: Value = serde_json::from_str(&line).expect("latency JSON");
+        assert_eq!(result["event"], "latencies", "client: {line}");
+        let latencies = result["ms"]
+            .as_array()
+            .expect("ms")
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        let subscribers = result["expected"]
+            .as_object()
+            .map(|per| per.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0);
+        let count = |key: &str| result[key].as_u64().expect(key);
+        Received {
+            latencies,
+            subscribers,
+            duplicates: count("duplicates"),
+            out_of_order: count("outOfOrder"),
+        }
+    }
+}
+
+/// What one Node process of clients received.
+struct Received {
+    /// Receive time − the log's timestamp, ms, once per log and client.
+    latencies: Vec<f64>,
+    /// Receptions expected per log of an execution (its subscribers, summed over executions).
+    subscribers: u64,
+    /// Logs a client received again.
+    duplicates: u64,
+    /// Logs that came after a higher sequence of their execution, per client.
+    out_of_order: u64,
 }
 
 fn measure(
@@ -65,74 +208,71 @@ fn measure(
 ) -> Measurement {
     let logs_per_execution =
         ((f64::from(rate) * SECONDS_PER_RATE) / f64::from(EXECUTIONS)).ceil() as u32;
-    let mut simulate: Child = BIN
-        .command()
-        .args(["simulate", "--data"])
-        .arg(data)
-        .args(["--executions", &EXECUTIONS.to_string()])
-        .args(["--logs", &logs_per_execution.to_string()])
-        .args(["--rate", &rate.to_string(), "--wait-for-stdin"])
-        .args(["--batch", &BATCH.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn simulate");
-    let ids_rx = lines(simulate.stdout.take().expect("stdout"));
-    let ids: Vec<String> = (0..EXECUTIONS)
+    let mut writers: Vec<Writer> = (0..WRITERS)
         .map(|_| {
-            ids_rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("execution id")
+            spawn_writer(
+                data,
+                EXECUTIONS / WRITERS,
+                logs_per_execution,
+                f64::from(rate) / f64::from(WRITERS),
+            )
         })
         .collect();
+    let ids: Vec<String> = writers.iter().flat_map(|w| w.ids.clone()).collect();
+    let clients: Vec<Clients> = (0..CLIENT_PROCESSES)
+        .map(|process| spawn_clients(base, module, &ids, process, CLIENTS / CLIENT_PROCESSES))
+        .collect();
+    for process in &clients {
+        process.wait_ready();
+    }
 
-    let config = json!({"base": base, "principal": principal::admin("bench"), "executions": ids, "clients": CLIENTS});
-    let mut client = Command::new("node")
-        .arg(signalr::script("latency.cjs"))
-        .arg(config.to_string())
-        .env("SIGNALR_MODULE", module)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn node");
-    let client_stdin: ChildStdin = client.stdin.take().expect("stdin");
-    let events = lines(client.stdout.take().expect("stdout"));
-    let ready = events
-        .recv_timeout(Duration::from_secs(60))
-        .expect("client ready");
-    assert!(ready.contains("\"ready\""), "client: {ready}");
-
+    let cpu_of = |pids: &[u32]| -> Vec<f64> { pids.iter().map(|&pid| cpu_seconds(pid)).collect() };
+    let writer_pids: Vec<u32> = writers.iter().map(|w| w.child.id()).collect();
+    let client_pids: Vec<u32> = clients.iter().map(|c| c.child.id()).collect();
     let started = Instant::now();
-    let cpu_before = cpu_seconds(serve_pid);
-    let go = simulate.stdin.as_mut().expect("simulate stdin");
-    go.write_all(b"go\n")
-        .and_then(|_| go.flush())
-        .expect("start simulate");
-    let status = simulate.wait().expect("simulate");
+    let serve_before = cpu_seconds(serve_pid);
+    let clients_before = cpu_of(&client_pids);
+    let writers_before = cpu_of(&writer_pids);
+    for writer in &mut writers {
+        let go = writer.child.stdin.as_mut().expect("simulate stdin");
+        go.write_all(b"go\n")
+            .and_then(|_| go.flush())
+            .expect("start simulate");
+    }
+    // A writer's CPU is read once it has exited but before it is reaped (after, /proc has
+    // forgotten it); bounded: the writing takes `SECONDS_PER_RATE` unless the store stalls.
+    let mut writers_cpu = 0.0;
+    for (writer, before) in writers.iter_mut().zip(&writers_before) {
+        let deadline = Instant::now() + Duration::from_secs_f64(SECONDS_PER_RATE * 10.0 + 30.0);
+        while !exited(writer.child.id()) {
+            assert!(Instant::now() < deadline, "simulate did not finish");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        writers_cpu += cpu_seconds(writer.child.id()) - before;
+        let status = writer.child.wait().expect("simulate");
+        assert!(status.success(), "simulate failed");
+    }
     let writing = started.elapsed();
-    let cpu = (cpu_seconds(serve_pid) - cpu_before) / writing.as_secs_f64();
+    let seconds = writing.as_secs_f64();
+    let serve_cpu = (cpu_seconds(serve_pid) - serve_before) / seconds;
+    let clients_cpu: Vec<f64> = cpu_of(&client_pids)
+        .iter()
+        .zip(&clients_before)
+        .map(|(after, before)| (after - before) / seconds)
+        .collect();
     let rss = memory_mib(serve_pid).0;
-    assert!(status.success(), "simulate failed");
     // Let the last batch through.
     std::thread::sleep(Duration::from_millis(1500));
-    drop(client_stdin);
-    let line = events
-        .recv_timeout(Duration::from_secs(30))
-        .expect("latencies");
-    let _ = client.wait();
-    let result: Value = serde_json::from_str(&line).expect("latency JSON");
-    assert_eq!(result["event"], "latencies", "client: {line}");
-    let mut latencies: Vec<f64> = result["ms"]
-        .as_array()
-        .expect("ms")
-        .iter()
-        .filter_map(Value::as_f64)
-        .collect();
+    let mut latencies = Vec::new();
+    let (mut subscribers, mut duplicates, mut out_of_order) = (0, 0, 0);
+    for process in clients {
+        let mut received = process.finish();
+        latencies.append(&mut received.latencies);
+        subscribers += received.subscribers;
+        duplicates += received.duplicates;
+        out_of_order += received.out_of_order;
+    }
     latencies.sort_by(f64::total_cmp);
-    let subscribers: u64 = result["expected"]
-        .as_object()
-        .map(|per| per.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
     // Every execution has the same number of subscribers.
     let logs = (u64::from(logs_per_execution) * subscribers) as usize;
     let quantile = |q| match latencies.is_empty() {
@@ -141,15 +281,31 @@ fn measure(
     };
     Measurement {
         rate,
-        achieved_rate: f64::from(logs_per_execution * EXECUTIONS) / writing.as_secs_f64(),
+        achieved_rate: f64::from(logs_per_execution * EXECUTIONS) / seconds,
         logs,
         received: latencies.len(),
+        duplicates,
+        out_of_order,
         p50: quantile(0.50),
         p99: quantile(0.99),
         max: latencies.last().copied().unwrap_or(f64::NAN),
-        cpu,
+        cpu: Cpu {
+            serve: serve_cpu,
+            writers: writers_cpu / seconds,
+            clients: clients_cpu.iter().sum(),
+            busiest_client: clients_cpu.iter().copied().fold(0.0, f64::max),
+        },
         rss_mib: rss,
+        load: load_average(),
     }
+}
+
+/// The 1-minute load average (the machine is shared: a figure is read with it).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 fn main() {
@@ -177,8 +333,9 @@ fn main() {
     for rate in RATES {
         let m = measure(&base, serve_pid, data.path(), &module, rate);
         println!(
-            "{:>6} logs/s (written {:.0}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, received {}/{}, serve {:.0}% CPU, {:.0} MiB",
-            m.rate, m.achieved_rate, m.p50, m.p99, m.max, m.received, m.logs, m.cpu * 100.0, m.rss_mib
+            "{:>6} logs/s (written {:.0}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, received {}/{}, CPU serve {:.0}% simulate {:.0}% node {:.0}% (busiest {:.0}%), serve {:.0} MiB, load {:.2}",
+            m.rate, m.achieved_rate, m.p50, m.p99, m.max, m.received, m.logs, m.cpu.serve * 100.0,
+            m.cpu.writers * 100.0, m.cpu.clients * 100.0, m.cpu.busiest_client * 100.0, m.rss_mib, m.load
         );
         let holds = m.holds_target();
         results.push(m);
@@ -201,29 +358,40 @@ fn main() {
     };
     let mut section = format!(
         "{SECTION}\n\n`cargo bench --bench signalr_latency` ({machine}): release `serve` (built-in hub; its \
-         `LogStream` pump wakes on each store commit) + `simulate` in another process ({EXECUTIONS} executions \
-         interleaved, transactions of what is due up to {BATCH} logs, {SECONDS_PER_RATE:.0} s per rate, each log \
-         stamped just before its transaction) + {CLIENTS} official `@microsoft/signalr` clients in one Node \
-         process, {} per execution, all on loopback. Latency = client receive time − the log's `timestamp`, per \
-         log and client. CPU is `serve`'s user+system time over the writing (100% = one core), RSS at its end.\n\n\
+         `LogStream` pump wakes on each store commit) + {WRITERS} `simulate` processes writing to its store \
+         ({EXECUTIONS} executions in all, interleaved, each process transactions of what is due up to {BATCH} \
+         logs, {SECONDS_PER_RATE:.0} s per rate, each log stamped just before its transaction) + {CLIENTS} \
+         official `@microsoft/signalr` clients in {CLIENT_PROCESSES} Node processes, each client its own \
+         platform-admin user subscribed to one execution ({} per execution), all on loopback. Latency = \
+         client receive time − the log's `timestamp`, per log and client; a log counts once per client \
+         (duplicates and logs after a higher sequence are counted apart and fail the rate). CPU is each \
+         process's user+system time over the writing (100% = one core; the {} cores are shared by all of \
+         them), `serve`'s RSS at its end, the load average as the rate ended.\n\n\
          Idle `serve` (no writes, no clients, {IDLE_SECONDS} s): {:.2}% of one core, RSS {idle_rss:.0} MiB.\n\n\
-         | asked logs/s | written logs/s | received / expected | p50 | p99 | max | `serve` CPU | `serve` RSS |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         | asked logs/s | written logs/s | received / expected | duplicates, out of order | p50 | p99 | max | `serve` CPU | `simulate` CPU ({WRITERS}) | Node CPU ({CLIENT_PROCESSES}; busiest) | `serve` RSS | load |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         CLIENTS / EXECUTIONS,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
         idle * 100.0
     );
     for m in &results {
         section.push_str(&format!(
-            "| {} | {:.0} | {}/{} | {:.1} ms | {:.1} ms | {:.1} ms | {:.0}% | {:.0} MiB |\n",
+            "| {} | {:.0} | {}/{} | {}, {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.0}% | {:.0}% | {:.0}%; {:.0}% | {:.0} MiB | {:.1} |\n",
             m.rate,
             m.achieved_rate,
             m.received,
             m.logs,
+            m.duplicates,
+            m.out_of_order,
             m.p50,
             m.p99,
             m.max,
-            m.cpu * 100.0,
-            m.rss_mib
+            m.cpu.serve * 100.0,
+            m.cpu.writers * 100.0,
+            m.cpu.clients * 100.0,
+            m.cpu.busiest_client * 100.0,
+            m.rss_mib,
+            m.load
         ));
     }
     section.push_str(&match (held, broke) {

@@ -1,17 +1,21 @@
 // Write→receive latency probe for benches/signalr_latency.rs, with the official client.
-// Usage: SIGNALR_MODULE=... node latency.cjs '{"base","principal","executions":[ids],"clients":N}'
+// Usage: SIGNALR_MODULE=... node latency.cjs '{"base","principal","principals":[…],"executions":[ids],"clients":N}'
 // Opens `clients` connections (default 1, subscribed to every execution; with more, client i
-// subscribes to execution i mod the count). Prints {"event":"ready"} once all are subscribed;
-// after stdin closes, one line {"event":"latencies","ms":[...],"received":N,"expected":{id:subscribers}}
-// with, per received log and client, receive time minus its `timestamp` (the writer stamps it
-// just before the store write), to the microsecond.
+// subscribes to execution i mod the count). A subscription is its user's (every connection of
+// that user receives it), so client i signs in as `principals[i]` when given (one user per
+// connection), else all as `principal`. Prints {"event":"ready"} once all are subscribed;
+// after stdin closes, one line {"event":"latencies","ms":[...],"received":N,"duplicates":N,
+// "outOfOrder":N,"expected":{id:subscribers}} with, per received log and client, receive time
+// minus its `timestamp` (the writer stamps it just before the store write), to the microsecond;
+// a log a client received again counts in `duplicates` (not in `ms`), one that came after a
+// higher sequence of its execution in `outOfOrder`.
 "use strict";
 
 const signalR = require(process.env.SIGNALR_MODULE);
 const { performance } = require("node:perf_hooks");
 const config = JSON.parse(process.argv[2]);
 const print = (line) => process.stdout.write(JSON.stringify(line) + "\n");
-const headers = { "x-ms-client-principal": config.principal };
+const headersOf = (i) => ({ "x-ms-client-principal": (config.principals || [])[i] || config.principal });
 
 /// Epoch milliseconds of `2025-01-26T10:00:01.234567Z`, keeping the microseconds.
 function stampMs(timestamp) {
@@ -23,18 +27,32 @@ function stampMs(timestamp) {
 async function main() {
   const latencies = [];
   let received = 0;
+  let duplicates = 0;
+  let outOfOrder = 0;
   const clients = config.clients || 1;
   const subscribers = {};
   const connections = [];
   for (let i = 0; i < clients; i++) {
+    const headers = headersOf(i);
+    const seen = new Set();
+    const lastSequence = new Map();
     const connection = new signalR.HubConnectionBuilder()
       .withUrl(`${config.base}/api`, { headers })
       .configureLogging({ log: () => {} })
       .build();
     connection.on("executionLogs", (argument) => {
       const now = performance.timeOrigin + performance.now();
-      received += argument.logs.length;
-      for (const log of argument.logs) latencies.push(now - stampMs(log.timestamp));
+      for (const log of argument.logs) {
+        if (seen.has(log.id)) {
+          duplicates++;
+          continue;
+        }
+        seen.add(log.id);
+        received++;
+        if (log.sequence <= (lastSequence.get(argument.executionId) || 0)) outOfOrder++;
+        lastSequence.set(argument.executionId, log.sequence);
+        latencies.push(now - stampMs(log.timestamp));
+      }
     });
     await connection.start();
     const executions = clients === 1 ? config.executions : [config.executions[i % config.executions.length]];
@@ -55,7 +73,7 @@ async function main() {
   await Promise.all(connections.map((c) => c.stop()));
   // Exit only once the line is written: a pipe takes 64 KiB at once, and process.exit would drop
   // the rest of a long line still queued.
-  const line = JSON.stringify({ event: "latencies", ms: latencies, received, expected: subscribers });
+  const line = JSON.stringify({ event: "latencies", ms: latencies, received, duplicates, outOfOrder, expected: subscribers });
   process.stdout.write(line + "\n", () => process.exit(0));
 }
 

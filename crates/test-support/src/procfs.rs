@@ -18,6 +18,16 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(14) + ticks(15)) / 100.0
 }
 
+/// Whether a child has exited and waits to be reaped (a zombie: its CPU times are final and still
+/// readable), or is gone.
+pub fn exited(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    matches!(state, None | Some("Z" | "X"))
+}
+
 /// `VmRSS` (now) and `VmHWM` (the peak) of a process, in MiB; NaN when it is gone.
 pub fn memory_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -46,5 +56,19 @@ mod tests {
         let (rss, peak) = memory_mib(pid);
         assert!(rss > 0.0 && peak >= rss, "{rss} {peak}");
         assert!(memory_mib(u32::MAX).0.is_nan());
+    }
+
+    #[test]
+    fn an_exited_child_shows_as_exited_until_reaped() {
+        assert!(!exited(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !exited(child.id()) {
+            assert!(std::time::Instant::now() < deadline, "`true` never exited");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // Still in /proc (a zombie) until waited for.
+        assert!(std::fs::metadata(format!("/proc/{}/stat", child.id())).is_ok());
+        assert!(child.wait().expect("wait").success());
     }
 }
