@@ -130,7 +130,8 @@ fn spawn_clients(
     let principals: Vec<String> = (0..clients)
         .map(|i| principal::admin(&format!("bench-{process}-{i}")))
         .collect();
-    let config = json!({"base": base, "principals": principals, "executions": ids, "clients": clients});
+    let config =
+        json!({"base": base, "principals": principals, "executions": ids, "clients": clients});
     let mut child = Command::new("node")
         .arg(signalr::script("latency.cjs"))
         .arg(config.to_string())

@@ -61,7 +61,9 @@ mod tests {
     #[test]
     fn an_exited_child_shows_as_exited_until_reaped() {
         assert!(!exited(std::process::id()));
-        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !exited(child.id()) {
             assert!(std::time::Instant::now() < deadline, "`true` never exited");

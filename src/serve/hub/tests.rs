@@ -149,6 +149,42 @@ async fn a_client_that_stops_reading_is_disconnected_without_slowing_the_others(
     assert!(hub.state.exists(HUB, &fast_id));
 }
 
+/// A masked client text frame (16-bit length form, so 126..=65535 bytes).
+fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+    let mask = [7u8, 1, 9, 3];
+    let mut frame = vec![0x81, 0x80 | 126];
+    frame.extend_from_slice(&u16::try_from(payload.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+#[tokio::test]
+async fn a_client_message_larger_than_the_read_buffer_arrives_whole() {
+    let (hub, sender) = start(HubLimits::default()).await;
+    let (id, mut client) = connect(&sender, "ann").await;
+    // A ping five times the socket read buffer, still under the message limit.
+    let padding = "x".repeat(5 * super::CLIENT_READ_BUFFER_BYTES);
+    let ping = format!("{{\"type\":6,\"padding\":\"{padding}\"}}\u{1e}");
+    assert!(ping.len() < super::MAX_CLIENT_MESSAGE_BYTES);
+    client
+        .write_all(&masked_text_frame(ping.as_bytes()))
+        .await
+        .unwrap();
+    sender
+        .add_user_to_group("g", "ann", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let message = HubMessage::new("g".into(), "push", &json!({ "after": "ping" }));
+    sender.send(&[message]).await.unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut client))
+        .await
+        .expect("a frame within 10 s")
+        .expect("the connection stays open after a large ping");
+    assert!(frame.contains("\"target\":\"push\""), "{frame}");
+    assert!(hub.state.exists(HUB, &id));
+}
+
 #[tokio::test]
 async fn unknown_or_reused_connection_tokens_are_refused() {
     let (_hub, sender) = start(HubLimits::default()).await;
