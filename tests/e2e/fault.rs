@@ -729,3 +729,103 @@ async fn fault_poison_document_is_dead_lettered_and_the_partition_moves_on() {
     .await;
     assert_eq!(h["status"], "ok", "{h:#}");
 }
+
+/// The official `@microsoft/signalr` client (`tests/signalr/client.cjs`), one connection as
+/// `principal` subscribed to `ids` on `base`'s hub, once it reported `ready`.
+pub(crate) fn official_client(
+    base: &str,
+    principal: &str,
+    ids: &[String],
+    logs: u64,
+) -> crate::helpers::NodeScript {
+    use bifrost_test_support::signalr;
+    let module = signalr::client_module().unwrap_or_else(|why| panic!("SignalR client: {why}"));
+    let client = crate::helpers::NodeScript::spawn(
+        &signalr::script("client.cjs"),
+        &[("SIGNALR_MODULE", module)],
+        &serde_json::json!({
+            "base": base,
+            "logsPerExecution": logs,
+            "clients": [{"name": "official", "principal": principal, "executions": ids}],
+        }),
+    );
+    client.expect("ready", Duration::from_secs(60));
+    client
+}
+
+/// What the official client received live, per execution (arrival order, repeats included):
+/// it reports once its stdin closes.
+pub(crate) fn received_live(
+    mut client: crate::helpers::NodeScript,
+) -> BTreeMap<String, Vec<u64>> {
+    client.close_stdin();
+    let summary = client.expect("summary", Duration::from_secs(60));
+    summary["logs"]
+        .as_object()
+        .map(|logs| {
+            logs.iter()
+                .map(|(id, seqs)| {
+                    let seqs = seqs
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                        .unwrap_or_default();
+                    (id.clone(), seqs)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The highest sequence up to which a client has every line: where it catches up from.
+pub(crate) fn contiguous(live: &[u64]) -> u64 {
+    let have: std::collections::BTreeSet<u64> = live.iter().copied().collect();
+    (1..).take_while(|s| have.contains(s)).last().unwrap_or(0)
+}
+
+/// A client that keeps what it received live up to `after` (dropping repeats by sequence, as
+/// the contract says) and adds what the catch-up after `after` fetched has each of `1..=logs`
+/// exactly once: the catch-up neither misses nor repeats a line.
+pub(crate) fn assert_once_after_catch_up(
+    id: &str,
+    live: &[u64],
+    after: u64,
+    fetched: &[u64],
+    logs: u64,
+) {
+    assert_eq!(
+        fetched,
+        (after + 1..=logs).collect::<Vec<_>>(),
+        "{id}: catch-up after {after}"
+    );
+    let mut seen: Vec<u64> = live.iter().copied().filter(|s| *s <= after).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.extend_from_slice(fetched);
+    assert_eq!(seen, (1..=logs).collect::<Vec<_>>(), "execution {id}");
+}
+
+/// Every line of `ids` reached the official client exactly once after it caught up through
+/// `GET …/logs?afterSequence=` on `base` (as `principal`); returns how many lines it had to
+/// fetch (0: live alone was complete).
+pub(crate) async fn assert_official_client_has_every_line_once(
+    base: &str,
+    principal: &str,
+    live: &BTreeMap<String, Vec<u64>>,
+    ids: &[String],
+    logs: u64,
+) -> usize {
+    let mut caught_up = 0;
+    for id in ids {
+        let received = live.get(id).cloned().unwrap_or_default();
+        let after = contiguous(&received);
+        let fetched: Vec<u64> =
+            crate::signalr::fetch_logs_after(base, principal, None, id, after)
+                .await
+                .iter()
+                .filter_map(|l| l["sequence"].as_u64())
+                .collect();
+        caught_up += fetched.len();
+        assert_once_after_catch_up(id, &received, after, &fetched, logs);
+    }
+    caught_up
+}

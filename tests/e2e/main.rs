@@ -6,6 +6,7 @@ mod console;
 mod cosmos;
 mod entities;
 mod fault;
+mod fault_cosmos;
 mod fault_delivery;
 use bifrost_test_support::cosmos_emulator;
 mod handler;

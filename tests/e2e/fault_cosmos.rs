@@ -1,0 +1,199 @@
+//! Scenario 9: the Cosmos backend under 429 storms, 503s, answers later than the client's
+//! timeout and connections reset mid-response, on point reads and queries, writes and the
+//! change feed, while `simulate` writes. `serve --store cosmos+http://…` runs unchanged against
+//! the emulator front-end, which injects the faults on the wire (its `Faults` plan); `simulate`
+//! connects from another loopback address the plan spares, so the writer never fails and every
+//! fault lands on the pipeline under test.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use bifrost_test_support::cosmos_emulator::{self, Fault, Operation};
+use bifrost_test_support::principal::admin;
+use serde_json::Value;
+
+use crate::fault::{
+    assert_day_equals_live, assert_official_client_has_every_line_once, official_client,
+    received_live,
+};
+use crate::helpers::{client, go, spawn_simulate_with, temp_dir, BIN};
+
+/// The writer's address: faults spare it (the SDK binds there with `AZURE_COSMOS_LOCAL_ADDRESS`).
+const WRITER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+const LOGS: u64 = 30;
+
+/// One fault, on one kind of request, for a while.
+struct Phase {
+    operation: Operation,
+    fault: Fault,
+    lasts: Duration,
+    /// Executions `simulate` writes (and completes) while it lasts, so metrics are counted
+    /// under the fault too.
+    executions: u32,
+}
+
+/// What health said while a phase lasted.
+#[derive(Debug, Default)]
+struct Seen {
+    degraded: bool,
+    problems: Vec<String>,
+}
+
+async fn watch_health(base: &str, lasts: Duration) -> Seen {
+    let mut seen = Seen::default();
+    let until = Instant::now() + lasts;
+    while Instant::now() < until {
+        // A probe may itself wait for a faulted read: bounded by the probe's own 3 s.
+        if let Ok(Ok(h)) = tokio::time::timeout(Duration::from_secs(10), health_or_err(base)).await
+        {
+            if h["status"] == "degraded" {
+                seen.degraded = true;
+            }
+            for p in h["problems"].as_array().into_iter().flatten() {
+                let line = format!("{}: {}", p["component"], p["error"]);
+                if !seen.problems.contains(&line) {
+                    seen.problems.push(line);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    seen
+}
+
+async fn health_or_err(base: &str) -> Result<Value, reqwest::Error> {
+    client()
+        .get(format!("{base}/api/health"))
+        .send()
+        .await?
+        .json()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_cosmos_throttling_unavailability_timeouts_and_resets() {
+    let emulator = cosmos_emulator::start().await.expect("emulator");
+    emulator.faults().spare(WRITER);
+    let store = emulator.store_url("bifrost");
+    let ensured = BIN.run(&["ensure", "--store", &store]);
+    assert!(ensured.status.success(), "{ensured:?}");
+
+    let throttle = Fault::Throttle {
+        retry_after: Duration::from_millis(100),
+    };
+    // Past the SDK's 6 s per-request timeout.
+    let late = Fault::Delay(Duration::from_secs(8));
+    let phase = |operation, fault, secs, executions| Phase {
+        operation,
+        fault,
+        lasts: Duration::from_secs(secs),
+        executions,
+    };
+    let phases = [
+        phase(Operation::ChangeFeed, throttle, 4, 1),
+        phase(Operation::ChangeFeed, Fault::Unavailable, 4, 1),
+        phase(Operation::ChangeFeed, Fault::Reset, 4, 1),
+        phase(Operation::ChangeFeed, late, 9, 1),
+        phase(Operation::Write, throttle, 4, 1),
+        phase(Operation::Write, Fault::Unavailable, 4, 1),
+        phase(Operation::Write, Fault::Reset, 4, 1),
+        phase(Operation::Write, late, 9, 1),
+        phase(Operation::Read, throttle, 4, 1),
+        phase(Operation::Read, Fault::Unavailable, 4, 1),
+        phase(Operation::Read, Fault::Reset, 4, 1),
+        phase(Operation::Read, late, 9, 1),
+    ];
+
+    let data = temp_dir();
+    let serve = BIN.serve(data.path(), &["--store", &store]);
+    let writer = |executions: u32| {
+        let mut command = BIN.command();
+        command
+            .args(["simulate", "--store", &store])
+            .env("AZURE_COSMOS_LOCAL_ADDRESS", WRITER.to_string());
+        spawn_simulate_with(command, "GLOBAL", executions, LOGS as u32, "20")
+    };
+    // Every phase's executions exist before the client subscribes; each writes when its
+    // phase starts.
+    let mut writers: Vec<_> = phases.iter().map(|p| writer(p.executions)).collect();
+    let ids: Vec<String> = writers.iter().flat_map(|(_, ids)| ids.clone()).collect();
+    let principal = admin("ops");
+    let official = official_client(&serve.base, &principal, &ids, LOGS);
+
+    let mut report = Vec::new();
+    for (phase, (simulate, _)) in phases.iter().zip(writers.iter_mut()) {
+        let before = emulator.faults().injected(phase.operation);
+        emulator.faults().set(phase.operation, phase.fault);
+        go(simulate);
+        let seen = watch_health(&serve.base, phase.lasts).await;
+        emulator.faults().clear_all();
+        let injected = emulator.faults().injected(phase.operation) - before;
+        eprintln!(
+            "{:?} {:?} for {:?}: {injected} requests faulted; health degraded: {}; {:?}",
+            phase.operation, phase.fault, phase.lasts, seen.degraded, seen.problems
+        );
+        report.push((phase, injected, seen));
+    }
+    for (simulate, _) in writers {
+        let status = bifrost_test_support::process::finish(simulate, Duration::from_secs(60));
+        assert!(status.status.success(), "simulate: {:?}", status.status);
+    }
+
+    // Recovery: ok again, nothing dead-lettered, the feed through everything.
+    let h = crate::helpers::wait_for_health(&serve.base, Duration::from_secs(90), "ok again", |h| {
+        h["status"] == "ok"
+            && ["LogStream", "MetricsAggregate"]
+                .iter()
+                .all(|f| h["changeFeed"][f]["lastError"].is_null())
+    })
+    .await;
+    eprintln!("health after: {h:#}");
+
+    // Every fault reached the pipeline, and health showed it while it lasted.
+    for (phase, injected, seen) in &report {
+        assert!(
+            *injected > 0,
+            "{:?} {:?}: no request was faulted",
+            phase.operation,
+            phase.fault
+        );
+        assert!(
+            seen.degraded,
+            "{:?} {:?}: health never showed it: {seen:?}",
+            phase.operation, phase.fault
+        );
+    }
+    assert_eq!(h["deadLetters"], 0, "{h:#}");
+
+    // Every line reached the official client exactly once after catch-up.
+    // The client reports once: the last sends get a moment first.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let live = received_live(official);
+    let fetched =
+        assert_official_client_has_every_line_once(&serve.base, &principal, &live, &ids, LOGS)
+            .await;
+    eprintln!("the official client fetched {fetched} lines on catch-up");
+
+    // Metrics equal the live aggregate over the executions.
+    let cosmos = bifrost_workers::store::open(
+        &store.parse().expect("store url"),
+        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
+    )
+    .await
+    .expect("open the store");
+    let today = chrono::Utc::now().date_naive();
+    let live_aggregate = bifrost_workers::metrics::live_aggregate(cosmos.as_ref(), "GLOBAL", today)
+        .await
+        .expect("live aggregate");
+    assert_eq!(live_aggregate.total_executions, ids.len() as u64);
+    let daily: Value = client()
+        .get(format!("{}/api/metrics/daily?days=1", serve.base))
+        .header("X-MS-CLIENT-PRINCIPAL", crate::fault::admin())
+        .send()
+        .await
+        .expect("daily metrics")
+        .json()
+        .await
+        .expect("JSON");
+    assert_day_equals_live(&daily["days"][0], &live_aggregate);
+}
