@@ -83,17 +83,48 @@ async fn catch_up_through_handler(base: &str, execution: &str, mut after: u64) -
     panic!("more than 100 pages of logs");
 }
 
-/// Scenario 2: `handler` SIGKILLed while a big `LogStream` batch is being sent to SignalR (and a
-/// `MetricsAggregate` batch is in flight beside it), restarted, and the host's same batches
-/// redelivered. Metrics equal the live aggregate (nothing counted twice); a client that keeps
-/// what it received and catches up with `afterSequence` has every line exactly once.
+/// Today's executions on the dashboard, through `handler`'s `GetDailyMetrics`.
+async fn counted_through_handler(base: &str) -> u64 {
+    let (status, _, reply) = crate::handler::invoke(
+        base,
+        "GetDailyMetrics",
+        crate::fault::http_invocation("GetDailyMetrics", "metrics/daily", json!({"days": "1"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let body: Value =
+        serde_json::from_str(reply["Outputs"]["res"]["body"].as_str().expect("a body"))
+            .expect("JSON");
+    body["days"][0]["totalExecutions"].as_u64().unwrap_or(0)
+}
+
+/// Scenario 2: `handler` SIGKILLed while a big `LogStream` batch is being sent to SignalR and
+/// a big `MetricsAggregate` batch is being counted (some of its chunks written, not all), both
+/// in the middle of their invocations; restarted, and the host's same batches redelivered.
+/// Metrics equal the live aggregate (nothing counted twice, nothing missed); a client that
+/// keeps what it received and catches up with `afterSequence` has every line exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     use bifrost_workers::store::Container;
     const EXECUTIONS: usize = 20;
     const LOGS: u64 = 50;
+    // Executions without logs, so the metrics batch takes many chunks (30 executions each) to
+    // count: long enough to be killed between two of them.
+    const COUNTED_ONLY: usize = 1500;
     let data = temp_dir();
     let dir = data.path().to_str().expect("utf-8 path").to_owned();
+    let counted_only = BIN.run(&[
+        "simulate",
+        "--data",
+        &dir,
+        "--executions",
+        &COUNTED_ONLY.to_string(),
+        "--logs",
+        "0",
+        "--rate",
+        "0",
+    ]);
+    assert!(counted_only.status.success(), "{counted_only:?}");
     let simulated = BIN.run(&[
         "simulate",
         "--data",
@@ -118,7 +149,7 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     .expect("open the store");
     let executions = whole_feed(&store, Container::Executions).await;
     let logs = whole_feed(&store, Container::ExecutionData).await;
-    assert_eq!(executions.len(), EXECUTIONS);
+    assert_eq!(executions.len(), EXECUTIONS + COUNTED_ONLY);
     // The container holds the executions' other data too (variables, state, results).
     let log_lines = logs.iter().filter(|d| d["type"] == "log").count();
     assert_eq!(log_lines, EXECUTIONS * LOGS as usize);
@@ -141,25 +172,39 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
         "MetricsAggregate",
         metrics_batch.clone(),
     ));
+    // Kill once both are under way: a send reached the service, and a chunk of the metrics
+    // was written.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while service.received().is_empty() {
-        assert!(Instant::now() < deadline, "no send reached the service");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut counted = 0;
+    while service.received().is_empty() || counted == 0 {
+        assert!(Instant::now() < deadline, "the invocations did not get under way");
+        counted = counted_through_handler(&first.base).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     first.kill();
     let before_the_kill = service.received();
     let delivered: usize = before_the_kill.values().map(Vec::len).sum();
-    eprintln!("killed after {delivered} of {log_lines} log lines were sent");
+    let total = (EXECUTIONS + COUNTED_ONLY) as u64;
+    eprintln!(
+        "killed after {delivered} of {log_lines} log lines were sent and {counted} of {total} \
+         executions counted"
+    );
     assert!(
         delivered < log_lines,
         "the whole batch was sent before the kill: it landed too late"
     );
     assert!(
+        counted < total,
+        "every execution was counted before the kill: it landed too late"
+    );
+    assert!(
         streaming.await.expect("task").is_err(),
         "LogStream replied: the kill landed after the invocation"
     );
-    let metrics_replied = counting.await.expect("task").is_ok();
-    eprintln!("MetricsAggregate replied before the kill: {metrics_replied}");
+    assert!(
+        counting.await.expect("task").is_err(),
+        "MetricsAggregate replied: the kill landed after the invocation"
+    );
 
     // The host restarts the worker and redelivers the same batches (the lease did not move).
     let (second, _) = BIN.handler_with(data.path(), &env);
@@ -218,7 +263,7 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     let live = bifrost_workers::metrics::live_aggregate(&store, "GLOBAL", today)
         .await
         .expect("live aggregate");
-    assert_eq!(live.total_executions, EXECUTIONS as u64);
+    assert_eq!(live.total_executions, (EXECUTIONS + COUNTED_ONLY) as u64);
     super::fault::assert_day_equals_live(day, &live);
 }
 
