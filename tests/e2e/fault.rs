@@ -113,15 +113,25 @@ async fn assert_metrics_equal_the_live_aggregate(base: &str, data: &std::path::P
     assert_eq!(live.total_executions, EXECUTIONS as u64);
 }
 
-/// Every execution's logs arrived, each sequence exactly once.
-fn assert_every_log_once(journal: &std::path::Path, ids: &[String]) {
-    let (logs, _) = journal_logs(journal);
-    for id in ids {
-        let mut seen = logs.get(id).cloned().unwrap_or_default();
-        seen.sort_unstable();
-        let expected: Vec<u64> = (1..=LOGS).collect();
-        assert_eq!(seen, expected, "execution {id}: logs missing or repeated");
-    }
+/// `simulate` (GLOBAL, `EXECUTIONS` × `LOGS`) with the official client subscribed to its
+/// executions on `base`'s hub before any line is written; returns the ids and the client.
+fn simulate_to_official_client(
+    data: &std::path::Path,
+    base: &str,
+) -> (Vec<String>, crate::helpers::NodeScript) {
+    let (mut writer, ids) =
+        crate::helpers::spawn_simulate(data, "GLOBAL", EXECUTIONS as u32, LOGS as u32, "0");
+    let client = official_client(base, &ops_principal(), &ids, LOGS);
+    crate::helpers::go(&mut writer);
+    let done = bifrost_test_support::process::finish(writer, Duration::from_secs(60));
+    assert!(done.status.success(), "simulate: {:?}", done.status);
+    (ids, client)
+}
+
+/// The principal the official client connects as: a platform admin, who may follow any
+/// execution (the members' redaction is the real-time tests' business).
+fn ops_principal() -> String {
+    bifrost_test_support::principal::admin("ops")
 }
 
 fn simulate(data: &std::path::Path) -> Vec<String> {
@@ -176,13 +186,11 @@ fn deadletters_with_faults(
 #[tokio::test]
 async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
     let data = temp_dir();
-    let journal = data.path().join("journal.jsonl");
     let control = data.path().join("faults");
     let mut command = BIN.command();
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path())
-        .args(["--signalr", &format!("journal:{}", journal.display())])
         .env("BIFROST_FAULT_FILE", &control);
     let app = Process::announced(command);
     let (status, h) = health_status(&app.base, "?strict=1").await;
@@ -191,7 +199,7 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
     // The metrics live in `entities`: their writes fail from now on.
     std::fs::write(&control, "entities").expect("start the outage");
     let outage_started = chrono::Utc::now();
-    let ids = simulate(data.path());
+    let (ids, official) = simulate_to_official_client(data.path(), &app.base);
     assert_eq!(ids.len(), EXECUTIONS);
 
     // While it lasts, health says what fails and since when; only strict probes get a 503.
@@ -236,9 +244,12 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
         "every attempt counted: {h:#}"
     );
 
-    // The disk comes back. Logs never depended on it: all delivered, once.
+    // The disk comes back. Logs never depended on it: every line reached the official client,
+    // exactly once after catch-up.
     std::fs::remove_file(&control).expect("end the outage");
-    assert_every_log_once(&journal, &ids);
+    let live = received_live(official);
+    assert_official_client_has_every_line_once(&app.base, &ops_principal(), &live, &ids, LOGS)
+        .await;
     assert_eq!(
         executions_counted_today(&app.base).await,
         0,
@@ -639,39 +650,38 @@ async fn fault_poison_document_is_dead_lettered_and_the_partition_moves_on() {
     std::fs::write(&control, "poison:poison_workflow").expect("the poison");
     let mut command = BIN.command();
     command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            &dir,
-            "--signalr",
-            "none",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", &dir])
         .env("BIFROST_FAULT_FILE", &control);
     let app = Process::announced(command);
 
-    let poisoned = BIN.run(&[
-        "simulate",
-        "--data",
-        &dir,
-        "--executions",
-        "1",
-        "--logs",
-        "2",
-        "--rate",
+    let (mut writer, poisoned) = crate::helpers::spawn_simulate_with(
+        {
+            let mut command = BIN.command();
+            command.args(["simulate", "--data", &dir, "--workflow", "poison_workflow"]);
+            command
+        },
+        "GLOBAL",
+        1,
+        LOGS as u32,
         "0",
-        "--workflow",
-        "poison_workflow",
-    ]);
-    assert!(poisoned.status.success());
-    wait_for_health(
+    );
+    let official = official_client(&app.base, &ops_principal(), &poisoned, LOGS);
+    crate::helpers::go(&mut writer);
+    let done = bifrost_test_support::process::finish(writer, Duration::from_secs(60));
+    assert!(done.status.success(), "simulate: {:?}", done.status);
+    // While it fails, health says so.
+    let h = wait_for_health(
         &app.base,
         Duration::from_secs(20),
         "the poison failing",
         |h| h["changeFeed"]["MetricsAggregate"]["failedAttempts"].as_u64() >= Some(1),
     )
     .await;
+    assert_eq!(h["status"], "degraded", "{h:#}");
+    assert_eq!(
+        h["changeFeed"]["MetricsAggregate"]["status"], "degraded",
+        "{h:#}"
+    );
     let h = wait_for_health(
         &app.base,
         Duration::from_secs(120),
@@ -689,14 +699,21 @@ async fn fault_poison_document_is_dead_lettered_and_the_partition_moves_on() {
         "{h:#}"
     );
 
-    // The partition moved on: what comes after is counted.
-    let ids = simulate(data.path());
+    // The partition moved on: what comes after is counted, and streamed.
+    let (ids, after) = simulate_to_official_client(data.path(), &app.base);
     let deadline = Instant::now() + Duration::from_secs(30);
     while executions_counted_today(&app.base).await < EXECUTIONS as u64 {
         assert!(Instant::now() < deadline, "the partition did not move on");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(ids.len(), EXECUTIONS);
+    // Every line, the poison's included (its logs never failed), reached the official clients
+    // exactly once after catch-up.
+    for (client, ids) in [(official, &poisoned), (after, &ids)] {
+        let live = received_live(client);
+        assert_official_client_has_every_line_once(&app.base, &ops_principal(), &live, ids, LOGS)
+            .await;
+    }
 
     // Replaying while the cause remains fails and keeps the record.
     let replay = deadletters_with_faults(

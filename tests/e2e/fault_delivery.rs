@@ -110,7 +110,7 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     const LOGS: u64 = 50;
     // Executions without logs, so the metrics batch takes many chunks (30 executions each) to
     // count: long enough to be killed between two of them.
-    const COUNTED_ONLY: usize = 1500;
+    const COUNTED_ONLY: usize = 2400;
     let data = temp_dir();
     let dir = data.path().to_str().expect("utf-8 path").to_owned();
     let counted_only = BIN.run(&[
