@@ -248,7 +248,7 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
     // exactly once after catch-up.
     std::fs::remove_file(&control).expect("end the outage");
     let live = received_live(official);
-    assert_official_client_has_every_line_once(&app.base, &ops_principal(), &live, &ids, LOGS)
+    assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &live, &ids, LOGS)
         .await;
     assert_eq!(
         executions_counted_today(&app.base).await,
@@ -462,6 +462,10 @@ async fn signalr_outage(mode: ServiceMode, outage: Duration) {
         assert!(Instant::now() < deadline, "logs missing after the outage");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A client that got what the Service accepted, and catches up through serve's API, has
+    // every line exactly once.
+    assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &service.received(), &ids, LOGS)
+        .await;
     let h = wait_for_health(&app.base, Duration::from_secs(40), "ok again", |h| {
         h["status"] == "ok" && h["changeFeed"]["LogStream"]["lastError"].is_null()
     })
@@ -594,13 +598,18 @@ async fn fault_handler_gets_duplicate_and_reordered_batches() {
         .collect();
     invoke("MetricsAggregate", batch(&older)).await;
 
-    // Every log line reached SignalR (repeats are the client's to drop, by sequence).
+    // Every log line reached SignalR (repeats are the client's to drop, by sequence), and a
+    // client that got those and catches up through `GetExecutionLogs` has each exactly once.
     let (received, _) = journal_logs(&journal);
     for id in &ids {
         let mut seen = received.get(id).cloned().unwrap_or_default();
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen, (1..=LOGS).collect::<Vec<_>>(), "execution {id}");
+        let live = received.get(id).cloned().unwrap_or_default();
+        let after = contiguous(&live);
+        let fetched = crate::fault_delivery::catch_up_through_handler(&app.base, id, after).await;
+        assert_once_after_catch_up(id, &live, after, &fetched, LOGS);
     }
 
     let reply = invoke(
@@ -711,7 +720,7 @@ async fn fault_poison_document_is_dead_lettered_and_the_partition_moves_on() {
     // exactly once after catch-up.
     for (client, ids) in [(official, &poisoned), (after, &ids)] {
         let live = received_live(client);
-        assert_official_client_has_every_line_once(&app.base, &ops_principal(), &live, ids, LOGS)
+        assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &live, ids, LOGS)
             .await;
     }
 
@@ -821,10 +830,11 @@ pub(crate) fn assert_once_after_catch_up(
     assert_eq!(seen, (1..=logs).collect::<Vec<_>>(), "execution {id}");
 }
 
-/// Every line of `ids` reached the official client exactly once after it caught up through
-/// `GET …/logs?afterSequence=` on `base` (as `principal`); returns how many lines it had to
-/// fetch (0: live alone was complete).
-pub(crate) async fn assert_official_client_has_every_line_once(
+/// Every line of `ids` reached a client exactly once after it caught up through
+/// `GET …/logs?afterSequence=` on `base` (as `principal`), `live` being what it received in
+/// real time (the official client's summary, or what a stand-in Service accepted); returns how
+/// many lines it had to fetch (0: live alone was complete).
+pub(crate) async fn assert_every_line_once_after_catch_up(
     base: &str,
     principal: &str,
     live: &BTreeMap<String, Vec<u64>>,

@@ -13,7 +13,7 @@ use bifrost_test_support::principal::admin;
 use serde_json::Value;
 
 use crate::fault::{
-    assert_day_equals_live, assert_official_client_has_every_line_once, official_client,
+    assert_day_equals_live, assert_every_line_once_after_catch_up, official_client,
     received_live,
 };
 use crate::helpers::{client, go, spawn_simulate_with, temp_dir, BIN};
@@ -216,7 +216,7 @@ async fn fault_cosmos_throttling_unavailability_timeouts_and_resets() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let live = received_live(official);
     let fetched =
-        assert_official_client_has_every_line_once(&serve.base, &principal, &live, &ids, LOGS)
+        assert_every_line_once_after_catch_up(&serve.base, &principal, &live, &ids, LOGS)
             .await;
     eprintln!("the official client fetched {fetched} lines on catch-up");
 

@@ -56,7 +56,7 @@ async fn invoke_until_killed(
 }
 
 /// Catch-up through the handler: every sequence after `after`, following the paging header.
-async fn catch_up_through_handler(base: &str, execution: &str, mut after: u64) -> Vec<u64> {
+pub(crate) async fn catch_up_through_handler(base: &str, execution: &str, mut after: u64) -> Vec<u64> {
     let mut sequences = Vec::new();
     for _ in 0..100 {
         let (status, _, reply) =
@@ -225,26 +225,15 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     let received = service.received();
     let expected: Vec<u64> = (1..=LOGS).collect();
     for id in &ids {
-        let live: BTreeSet<u64> = received
-            .get(id)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
-        let contiguous = (1..=LOGS)
-            .take_while(|s| live.contains(s))
-            .last()
-            .unwrap_or(0);
-        let fetched = catch_up_through_handler(&second.base, id, contiguous).await;
-        let wanted: Vec<u64> = (contiguous + 1..=LOGS).collect();
-        assert_eq!(fetched, wanted, "{id}: catch-up after {contiguous}");
-        let mut seen: Vec<u64> = live.iter().copied().filter(|s| *s <= contiguous).collect();
-        seen.extend(fetched);
-        assert_eq!(seen, expected, "execution {id}");
+        let live = received.get(id).cloned().unwrap_or_default();
+        let after = crate::fault::contiguous(&live);
+        let fetched = catch_up_through_handler(&second.base, id, after).await;
+        crate::fault::assert_once_after_catch_up(id, &live, after, &fetched, LOGS);
         // The redelivery re-sent what the kill cut off: live alone is complete too.
-        assert_eq!(
-            live.into_iter().collect::<Vec<_>>(),
-            expected,
-            "execution {id}: a line never reached SignalR"
-        );
+        let mut distinct = live;
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct, expected, "execution {id}: a line never reached SignalR");
     }
 
     // Metrics: each execution counted once, equal to the live aggregate.
