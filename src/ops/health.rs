@@ -267,9 +267,12 @@ async fn bounded<T, E: std::fmt::Display>(
 
 /// A point read of a document that never exists: proves the store answers, costs ~1 RU.
 async fn probe_store(ctx: &AppContext) -> Result<(), String> {
-    let probe = bounded(ctx.store.read(Container::Leases, "health-probe", "health-probe"))
-        .await
-        .map(drop);
+    let probe = bounded(
+        ctx.store
+            .read(Container::Leases, "health-probe", "health-probe"),
+    )
+    .await
+    .map(drop);
     if let Err(error) = &probe {
         // A probe that timed out never reached the observed store's bookkeeping.
         ctx.status.record_call(
@@ -289,26 +292,30 @@ type PumpChecks = (
 );
 
 async fn check_pumps(ctx: &AppContext) -> PumpChecks {
-    let checks = ctx.status.pumps().into_iter().map(|(function, pump)| async move {
-        let pending = async {
-            match (Container::from_name(&pump.container), &pump.continuation) {
-                (Some(container), Some(position)) => {
-                    bounded(ctx.store.pending_changes(container, position))
-                        .await
-                        .ok()
-                        .flatten()
+    let checks = ctx
+        .status
+        .pumps()
+        .into_iter()
+        .map(|(function, pump)| async move {
+            let pending = async {
+                match (Container::from_name(&pump.container), &pump.continuation) {
+                    (Some(container), Some(position)) => {
+                        bounded(ctx.store.pending_changes(container, position))
+                            .await
+                            .ok()
+                            .flatten()
+                    }
+                    _ => None,
                 }
-                _ => None,
-            }
-        };
-        let dead_letters = async {
-            bounded(deadletter::count(ctx.store.as_ref(), &function))
-                .await
-                .ok()
-        };
-        let (pending, dead_letters) = tokio::join!(pending, dead_letters);
-        (function, pump, pending, dead_letters)
-    });
+            };
+            let dead_letters = async {
+                bounded(deadletter::count(ctx.store.as_ref(), &function))
+                    .await
+                    .ok()
+            };
+            let (pending, dead_letters) = tokio::join!(pending, dead_letters);
+            (function, pump, pending, dead_letters)
+        });
     let mut pumps = BTreeMap::new();
     let mut dead_letter_counts = BTreeMap::new();
     for (function, pump, pending, dead_letters) in futures_util::future::join_all(checks).await {

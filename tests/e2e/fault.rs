@@ -248,8 +248,7 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
     // exactly once after catch-up.
     std::fs::remove_file(&control).expect("end the outage");
     let live = received_live(official);
-    assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &live, &ids, LOGS)
-        .await;
+    assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &live, &ids, LOGS).await;
     assert_eq!(
         executions_counted_today(&app.base).await,
         0,
@@ -464,8 +463,14 @@ async fn signalr_outage(mode: ServiceMode, outage: Duration) {
     }
     // A client that got what the Service accepted, and catches up through serve's API, has
     // every line exactly once.
-    assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &service.received(), &ids, LOGS)
-        .await;
+    assert_every_line_once_after_catch_up(
+        &app.base,
+        &ops_principal(),
+        &service.received(),
+        &ids,
+        LOGS,
+    )
+    .await;
     let h = wait_for_health(&app.base, Duration::from_secs(40), "ok again", |h| {
         h["status"] == "ok" && h["changeFeed"]["LogStream"]["lastError"].is_null()
     })
@@ -720,8 +725,7 @@ async fn fault_poison_document_is_dead_lettered_and_the_partition_moves_on() {
     // exactly once after catch-up.
     for (client, ids) in [(official, &poisoned), (after, &ids)] {
         let live = received_live(client);
-        assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &live, ids, LOGS)
-            .await;
+        assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &live, ids, LOGS).await;
     }
 
     // Replaying while the cause remains fails and keeps the record.
@@ -781,9 +785,7 @@ pub(crate) fn official_client(
 
 /// What the official client received live, per execution (arrival order, repeats included):
 /// it reports once its stdin closes.
-pub(crate) fn received_live(
-    mut client: crate::helpers::NodeScript,
-) -> BTreeMap<String, Vec<u64>> {
+pub(crate) fn received_live(mut client: crate::helpers::NodeScript) -> BTreeMap<String, Vec<u64>> {
     client.close_stdin();
     let summary = client.expect("summary", Duration::from_secs(60));
     summary["logs"]
@@ -845,12 +847,11 @@ pub(crate) async fn assert_every_line_once_after_catch_up(
     for id in ids {
         let received = live.get(id).cloned().unwrap_or_default();
         let after = contiguous(&received);
-        let fetched: Vec<u64> =
-            crate::signalr::fetch_logs_after(base, principal, None, id, after)
-                .await
-                .iter()
-                .filter_map(|l| l["sequence"].as_u64())
-                .collect();
+        let fetched: Vec<u64> = crate::signalr::fetch_logs_after(base, principal, None, id, after)
+            .await
+            .iter()
+            .filter_map(|l| l["sequence"].as_u64())
+            .collect();
         caught_up += fetched.len();
         assert_once_after_catch_up(id, &received, after, &fetched, logs);
     }

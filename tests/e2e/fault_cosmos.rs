@@ -13,8 +13,7 @@ use bifrost_test_support::principal::admin;
 use serde_json::Value;
 
 use crate::fault::{
-    assert_day_equals_live, assert_every_line_once_after_catch_up, official_client,
-    received_live,
+    assert_day_equals_live, assert_every_line_once_after_catch_up, official_client, received_live,
 };
 use crate::helpers::{client, go, spawn_simulate_with, temp_dir, BIN};
 
@@ -161,7 +160,11 @@ async fn fault_cosmos_throttling_unavailability_timeouts_and_resets() {
 
     let mut report = Vec::new();
     let injected = |faults: &Faults, phase: &Phase| -> Vec<u64> {
-        phase.operations.iter().map(|o| faults.injected(*o)).collect()
+        phase
+            .operations
+            .iter()
+            .map(|o| faults.injected(*o))
+            .collect()
     };
     for (phase, (simulate, _)) in phases.iter().zip(writers.iter_mut()) {
         let before = injected(emulator.faults(), phase);
@@ -175,7 +178,11 @@ async fn fault_cosmos_throttling_unavailability_timeouts_and_resets() {
         eprintln!(
             "{:?} {:?} for {:?}: {faulted:?} requests faulted; health degraded: {}, ok again \
              {:?} after; {:?}",
-            phase.operations, phase.fault, phase.lasts, seen.degraded, seen.recovered_in,
+            phase.operations,
+            phase.fault,
+            phase.lasts,
+            seen.degraded,
+            seen.recovered_in,
             seen.problems
         );
         report.push((phase, faulted, seen));
@@ -186,13 +193,14 @@ async fn fault_cosmos_throttling_unavailability_timeouts_and_resets() {
     }
 
     // Recovery: ok again, nothing dead-lettered, the feed through everything.
-    let h = crate::helpers::wait_for_health(&serve.base, Duration::from_secs(90), "ok again", |h| {
-        h["status"] == "ok"
-            && ["LogStream", "MetricsAggregate"]
-                .iter()
-                .all(|f| h["changeFeed"][f]["lastError"].is_null())
-    })
-    .await;
+    let h =
+        crate::helpers::wait_for_health(&serve.base, Duration::from_secs(90), "ok again", |h| {
+            h["status"] == "ok"
+                && ["LogStream", "MetricsAggregate"]
+                    .iter()
+                    .all(|f| h["changeFeed"][f]["lastError"].is_null())
+        })
+        .await;
     eprintln!("health after: {h:#}");
 
     // Every fault reached the pipeline, and health showed it while it lasted.
@@ -216,8 +224,7 @@ async fn fault_cosmos_throttling_unavailability_timeouts_and_resets() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let live = received_live(official);
     let fetched =
-        assert_every_line_once_after_catch_up(&serve.base, &principal, &live, &ids, LOGS)
-            .await;
+        assert_every_line_once_after_catch_up(&serve.base, &principal, &live, &ids, LOGS).await;
     eprintln!("the official client fetched {fetched} lines on catch-up");
 
     // Metrics equal the live aggregate over the executions.

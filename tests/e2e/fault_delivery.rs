@@ -56,7 +56,11 @@ async fn invoke_until_killed(
 }
 
 /// Catch-up through the handler: every sequence after `after`, following the paging header.
-pub(crate) async fn catch_up_through_handler(base: &str, execution: &str, mut after: u64) -> Vec<u64> {
+pub(crate) async fn catch_up_through_handler(
+    base: &str,
+    execution: &str,
+    mut after: u64,
+) -> Vec<u64> {
     let mut sequences = Vec::new();
     for _ in 0..100 {
         let (status, _, reply) =
@@ -177,7 +181,10 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut counted = 0;
     while service.received().is_empty() || counted == 0 {
-        assert!(Instant::now() < deadline, "the invocations did not get under way");
+        assert!(
+            Instant::now() < deadline,
+            "the invocations did not get under way"
+        );
         counted = counted_through_handler(&first.base).await;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -233,7 +240,10 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
         let mut distinct = live;
         distinct.sort_unstable();
         distinct.dedup();
-        assert_eq!(distinct, expected, "execution {id}: a line never reached SignalR");
+        assert_eq!(
+            distinct, expected,
+            "execution {id}: a line never reached SignalR"
+        );
     }
 
     // Metrics: each execution counted once, equal to the live aggregate.

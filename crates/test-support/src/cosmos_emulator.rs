@@ -254,17 +254,13 @@ async fn handle(
     (peer, close): (IpAddr, Arc<Notify>),
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<Response, Infallible> {
-    let operation = Operation::of(
-        request.method().as_str(),
-        request.uri().path(),
-        |name| {
-            request
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        },
-    );
+    let operation = Operation::of(request.method().as_str(), request.uri().path(), |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
     let fault = operation.and_then(|operation| faults.take(operation, peer));
     if let Some(refused) = fault.and_then(refusal) {
         return Ok(refused);
@@ -277,7 +273,11 @@ async fn handle(
         }
         Some(Fault::Reset) => {
             let (parts, body) = response.into_parts();
-            let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let bytes = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
             let first = bytes.slice(..bytes.len() / 2);
             let cut = CutOff {
                 first: Some(first),
@@ -423,8 +423,14 @@ mod tests {
         let docs = "/dbs/bifrost/colls/executions/docs";
         assert_eq!(kind("GET", "/", &[]), None);
         assert_eq!(kind("GET", "/dbs/bifrost/colls/executions", &[]), None);
-        assert_eq!(kind("GET", "/dbs/bifrost/colls/executions/pkranges", &[]), None);
-        assert_eq!(kind("GET", &format!("{docs}/e1"), &[]), Some(Operation::Read));
+        assert_eq!(
+            kind("GET", "/dbs/bifrost/colls/executions/pkranges", &[]),
+            None
+        );
+        assert_eq!(
+            kind("GET", &format!("{docs}/e1"), &[]),
+            Some(Operation::Read)
+        );
         assert_eq!(
             kind("POST", docs, &[("x-ms-documentdb-isquery", "True")]),
             Some(Operation::Read)
@@ -438,8 +444,17 @@ mod tests {
             Some(Operation::ChangeFeed)
         );
         assert_eq!(kind("POST", docs, &[]), Some(Operation::Write));
-        assert_eq!(kind("PUT", &format!("{docs}/e1"), &[]), Some(Operation::Write));
-        assert_eq!(kind("PATCH", &format!("{docs}/e1"), &[]), Some(Operation::Write));
-        assert_eq!(kind("DELETE", &format!("{docs}/e1"), &[]), Some(Operation::Write));
+        assert_eq!(
+            kind("PUT", &format!("{docs}/e1"), &[]),
+            Some(Operation::Write)
+        );
+        assert_eq!(
+            kind("PATCH", &format!("{docs}/e1"), &[]),
+            Some(Operation::Write)
+        );
+        assert_eq!(
+            kind("DELETE", &format!("{docs}/e1"), &[]),
+            Some(Operation::Write)
+        );
     }
 }
