@@ -87,24 +87,26 @@ pub(crate) async fn catch_up_through_handler(
     panic!("more than 100 pages of logs");
 }
 
-/// Today's executions on the dashboard, through `handler`'s `GetDailyMetrics`.
-async fn counted_through_handler(base: &str) -> u64 {
-    let (status, _, reply) = crate::handler::invoke(
-        base,
-        "GetDailyMetrics",
-        crate::fault::http_invocation("GetDailyMetrics", "metrics/daily", json!({"days": "1"})),
-    )
-    .await;
-    assert_eq!(status, 200, "{reply}");
-    let body: Value =
-        serde_json::from_str(reply["Outputs"]["res"]["body"].as_str().expect("a body"))
-            .expect("JSON");
-    body["days"][0]["totalExecutions"].as_u64().unwrap_or(0)
+/// Today's executions in the GLOBAL daily document, read from the store file itself (a reader
+/// of its own, never queued behind the handler's requests or its writes).
+async fn counted_in_store(store: &dyn bifrost_workers::store::Store) -> u64 {
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    let id = bifrost_workers::model::MetricsDoc::id_for(&today);
+    store
+        .read(bifrost_workers::store::Container::Entities, "GLOBAL", &id)
+        .await
+        .expect("read the daily document")
+        .and_then(|doc| doc.body["totalExecutions"].as_u64())
+        .unwrap_or(0)
 }
 
-/// Scenario 2: `handler` SIGKILLed while a big `LogStream` batch is being sent to SignalR and
-/// a big `MetricsAggregate` batch is being counted (some of its chunks written, not all), both
-/// in the middle of their invocations; restarted, and the host's same batches redelivered.
+/// Scenario 2: `handler` SIGKILLed while a big `MetricsAggregate` batch is being counted (some
+/// of its chunks written, not all), restarted with that batch redelivered beside a big
+/// `LogStream` batch, SIGKILLed again in the middle of the sends, restarted, and the host's
+/// same batches redelivered.
 /// Metrics equal the live aggregate (nothing counted twice, nothing missed); a client that
 /// keeps what it received and catches up with `afterSequence` has every line exactly once.
 #[tokio::test(flavor = "multi_thread")]
@@ -114,7 +116,7 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     const LOGS: u64 = 50;
     // Executions without logs, so the metrics batch takes many chunks (30 executions each) to
     // count: long enough to be killed between two of them.
-    const COUNTED_ONLY: usize = 2400;
+    const COUNTED_ONLY: usize = 600;
     let data = temp_dir();
     let dir = data.path().to_str().expect("utf-8 path").to_owned();
     let counted_only = BIN.run(&[
@@ -163,63 +165,76 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     let service = StandInService::start(ServiceMode::Slow).await;
     let signalr_setting = service.connection_string();
     let env = [("BIFROST_SIGNALR", signalr_setting.as_str())];
-    let (mut first, _) = BIN.handler_with(data.path(), &env);
     let log_batch = batch(&logs);
     let metrics_batch = batch(&executions);
-    let streaming = tokio::spawn(invoke_until_killed(
-        first.base.clone(),
-        "LogStream",
-        log_batch.clone(),
-    ));
+    let total = (EXECUTIONS + COUNTED_ONLY) as u64;
+
+    // First kill: in the middle of counting (some chunks of the metrics written, not all).
+    let (mut first, _) = BIN.handler_with(data.path(), &env);
     let counting = tokio::spawn(invoke_until_killed(
         first.base.clone(),
         "MetricsAggregate",
         metrics_batch.clone(),
     ));
-    // Kill once both are under way: a send reached the service, and a chunk of the metrics
-    // was written.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut counted = 0;
-    while service.received().is_empty() || counted == 0 {
+    while counted == 0 {
         assert!(
             Instant::now() < deadline,
-            "the invocations did not get under way"
+            "MetricsAggregate did not get under way"
         );
-        counted = counted_through_handler(&first.base).await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        counted = counted_in_store(&store).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     first.kill();
-    let before_the_kill = service.received();
-    let delivered: usize = before_the_kill.values().map(Vec::len).sum();
-    let total = (EXECUTIONS + COUNTED_ONLY) as u64;
-    eprintln!(
-        "killed after {delivered} of {log_lines} log lines were sent and {counted} of {total} \
-         executions counted"
-    );
-    assert!(
-        delivered < log_lines,
-        "the whole batch was sent before the kill: it landed too late"
-    );
+    eprintln!("first kill: {counted} of {total} executions counted");
     assert!(
         counted < total,
         "every execution was counted before the kill: it landed too late"
-    );
-    assert!(
-        streaming.await.expect("task").is_err(),
-        "LogStream replied: the kill landed after the invocation"
     );
     assert!(
         counting.await.expect("task").is_err(),
         "MetricsAggregate replied: the kill landed after the invocation"
     );
 
+    // The host restarts the worker and redelivers the metrics batch beside a big `LogStream`
+    // batch; second kill: in the middle of the sends.
+    let (mut second, _) = BIN.handler_with(data.path(), &env);
+    let streaming = tokio::spawn(invoke_until_killed(
+        second.base.clone(),
+        "LogStream",
+        log_batch.clone(),
+    ));
+    let recounting = tokio::spawn(invoke_until_killed(
+        second.base.clone(),
+        "MetricsAggregate",
+        metrics_batch.clone(),
+    ));
+    while service.received().is_empty() {
+        assert!(Instant::now() < deadline, "no send reached the service");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    second.kill();
+    let delivered: usize = service.received().values().map(Vec::len).sum();
+    eprintln!("second kill: after {delivered} of {log_lines} log lines were sent");
+    assert!(
+        delivered < log_lines,
+        "the whole batch was sent before the kill: it landed too late"
+    );
+    assert!(
+        streaming.await.expect("task").is_err(),
+        "LogStream replied: the kill landed after the invocation"
+    );
+    let metrics_replied = recounting.await.expect("task").is_ok();
+    eprintln!("the redelivered MetricsAggregate replied before the second kill: {metrics_replied}");
+
     // The host restarts the worker and redelivers the same batches (the lease did not move).
-    let (second, _) = BIN.handler_with(data.path(), &env);
+    let (third, _) = BIN.handler_with(data.path(), &env);
     for (function, body) in [
         ("LogStream", log_batch),
         ("MetricsAggregate", metrics_batch),
     ] {
-        let (status, _, reply) = crate::handler::invoke(&second.base, function, body).await;
+        let (status, _, reply) = crate::handler::invoke(&third.base, function, body).await;
         assert_eq!(status, 200, "{function}: {reply}");
         assert!(
             reply.get("error").is_none_or(Value::is_null),
@@ -234,7 +249,7 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     for id in &ids {
         let live = received.get(id).cloned().unwrap_or_default();
         let after = crate::fault::contiguous(&live);
-        let fetched = catch_up_through_handler(&second.base, id, after).await;
+        let fetched = catch_up_through_handler(&third.base, id, after).await;
         crate::fault::assert_once_after_catch_up(id, &live, after, &fetched, LOGS);
         // The redelivery re-sent what the kill cut off: live alone is complete too.
         let mut distinct = live;
@@ -248,7 +263,7 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
 
     // Metrics: each execution counted once, equal to the live aggregate.
     let (status, _, reply) = crate::handler::invoke(
-        &second.base,
+        &third.base,
         "GetDailyMetrics",
         crate::fault::http_invocation("GetDailyMetrics", "metrics/daily", json!({"days": "1"})),
     )
