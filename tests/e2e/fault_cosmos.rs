@@ -218,6 +218,11 @@ async fn fault_cosmos_throttling_unavailability_timeouts_and_resets() {
         );
     }
     assert_eq!(h["deadLetters"], 0, "{h:#}");
+    // The writer really was spared (its requests came from its own address during faults).
+    assert!(
+        emulator.faults().spared_requests() > 0,
+        "the writer's requests never came from {WRITER}"
+    );
 
     // Every line reached the official client exactly once after catch-up.
     // The client reports once: the last sends get a moment first.

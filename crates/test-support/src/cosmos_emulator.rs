@@ -106,6 +106,8 @@ struct FaultState {
     plan: HashMap<Operation, Fault>,
     injected: HashMap<Operation, u64>,
     spared: Vec<IpAddr>,
+    /// Data-plane requests from a spared address while a fault was planned for their kind.
+    spared_requests: u64,
 }
 
 /// The faults an emulator injects now; shared with the test, switched at run time.
@@ -139,6 +141,12 @@ impl Faults {
         self.lock().spared.push(peer);
     }
 
+    /// How many requests from a spared address came while their kind was faulted (and were
+    /// answered normally): proof that the sparing is what kept that client working.
+    pub fn spared_requests(&self) -> u64 {
+        self.lock().spared_requests
+    }
+
     /// How many requests of `operation` got a fault so far.
     pub fn injected(&self, operation: Operation) -> u64 {
         self.lock().injected.get(&operation).copied().unwrap_or(0)
@@ -148,6 +156,9 @@ impl Faults {
     fn take(&self, operation: Operation, peer: IpAddr) -> Option<Fault> {
         let mut state = self.lock();
         if state.spared.contains(&peer) {
+            if state.plan.contains_key(&operation) {
+                state.spared_requests += 1;
+            }
             return None;
         }
         let fault = state.plan.get(&operation).copied()?;

@@ -60,13 +60,13 @@ pub use settings::{CosmosAuth, CosmosSettings, SettingsError};
 /// Connecting reads the account and each container's partition map; an unreachable or
 /// misconfigured endpoint fails within this bound instead of hanging the start.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-/// End-to-end bound of one operation, SDK retries included. Without one of ours the SDK's
-/// only bound on a request is the operation's, so a point write or a change-feed page whose
-/// answer never comes would hold its batch, or its pump, as long as this: a healthy answer takes
-/// milliseconds, so 10 s is far past any real one yet short enough that a hung request fails,
-/// shows in health, and is retried (by this backend for reads, by the function's retry policy
-/// for writes) well within the policy's ~31 s. A 429 the SDK is still waiting out when it ends
-/// is retried here, after the service's `x-ms-retry-after-ms`.
+/// End-to-end bound of one operation, SDK retries included. It is also the only bound on one
+/// request (the SDK gives each attempt what is left of it), so it decides how long a point write
+/// or a change-feed page whose answer never comes holds its batch or its pump. Healthy answers
+/// take milliseconds; 10 s lets a hung request fail, show in health and be retried (by this
+/// backend for reads, by the function's retry policy for writes) well within that policy's
+/// ~31 s. A 429 the SDK is still waiting out when it ends is retried here, after the service's
+/// `x-ms-retry-after-ms`.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Properties Cosmos adds that are not part of the trait's documents.
 const SERVER_ONLY_PROPERTIES: [&str; 3] = ["_rid", "_self", "_attachments"];
