@@ -313,74 +313,55 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
     assert_metrics_equal_the_live_aggregate(&app.base, data.path()).await;
 }
 
-/// How the stand-in SignalR Service answers.
+/// How the stand-in SignalR Service's REST API answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ServiceMode {
-    /// 202 for sends, 404 for the probe (a group nobody is in).
     Healthy,
     /// 503 for everything.
     Failing,
     /// Accepts the connection and never answers.
     Hanging,
-    /// Like `Healthy`, but each answer takes 50 ms (a send in flight long enough to be killed).
-    Slow,
 }
 
 /// A small HTTP server standing in for the Azure SignalR Service's REST API (a real socket; the
-/// sender under test is the real one). It keeps every `executionLogs` sequence it accepted.
-pub(crate) struct StandInService {
+/// sender under test is the real one), each answer taking 50 ms (a send in flight long enough
+/// to be killed). It keeps every `executionLogs` sequence it accepted.
+pub(crate) struct SlowStandInService {
     port: u16,
-    mode: std::sync::Arc<std::sync::Mutex<ServiceMode>>,
     received: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>,
     _server: tokio::task::JoinHandle<()>,
 }
 
-impl StandInService {
-    pub(crate) async fn start(mode: ServiceMode) -> StandInService {
+impl SlowStandInService {
+    pub(crate) async fn start() -> SlowStandInService {
         use axum::extract::State;
         use axum::http::{Method, StatusCode};
-        type Shared = (
-            std::sync::Arc<std::sync::Mutex<ServiceMode>>,
-            std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>,
-        );
+        type Received = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>;
         async fn answer(
-            State((mode, received)): State<Shared>,
+            State(received): State<Received>,
             method: Method,
             body: axum::body::Bytes,
         ) -> StatusCode {
-            let current = *mode.lock().unwrap();
-            match current {
-                ServiceMode::Failing => StatusCode::SERVICE_UNAVAILABLE,
-                ServiceMode::Hanging => {
-                    // Longer than any client waits; the test ends first.
-                    tokio::time::sleep(Duration::from_secs(600)).await;
-                    StatusCode::GATEWAY_TIMEOUT
-                }
-                ServiceMode::Healthy | ServiceMode::Slow if method == Method::HEAD => {
-                    StatusCode::NOT_FOUND
-                }
-                ServiceMode::Healthy | ServiceMode::Slow => {
-                    if current == ServiceMode::Slow {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    if let Ok(message) = serde_json::from_slice::<Value>(&body) {
-                        if message["target"] == "executionLogs" {
-                            let argument = &message["arguments"][0];
-                            let id = argument["executionId"].as_str().unwrap_or("").to_owned();
-                            let seqs = argument["logs"].as_array().cloned().unwrap_or_default();
-                            received
-                                .lock()
-                                .unwrap()
-                                .entry(id)
-                                .or_default()
-                                .extend(seqs.iter().filter_map(|l| l["sequence"].as_u64()));
-                        }
-                    }
-                    StatusCode::ACCEPTED
+            if method == Method::HEAD {
+                // The probe asks whether a group nobody is in exists.
+                return StatusCode::NOT_FOUND;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Ok(message) = serde_json::from_slice::<Value>(&body) {
+                if message["target"] == "executionLogs" {
+                    let argument = &message["arguments"][0];
+                    let id = argument["executionId"].as_str().unwrap_or("").to_owned();
+                    let seqs = argument["logs"].as_array().cloned().unwrap_or_default();
+                    received
+                        .lock()
+                        .unwrap()
+                        .entry(id)
+                        .or_default()
+                        .extend(seqs.iter().filter_map(|l| l["sequence"].as_u64()));
                 }
             }
+            StatusCode::ACCEPTED
         }
-        let mode = std::sync::Arc::new(std::sync::Mutex::new(mode));
         let received = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -388,20 +369,15 @@ impl StandInService {
         let port = listener.local_addr().expect("address").port();
         let app = axum::Router::new()
             .fallback(answer)
-            .with_state((mode.clone(), received.clone()));
+            .with_state(received.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        StandInService {
+        SlowStandInService {
             port,
-            mode,
             received,
             _server: server,
         }
-    }
-
-    pub(crate) fn set(&self, mode: ServiceMode) {
-        *self.mode.lock().unwrap() = mode;
     }
 
     pub(crate) fn connection_string(&self) -> String {
@@ -415,27 +391,82 @@ impl StandInService {
     pub(crate) fn received(&self) -> BTreeMap<String, Vec<u64>> {
         self.received.lock().unwrap().clone()
     }
+}
 
-    /// Each execution's distinct sequences received, and whether every one of `ids` has all.
-    fn complete(&self, ids: &[String]) -> bool {
-        let received = self.received.lock().unwrap();
-        ids.iter().all(|id| {
-            let mut seen = received.get(id).cloned().unwrap_or_default();
-            seen.sort_unstable();
-            seen.dedup();
-            seen == (1..=LOGS).collect::<Vec<_>>()
-        })
+/// The built-in hub (the code `serve` runs as its hub) in this process, on a socket of its own,
+/// standing in for the Azure SignalR Service: clients negotiate and hold their WebSockets with
+/// it as with the Service, and its REST API (`/api/hubs/…`, what the sender calls) answers as
+/// `mode` says: through to the hub, 503, or never.
+pub(crate) struct FaultyHubService {
+    connection_string: String,
+    mode: std::sync::Arc<std::sync::Mutex<ServiceMode>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FaultyHubService {
+    pub(crate) async fn start() -> FaultyHubService {
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        use bifrost_workers::serve::hub::{Hub, HubLimits};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let hub = Hub::new(&format!("http://{address}"), HubLimits::default());
+        let connection_string = hub.connection_string().render();
+        let mode = std::sync::Arc::new(std::sync::Mutex::new(ServiceMode::Healthy));
+        let current = mode.clone();
+        let faulty_rest = axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let mode = *current.lock().unwrap();
+                async move {
+                    if !request.uri().path().starts_with("/api/hubs/") {
+                        return next.run(request).await;
+                    }
+                    match mode {
+                        ServiceMode::Failing => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                        ServiceMode::Hanging => {
+                            // Longer than any sender waits; the test ends first.
+                            tokio::time::sleep(Duration::from_secs(600)).await;
+                            StatusCode::GATEWAY_TIMEOUT.into_response()
+                        }
+                        ServiceMode::Healthy => next.run(request).await,
+                    }
+                }
+            },
+        );
+        let router = hub.router().layer(faulty_rest);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FaultyHubService {
+            connection_string,
+            mode,
+            _server: server,
+        }
+    }
+
+    pub(crate) fn set(&self, mode: ServiceMode) {
+        *self.mode.lock().unwrap() = mode;
     }
 }
 
 /// Scenarios 3 and 4: the SignalR Service answering 503, or accepting the connection and never
-/// answering, for a while; then healthy again. The batches are retried, nothing is dead-lettered,
-/// every log line reaches the service (the client dedupes by sequence), metrics are complete.
+/// answering, for a while; then healthy again. The official client is connected to the Service
+/// (a real hub behind the faulty REST API) and subscribed before the outage. The batches are
+/// retried, nothing is dead-lettered, health says `degraded` while it lasts, every log line
+/// reaches the official client exactly once after catch-up, metrics are complete.
 async fn signalr_outage(mode: ServiceMode, outage: Duration) {
     let data = temp_dir();
-    let service = StandInService::start(mode).await;
-    let app = BIN.serve(data.path(), &["--signalr", &service.connection_string()]);
-    let ids = simulate(data.path());
+    let service = FaultyHubService::start().await;
+    let app = BIN.serve(data.path(), &["--signalr", &service.connection_string]);
+    let (mut writer, ids) =
+        crate::helpers::spawn_simulate(data.path(), "GLOBAL", EXECUTIONS as u32, LOGS as u32, "0");
+    let official = official_client(&app.base, &ops_principal(), &ids, LOGS);
+    service.set(mode);
+    crate::helpers::go(&mut writer);
+    let written = bifrost_test_support::process::finish(writer, Duration::from_secs(60));
+    assert!(written.status.success(), "simulate: {:?}", written.status);
 
     let h = wait_for_health(
         &app.base,
@@ -453,24 +484,12 @@ async fn signalr_outage(mode: ServiceMode, outage: Duration) {
     let (status, _) = health_status(&app.base, "?strict=1").await;
     assert_eq!(status, 503);
     tokio::time::sleep(outage).await;
-    assert!(!service.complete(&ids), "delivered during the outage?");
 
     service.set(ServiceMode::Healthy);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !service.complete(&ids) {
-        assert!(Instant::now() < deadline, "logs missing after the outage");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    // A client that got what the Service accepted, and catches up through serve's API, has
-    // every line exactly once.
-    assert_every_line_once_after_catch_up(
-        &app.base,
-        &ops_principal(),
-        &service.received(),
-        &ids,
-        LOGS,
-    )
-    .await;
+    official.expect("complete", Duration::from_secs(60));
+    let live = received_live(official);
+    // What arrived live, deduplicated by sequence, plus the catch-up: every line exactly once.
+    assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &live, &ids, LOGS).await;
     let h = wait_for_health(&app.base, Duration::from_secs(40), "ok again", |h| {
         h["status"] == "ok" && h["changeFeed"]["LogStream"]["lastError"].is_null()
     })
@@ -488,12 +507,16 @@ async fn signalr_outage(mode: ServiceMode, outage: Duration) {
     assert_metrics_equal_the_live_aggregate(&app.base, data.path()).await;
 }
 
-#[tokio::test]
+// Multi-threaded: the hub standing in for the Service runs in this process while the test
+// blocks on the official client.
+#[tokio::test(flavor = "multi_thread")]
 async fn fault_signalr_answering_5xx_for_a_while() {
     signalr_outage(ServiceMode::Failing, Duration::from_secs(3)).await;
 }
 
-#[tokio::test]
+// Multi-threaded: the hub standing in for the Service runs in this process while the test
+// blocks on the official client.
+#[tokio::test(flavor = "multi_thread")]
 async fn fault_signalr_accepting_and_never_answering() {
     signalr_outage(ServiceMode::Hanging, Duration::from_secs(3)).await;
 }

@@ -11,7 +11,7 @@ use bifrost_test_support::signalr;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
-use crate::fault::{admin, batch, whole_feed, ServiceMode, StandInService};
+use crate::fault::{admin, batch, whole_feed, SlowStandInService};
 use crate::helpers::{go, health, spawn_simulate, temp_dir, NodeScript, BIN};
 use crate::signalr::{fetch_logs_after, seed_members, ORG_A};
 
@@ -162,7 +162,7 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
 
     // Each send takes 50 ms: the batch's sends take about a second, long enough to kill it
     // in the middle.
-    let service = StandInService::start(ServiceMode::Slow).await;
+    let service = SlowStandInService::start().await;
     let signalr_setting = service.connection_string();
     let env = [("BIFROST_SIGNALR", signalr_setting.as_str())];
     let log_batch = batch(&logs);
