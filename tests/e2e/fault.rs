@@ -400,6 +400,8 @@ impl SlowStandInService {
 pub(crate) struct FaultyHubService {
     connection_string: String,
     mode: std::sync::Arc<std::sync::Mutex<ServiceMode>>,
+    /// REST calls let through to the hub so far.
+    passed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -415,10 +417,12 @@ impl FaultyHubService {
         let hub = Hub::new(&format!("http://{address}"), HubLimits::default());
         let connection_string = hub.connection_string().render();
         let mode = std::sync::Arc::new(std::sync::Mutex::new(ServiceMode::Healthy));
-        let current = mode.clone();
+        let passed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (current, counted) = (mode.clone(), passed.clone());
         let faulty_rest = axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
                 let mode = *current.lock().unwrap();
+                let counted = counted.clone();
                 async move {
                     if !request.uri().path().starts_with("/api/hubs/") {
                         return next.run(request).await;
@@ -430,7 +434,10 @@ impl FaultyHubService {
                             tokio::time::sleep(Duration::from_secs(600)).await;
                             StatusCode::GATEWAY_TIMEOUT.into_response()
                         }
-                        ServiceMode::Healthy => next.run(request).await,
+                        ServiceMode::Healthy => {
+                            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            next.run(request).await
+                        }
                     }
                 }
             },
@@ -442,6 +449,7 @@ impl FaultyHubService {
         FaultyHubService {
             connection_string,
             mode,
+            passed,
             _server: server,
         }
     }
@@ -449,6 +457,57 @@ impl FaultyHubService {
     pub(crate) fn set(&self, mode: ServiceMode) {
         *self.mode.lock().unwrap() = mode;
     }
+
+    /// How many REST calls (sends, group changes, probes) reached the hub so far.
+    pub(crate) fn passed(&self) -> usize {
+        self.passed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Scenario 1 as Azure runs it: the clients' connections live in the SignalR Service, so when
+/// `serve` is SIGKILLed mid-stream and restarted, the official client stays connected to the
+/// Service (the built-in hub in this process), and after the restarted process resumed from its
+/// checkpoint the client has every line exactly once after catch-up.
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_serve_killed_mid_stream_the_official_client_on_the_service_misses_nothing() {
+    let data = temp_dir();
+    let service = FaultyHubService::start().await;
+    let signalr = ["--signalr", service.connection_string.as_str()];
+    let mut first = BIN.serve(data.path(), &signalr);
+    let (mut writer, ids) =
+        crate::helpers::spawn_simulate(data.path(), "GLOBAL", EXECUTIONS as u32, LOGS as u32, "50");
+    let official = official_client(&first.base, &ops_principal(), &ids, LOGS);
+    let subscribed = service.passed();
+    crate::helpers::go(&mut writer);
+
+    // Some sends through, then SIGKILL while simulate is still writing.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while service.passed() < subscribed + 5 {
+        assert!(Instant::now() < deadline, "serve sent nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill();
+    assert!(
+        writer.try_wait().expect("simulate's status").is_none(),
+        "killed too late to be mid-stream"
+    );
+    let second = BIN.serve(data.path(), &signalr);
+    let written = bifrost_test_support::process::finish(writer, Duration::from_secs(60));
+    assert!(written.status.success(), "simulate: {:?}", written.status);
+
+    official.expect("complete", Duration::from_secs(60));
+    let live = received_live(official);
+    assert_every_line_once_after_catch_up(&second.base, &ops_principal(), &live, &ids, LOGS).await;
+    let h = wait_for_health(&second.base, Duration::from_secs(30), "ok", |h| {
+        h["status"] == "ok"
+    })
+    .await;
+    assert_eq!(h["deadLetters"], 0, "{h:#}");
+    assert_eq!(
+        executions_counted_today(&second.base).await,
+        EXECUTIONS as u64
+    );
+    assert_metrics_equal_the_live_aggregate(&second.base, data.path()).await;
 }
 
 /// Scenarios 3 and 4: the SignalR Service answering 503, or accepting the connection and never
