@@ -13,7 +13,7 @@ use bifrost_test_support::principal::Principal;
 use bifrost_test_support::process::Process;
 use serde_json::Value;
 
-use crate::helpers::{client, health, journal_logs, temp_dir, BIN};
+use crate::helpers::{client, health, temp_dir, BIN};
 
 const EXECUTIONS: usize = 5;
 const LOGS: u64 = 20;
@@ -317,91 +317,23 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ServiceMode {
     Healthy,
+    /// Each call passed on after 50 ms (a send in flight long enough to be killed).
+    Slow,
     /// 503 for everything.
     Failing,
     /// Accepts the connection and never answers.
     Hanging,
 }
 
-/// A small HTTP server standing in for the Azure SignalR Service's REST API (a real socket; the
-/// sender under test is the real one), each answer taking 50 ms (a send in flight long enough
-/// to be killed). It keeps every `executionLogs` sequence it accepted.
-pub(crate) struct SlowStandInService {
-    port: u16,
-    received: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>,
-    _server: tokio::task::JoinHandle<()>,
-}
-
-impl SlowStandInService {
-    pub(crate) async fn start() -> SlowStandInService {
-        use axum::extract::State;
-        use axum::http::{Method, StatusCode};
-        type Received = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>;
-        async fn answer(
-            State(received): State<Received>,
-            method: Method,
-            body: axum::body::Bytes,
-        ) -> StatusCode {
-            if method == Method::HEAD {
-                // The probe asks whether a group nobody is in exists.
-                return StatusCode::NOT_FOUND;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if let Ok(message) = serde_json::from_slice::<Value>(&body) {
-                if message["target"] == "executionLogs" {
-                    let argument = &message["arguments"][0];
-                    let id = argument["executionId"].as_str().unwrap_or("").to_owned();
-                    let seqs = argument["logs"].as_array().cloned().unwrap_or_default();
-                    received
-                        .lock()
-                        .unwrap()
-                        .entry(id)
-                        .or_default()
-                        .extend(seqs.iter().filter_map(|l| l["sequence"].as_u64()));
-                }
-            }
-            StatusCode::ACCEPTED
-        }
-        let received = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let app = axum::Router::new()
-            .fallback(answer)
-            .with_state(received.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        SlowStandInService {
-            port,
-            received,
-            _server: server,
-        }
-    }
-
-    pub(crate) fn connection_string(&self) -> String {
-        format!(
-            "Endpoint=http://127.0.0.1:{};AccessKey=ZmF1bHQtdGVzdC1rZXktZmF1bHQtdGVzdC1rZXk=;Version=1.0;",
-            self.port
-        )
-    }
-
-    /// Every `executionLogs` sequence accepted so far, per execution, repeats included.
-    pub(crate) fn received(&self) -> BTreeMap<String, Vec<u64>> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
 /// The built-in hub (the code `serve` runs as its hub) in this process, on a socket of its own,
 /// standing in for the Azure SignalR Service: clients negotiate and hold their WebSockets with
 /// it as with the Service, and its REST API (`/api/hubs/…`, what the sender calls) answers as
-/// `mode` says: through to the hub, 503, or never.
+/// `mode` says: through to the hub (at once or late), 503, or never. It counts the
+/// `executionLogs` lines it let through.
 pub(crate) struct FaultyHubService {
-    connection_string: String,
+    pub(crate) connection_string: String,
     mode: std::sync::Arc<std::sync::Mutex<ServiceMode>>,
-    /// REST calls let through to the hub so far.
-    passed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    sent_lines: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -417,8 +349,8 @@ impl FaultyHubService {
         let hub = Hub::new(&format!("http://{address}"), HubLimits::default());
         let connection_string = hub.connection_string().render();
         let mode = std::sync::Arc::new(std::sync::Mutex::new(ServiceMode::Healthy));
-        let passed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (current, counted) = (mode.clone(), passed.clone());
+        let sent_lines = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (current, counted) = (mode.clone(), sent_lines.clone());
         let faulty_rest = axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
                 let mode = *current.lock().unwrap();
@@ -428,17 +360,31 @@ impl FaultyHubService {
                         return next.run(request).await;
                     }
                     match mode {
-                        ServiceMode::Failing => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                        ServiceMode::Failing => {
+                            return StatusCode::SERVICE_UNAVAILABLE.into_response()
+                        }
                         ServiceMode::Hanging => {
                             // Longer than any sender waits; the test ends first.
                             tokio::time::sleep(Duration::from_secs(600)).await;
-                            StatusCode::GATEWAY_TIMEOUT.into_response()
+                            return StatusCode::GATEWAY_TIMEOUT.into_response();
                         }
-                        ServiceMode::Healthy => {
-                            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            next.run(request).await
+                        ServiceMode::Slow => tokio::time::sleep(Duration::from_millis(50)).await,
+                        ServiceMode::Healthy => {}
+                    }
+                    let (parts, body) = request.into_parts();
+                    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+                        return StatusCode::BAD_REQUEST.into_response();
+                    };
+                    if let Ok(message) = serde_json::from_slice::<Value>(&body) {
+                        if message["target"] == "executionLogs" {
+                            let lines = message["arguments"][0]["logs"]
+                                .as_array()
+                                .map_or(0, Vec::len);
+                            counted.fetch_add(lines, std::sync::atomic::Ordering::SeqCst);
                         }
                     }
+                    let request = axum::extract::Request::from_parts(parts, body.into());
+                    next.run(request).await
                 }
             },
         );
@@ -449,7 +395,7 @@ impl FaultyHubService {
         FaultyHubService {
             connection_string,
             mode,
-            passed,
+            sent_lines,
             _server: server,
         }
     }
@@ -458,9 +404,9 @@ impl FaultyHubService {
         *self.mode.lock().unwrap() = mode;
     }
 
-    /// How many REST calls (sends, group changes, probes) reached the hub so far.
-    pub(crate) fn passed(&self) -> usize {
-        self.passed.load(std::sync::atomic::Ordering::SeqCst)
+    /// How many `executionLogs` lines were let through so far.
+    pub(crate) fn sent_lines(&self) -> usize {
+        self.sent_lines.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -477,12 +423,11 @@ async fn fault_serve_killed_mid_stream_the_official_client_on_the_service_misses
     let (mut writer, ids) =
         crate::helpers::spawn_simulate(data.path(), "GLOBAL", EXECUTIONS as u32, LOGS as u32, "50");
     let official = official_client(&first.base, &ops_principal(), &ids, LOGS);
-    let subscribed = service.passed();
     crate::helpers::go(&mut writer);
 
-    // Some sends through, then SIGKILL while simulate is still writing.
+    // Some lines through, then SIGKILL while simulate is still writing.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while service.passed() < subscribed + 5 {
+    while service.sent_lines() < 5 {
         assert!(Instant::now() < deadline, "serve sent nothing");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -626,7 +571,9 @@ pub(crate) async fn whole_feed(
 /// Scenario 6: the host delivers the same batch twice and batches out of order to `handler`
 /// (after a lease moves, or a retry): every log line still reaches SignalR, and the metrics
 /// count each execution once, at its newest version, equal to the live aggregate.
-#[tokio::test]
+// Multi-threaded: the Service and the host front run in this process while the test blocks on
+// the official client.
+#[tokio::test(flavor = "multi_thread")]
 async fn fault_handler_gets_duplicate_and_reordered_batches() {
     use bifrost_workers::store::Container;
     let data = temp_dir();
@@ -640,9 +587,15 @@ async fn fault_handler_gets_duplicate_and_reordered_batches() {
     let logs = whole_feed(&store, Container::ExecutionData).await;
     assert_eq!(executions.len(), EXECUTIONS);
 
-    let journal = data.path().join("journal.jsonl");
-    let sink = format!("journal:{}", journal.display());
-    let (app, _) = BIN.handler_with(data.path(), &[("BIFROST_SIGNALR", &sink)]);
+    // The Service (a real hub) and the host's HTTP triggers in front of `handler`: the official
+    // client negotiates and subscribes through the functions, as against a Function App.
+    let service = FaultyHubService::start().await;
+    let (app, _) = BIN.handler_with(
+        data.path(),
+        &[("BIFROST_SIGNALR", service.connection_string.as_str())],
+    );
+    let front = crate::host_front::HostFront::start(&app.base).await;
+    let official = official_client(&front.base, &ops_principal(), &ids, LOGS);
     let invoke = |function: &'static str, body: Vec<u8>| {
         let base = app.base.clone();
         async move {
@@ -685,19 +638,11 @@ async fn fault_handler_gets_duplicate_and_reordered_batches() {
         .collect();
     invoke("MetricsAggregate", batch(&older)).await;
 
-    // Every log line reached SignalR (repeats are the client's to drop, by sequence), and a
-    // client that got those and catches up through `GetExecutionLogs` has each exactly once.
-    let (received, _) = journal_logs(&journal);
-    for id in &ids {
-        let mut seen = received.get(id).cloned().unwrap_or_default();
-        seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen, (1..=LOGS).collect::<Vec<_>>(), "execution {id}");
-        let live = received.get(id).cloned().unwrap_or_default();
-        let after = contiguous(&live);
-        let fetched = crate::fault_delivery::catch_up_through_handler(&app.base, id, after).await;
-        assert_once_after_catch_up(id, &live, after, &fetched, LOGS);
-    }
+    // Every log line reached the official client (repeats are its to drop, by sequence), and
+    // after catching up through `GetExecutionLogs` it has each exactly once.
+    official.expect("complete", Duration::from_secs(60));
+    let live = received_live(official);
+    assert_every_line_once_after_catch_up(&front.base, &ops_principal(), &live, &ids, LOGS).await;
 
     let reply = invoke(
         "GetDailyMetrics",

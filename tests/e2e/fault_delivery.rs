@@ -11,28 +11,9 @@ use bifrost_test_support::signalr;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
-use crate::fault::{admin, batch, whole_feed, SlowStandInService};
+use crate::fault::{batch, whole_feed, FaultyHubService, ServiceMode};
 use crate::helpers::{go, health, spawn_simulate, temp_dir, NodeScript, BIN};
 use crate::signalr::{fetch_logs_after, seed_members, ORG_A};
-
-/// `GetExecutionLogs` of `execution` after `after`, as the host posts it, by a platform admin.
-fn logs_invocation(execution: &str, after: u64) -> Vec<u8> {
-    json!({
-        "Data": {"req": {
-            "Url": format!(
-                "https://bifrost-func.azurewebsites.net/api/executions/{execution}/logs?afterSequence={after}"
-            ),
-            "Method": "GET",
-            "Query": {"afterSequence": after.to_string()},
-            "Params": {"id": execution},
-            "Headers": {"X-MS-CLIENT-PRINCIPAL": [admin()]},
-            "Identities": []
-        }},
-        "Metadata": {"sys": {"MethodName": "GetExecutionLogs"}}
-    })
-    .to_string()
-    .into_bytes()
-}
 
 /// One invocation that may be cut off by a kill: the reply's status, or the transport error.
 async fn invoke_until_killed(
@@ -53,38 +34,6 @@ async fn invoke_until_killed(
     let status = response.status().as_u16();
     response.bytes().await?;
     Ok(status)
-}
-
-/// Catch-up through the handler: every sequence after `after`, following the paging header.
-pub(crate) async fn catch_up_through_handler(
-    base: &str,
-    execution: &str,
-    mut after: u64,
-) -> Vec<u64> {
-    let mut sequences = Vec::new();
-    for _ in 0..100 {
-        let (status, _, reply) =
-            crate::handler::invoke(base, "GetExecutionLogs", logs_invocation(execution, after))
-                .await;
-        assert_eq!(status, 200, "{reply}");
-        let res = &reply["Outputs"]["res"];
-        assert_eq!(res["statusCode"].as_u64(), Some(200), "{reply}");
-        let page: Vec<Value> =
-            serde_json::from_str(res["body"].as_str().expect("a body")).expect("JSON logs");
-        sequences.extend(page.iter().filter_map(|l| l["sequence"].as_u64()));
-        let next = res["headers"]
-            .as_object()
-            .and_then(|h| {
-                h.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("x-next-after-sequence"))
-            })
-            .and_then(|(_, v)| v.as_str()?.parse::<u64>().ok());
-        match next {
-            Some(next) if !page.is_empty() => after = next,
-            _ => return sequences,
-        }
-    }
-    panic!("more than 100 pages of logs");
 }
 
 /// Today's executions in the GLOBAL daily document, read from the store file itself (a reader
@@ -161,16 +110,20 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     assert_eq!(log_lines, EXECUTIONS * LOGS as usize);
 
     // Each send takes 50 ms: the batch's sends take about a second, long enough to kill it
-    // in the middle.
-    let service = SlowStandInService::start().await;
-    let signalr_setting = service.connection_string();
-    let env = [("BIFROST_SIGNALR", signalr_setting.as_str())];
+    // in the middle. The official client is connected to the Service throughout (its
+    // connection does not depend on the worker) and subscribed through the functions.
+    let service = FaultyHubService::start().await;
+    service.set(ServiceMode::Slow);
+    let env = [("BIFROST_SIGNALR", service.connection_string.as_str())];
     let log_batch = batch(&logs);
     let metrics_batch = batch(&executions);
     let total = (EXECUTIONS + COUNTED_ONLY) as u64;
 
     // First kill: in the middle of counting (some chunks of the metrics written, not all).
     let (mut first, _) = BIN.handler_with(data.path(), &env);
+    let front = crate::host_front::HostFront::start(&first.base).await;
+    let principal = bifrost_test_support::principal::admin("ops");
+    let official = crate::fault::official_client(&front.base, &principal, &ids, LOGS);
     let counting = tokio::spawn(invoke_until_killed(
         first.base.clone(),
         "MetricsAggregate",
@@ -210,12 +163,12 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
         "MetricsAggregate",
         metrics_batch.clone(),
     ));
-    while service.received().is_empty() {
+    while service.sent_lines() == 0 {
         assert!(Instant::now() < deadline, "no send reached the service");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     second.kill();
-    let delivered: usize = service.received().values().map(Vec::len).sum();
+    let delivered = service.sent_lines();
     eprintln!("second kill: after {delivered} of {log_lines} log lines were sent");
     assert!(
         delivered < log_lines,
@@ -230,6 +183,7 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
 
     // The host restarts the worker and redelivers the same batches (the lease did not move).
     let (third, _) = BIN.handler_with(data.path(), &env);
+    front.retarget(&third.base);
     for (function, body) in [
         ("LogStream", log_batch),
         ("MetricsAggregate", metrics_batch),
@@ -242,24 +196,13 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
         );
     }
 
-    // A client that keeps what it received (dropping repeats by sequence, as the contract
-    // says) and catches up after its highest contiguous sequence has every line exactly once.
-    let received = service.received();
-    let expected: Vec<u64> = (1..=LOGS).collect();
-    for id in &ids {
-        let live = received.get(id).cloned().unwrap_or_default();
-        let after = crate::fault::contiguous(&live);
-        let fetched = catch_up_through_handler(&third.base, id, after).await;
-        crate::fault::assert_once_after_catch_up(id, &live, after, &fetched, LOGS);
-        // The redelivery re-sent what the kill cut off: live alone is complete too.
-        let mut distinct = live;
-        distinct.sort_unstable();
-        distinct.dedup();
-        assert_eq!(
-            distinct, expected,
-            "execution {id}: a line never reached SignalR"
-        );
-    }
+    // The redelivery re-sent what the kill cut off: the official client got every line live,
+    // and keeping what it received (dropping repeats by sequence, as the contract says) and
+    // catching up after its highest contiguous sequence it has every line exactly once.
+    official.expect("complete", Duration::from_secs(60));
+    let live = crate::fault::received_live(official);
+    crate::fault::assert_every_line_once_after_catch_up(&front.base, &principal, &live, &ids, LOGS)
+        .await;
 
     // Metrics: each execution counted once, equal to the live aggregate.
     let (status, _, reply) = crate::handler::invoke(

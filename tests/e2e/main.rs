@@ -11,6 +11,7 @@ mod fault_delivery;
 use bifrost_test_support::cosmos_emulator;
 mod handler;
 mod helpers;
+mod host_front;
 mod infra;
 mod limits;
 mod metrics;
