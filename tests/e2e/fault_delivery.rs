@@ -405,6 +405,13 @@ async fn fault_a_slow_websocket_client_beside_fast_ones() {
         Some(0),
         "{h:#}"
     );
+    crate::fault::assert_scope_metrics_equal_the_live_aggregate(
+        &serve.base,
+        data.path(),
+        ORG_A,
+        ids.len() as u64,
+    )
+    .await;
 }
 
 /// Closes the fast clients' stdin and judges what they received: every line once, in order,
