@@ -28,6 +28,20 @@ pub fn exited(pid: u32) -> bool {
     matches!(state, None | Some("Z" | "X"))
 }
 
+/// CPU time a process's live threads have run so far, in nanoseconds (the scheduler's own
+/// count, `/proc/PID/task/*/schedstat`: exact where `cpu_seconds` has 10 ms ticks); 0 once it
+/// is gone.
+pub fn cpu_nanos(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// `VmRSS` (now) and `VmHWM` (the peak) of a process, in MiB; NaN when it is gone.
 pub fn memory_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
