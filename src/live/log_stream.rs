@@ -166,9 +166,9 @@ struct PerExecution<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct LogsArgument<'a> {
+struct LogsArgument<'a, L: Serialize> {
     execution_id: &'a str,
-    logs: &'a [Box<RawValue>],
+    logs: L,
 }
 
 #[derive(Serialize)]
@@ -302,6 +302,19 @@ fn logs_messages(
     logs: &BTreeMap<u64, Log<'_>>,
     reader: Reader,
 ) -> Vec<HubMessage> {
+    // Nearly always the logs fit one message by far: then their entries are written straight
+    // into the message's payload, with none of them serialized on its own first.
+    if logs.is_empty() {
+        return Vec::new();
+    }
+    let bound: usize = logs.values().map(|log| entry_bound(log) + 1).sum();
+    if bound <= MAX_LOGS_BYTES_PER_MESSAGE {
+        let argument = LogsArgument {
+            execution_id,
+            logs: Entries { logs, reader },
+        };
+        return vec![HubMessage::new(group.to_owned(), TARGET_LOGS, &argument)];
+    }
     let mut messages = Vec::new();
     chunk_logs(logs, reader, |logs| {
         let argument = LogsArgument { execution_id, logs };
@@ -310,45 +323,94 @@ fn logs_messages(
     messages
 }
 
+/// At least the serialized size of `log`'s entry, whole or redacted: a JSON string takes at most
+/// six bytes per byte of text (`\u00XX`), and the rest of an entry (keys, sequence, timestamp,
+/// `truncated`) fits in 200 bytes. Under the message budget, `chunk_logs` would make one chunk of
+/// every entry whole, which is what `Entries` writes.
+fn entry_bound(log: &Log<'_>) -> usize {
+    200 + 6 * (log.id.len() + log.level.len() + log.message.len())
+        + log.data.map_or(0, |data| data.get().len())
+}
+
+/// The logs (in sequence order) as `reader` gets them, serialized as one array where they are
+/// written: each whole (`entry_json` without truncation) or as its placeholder (`redacted_json`).
+struct Entries<'l, 'a> {
+    logs: &'l BTreeMap<u64, Log<'a>>,
+    reader: Reader,
+}
+
+impl Serialize for Entries<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut entries = serializer.serialize_seq(Some(self.logs.len()))?;
+        for (&sequence, log) in self.logs {
+            if visible_to(self.reader, log) {
+                entries.serialize_element(&stream_entry(sequence, log, &log.message, false))?;
+            } else {
+                entries.serialize_element(&redacted_entry(sequence, log))?;
+            }
+        }
+        entries.end()
+    }
+}
+
+fn visible_to(reader: Reader, log: &Log<'_>) -> bool {
+    reader == Reader::Admin || !is_admin_only_level(&log.level)
+}
+
+fn stream_entry<'e>(
+    sequence: u64,
+    log: &'e Log<'_>,
+    message: &'e str,
+    truncated: bool,
+) -> StreamLogEntry<'e, Option<&'e RawValue>> {
+    StreamLogEntry {
+        id: &log.id,
+        sequence,
+        timestamp: &log.timestamp,
+        level: &log.level,
+        message,
+        data: if truncated { None } else { log.data },
+        truncated,
+    }
+}
+
 fn entry_json(sequence: u64, log: &Log<'_>, truncated: bool) -> Box<RawValue> {
     let message = if truncated {
         Cow::Owned(log.message.chars().take(TRUNCATED_MESSAGE_CHARS).collect())
     } else {
         Cow::Borrowed(&*log.message)
     };
-    let entry = StreamLogEntry {
-        id: &log.id,
-        sequence,
-        timestamp: &log.timestamp,
-        level: &log.level,
-        message: &message,
-        data: if truncated { None } else { log.data },
-        truncated,
-    };
     // Our own types always serialize.
-    serde_json::value::to_raw_value(&entry).expect("a log entry serializes")
+    serde_json::value::to_raw_value(&stream_entry(sequence, log, &message, truncated))
+        .expect("a log entry serializes")
 }
 
 /// A line `Reader::Member` may not read, as the members' stream carries it: its place, time and
 /// level (`RedactedLogEntry`'s shape), never its message or data.
-fn redacted_json(sequence: u64, log: &Log<'_>) -> Box<RawValue> {
-    #[derive(Serialize)]
-    struct Redacted<'a> {
-        id: &'a str,
-        sequence: u64,
-        timestamp: &'a Timestamp,
-        level: &'a str,
-        redacted: bool,
-    }
-    let entry = Redacted {
+#[derive(Serialize)]
+struct Redacted<'a> {
+    id: &'a str,
+    sequence: u64,
+    timestamp: &'a Timestamp,
+    level: &'a str,
+    redacted: bool,
+}
+
+fn redacted_entry<'e>(sequence: u64, log: &'e Log<'_>) -> Redacted<'e> {
+    Redacted {
         id: &log.id,
         sequence,
         timestamp: &log.timestamp,
         level: &log.level,
         redacted: true,
-    };
+    }
+}
+
+fn redacted_json(sequence: u64, log: &Log<'_>) -> Box<RawValue> {
     // Our own types always serialize.
-    serde_json::value::to_raw_value(&entry).expect("a redacted entry serializes")
+    serde_json::value::to_raw_value(&redacted_entry(sequence, log))
+        .expect("a redacted entry serializes")
 }
 
 /// The logs (already in sequence order) as `reader` gets them, in message payloads of at most
@@ -363,7 +425,7 @@ fn chunk_logs(
     let mut current: Vec<Box<RawValue>> = Vec::new();
     let mut current_bytes = 0;
     for (&sequence, log) in logs {
-        let entry = if reader == Reader::Admin || !is_admin_only_level(&log.level) {
+        let entry = if visible_to(reader, log) {
             let whole = entry_json(sequence, log, false);
             if whole.get().len() > MAX_LOGS_BYTES_PER_MESSAGE {
                 entry_json(sequence, log, true)
@@ -570,6 +632,46 @@ mod tests {
         assert_eq!(last["sequence"], 6);
         assert_eq!(last["truncated"], true);
         assert!(last["data"].is_null());
+    }
+
+    /// The entries written in place into a message are byte for byte the entries `chunk_logs`
+    /// serializes one by one (what bigger batches take).
+    #[test]
+    fn entries_written_in_place_equal_the_chunked_ones() {
+        let data: Box<RawValue> = serde_json::from_str(r#"{"k": ["v\\\"w", 1.5e3]}"#).unwrap();
+        let timestamp = Timestamp::parse("2025-01-01T00:00:00.5Z").unwrap();
+        let mut logs = BTreeMap::new();
+        for (sequence, level, message) in [
+            (1, "info", "plain"),
+            (2, "DEBUG", "say \"hi\" \\ \u{e9}\u{1F600}\n\u{7}"),
+            (5, "Traceback", ""),
+            (7, "warning", "</script>\u{2028}"),
+        ] {
+            logs.insert(
+                sequence,
+                Log {
+                    id: Cow::Owned(format!("log-a-{sequence}")),
+                    timestamp,
+                    level: Cow::Borrowed(level),
+                    message: Cow::Borrowed(message),
+                    data: (sequence % 2 == 1).then_some(&*data),
+                },
+            );
+        }
+        for reader in [Reader::Admin, Reader::Member] {
+            let in_place = logs_messages("g", "a", &logs, reader);
+            let mut chunked = Vec::new();
+            chunk_logs(&logs, reader, |entries| {
+                let argument = LogsArgument {
+                    execution_id: "a",
+                    logs: entries,
+                };
+                chunked.push(HubMessage::new("g".to_owned(), TARGET_LOGS, &argument));
+            });
+            assert_eq!(in_place.len(), 1);
+            assert_eq!(in_place[0].arguments.get(), chunked[0].arguments.get());
+            assert_eq!(in_place, chunked);
+        }
     }
 
     #[test]
