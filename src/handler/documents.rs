@@ -356,8 +356,8 @@ mod fast {
             let base = self.text.len();
             self.text.extend_from_slice(text);
             for (offset, &byte) in text.iter().enumerate() {
-                let inside_value = self.expect == Expect::Inside
-                    && !matches!(byte, b'{' | b'}' | b'[' | b']');
+                let inside_value =
+                    self.expect == Expect::Inside && !matches!(byte, b'{' | b'}' | b'[' | b']');
                 if !inside_value {
                     self.structural(byte, base + offset)?;
                 }
@@ -451,7 +451,11 @@ mod fast {
             }
             length += 8;
         }
-        length + input[length..].iter().take_while(|&&b| !is_special(b)).count()
+        length
+            + input[length..]
+                .iter()
+                .take_while(|&&b| !is_special(b))
+                .count()
     }
 
     const ONES: u64 = 0x0101_0101_0101_0101;

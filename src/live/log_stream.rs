@@ -46,9 +46,9 @@ struct DataView<'a> {
     #[serde(borrow)]
     execution_id: Cow<'a, str>,
     timestamp: Timestamp,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     level: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     message: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
@@ -60,14 +60,22 @@ struct DataView<'a> {
     variables: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     state: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     result_type: Option<Cow<'a, str>>,
     #[serde(default)]
     result_size: Option<u64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     blob_ref: Option<Cow<'a, str>>,
     #[serde(rename = "_ts", borrow, default)]
     ts: Option<&'a RawValue>,
+}
+
+/// An optional string borrowed from the text where it has no escapes (serde's own `Option<Cow>`
+/// always copies).
+fn borrowed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Option::<Borrowed>::deserialize(deserializer).map(|found| found.map(|b| b.0))
 }
 
 /// A member that is there, even as `null` (which `Option` alone would read as absent).
@@ -244,21 +252,8 @@ pub fn messages_for_batch(
     for (execution_id, found) in executions {
         let members = groups::execution(Audience::Members, &execution_id);
         let admins = groups::execution(Audience::Admins, &execution_id);
-        let admin_logs = logs_messages(&admins, &execution_id, &found.logs, Reader::Admin);
-        // With no line hidden from members, both groups get the very same payloads: share them,
-        // so a batch of big logs is held once, not once per group.
-        let member_logs: Vec<HubMessage> = if found
-            .logs
-            .values()
-            .any(|log| is_admin_only_level(&log.level))
-        {
-            logs_messages(&members, &execution_id, &found.logs, Reader::Member)
-        } else {
-            admin_logs
-                .iter()
-                .map(|message| message.to_group(members.clone()))
-                .collect()
-        };
+        let (member_logs, admin_logs) =
+            logs_messages_of_both(&members, &admins, &execution_id, &found.logs);
         let result = found.result.as_ref().map(|r| {
             let argument = ResultArgument {
                 execution_id: &execution_id,
@@ -295,26 +290,87 @@ pub fn messages_for_batch(
     Ok((messages, skipped))
 }
 
-/// The `executionLogs` messages for `group`: the logs as `reader` gets them.
+/// The `executionLogs` messages of an execution's two groups: (the members', the admins').
+fn logs_messages_of_both(
+    members: &str,
+    admins: &str,
+    execution_id: &str,
+    logs: &BTreeMap<u64, Log<'_>>,
+) -> (Vec<HubMessage>, Vec<HubMessage>) {
+    if logs.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let hidden = logs.values().any(|log| !visible_to(Reader::Member, log));
+    let bound: usize = logs.values().map(|log| entry_bound(log) + 1).sum();
+    if bound > MAX_LOGS_BYTES_PER_MESSAGE {
+        // Big logs: each group's chunks made in turn, each chunk's entries freed once it is sent
+        // on. With no line hidden from members, both groups get the very same payloads: share
+        // them, so a batch of big logs is held once, not once per group.
+        let admin_logs = logs_messages(admins, execution_id, logs, Reader::Admin);
+        let member_logs = if hidden {
+            logs_messages(members, execution_id, logs, Reader::Member)
+        } else {
+            admin_logs
+                .iter()
+                .map(|message| message.to_group(members.to_owned()))
+                .collect()
+        };
+        return (member_logs, admin_logs);
+    }
+    // Nearly always the logs fit one message by far (which is what `chunk_logs` would make of
+    // them): then each line is serialized once, for both groups, and each group's payload is
+    // made of those texts (the members' with a placeholder for each line they may not read).
+    let whole: Vec<Box<RawValue>> = logs
+        .iter()
+        .map(|(&sequence, log)| entry_json(sequence, log, false))
+        .collect();
+    let admin = HubMessage::new(
+        admins.to_owned(),
+        TARGET_LOGS,
+        &LogsArgument {
+            execution_id,
+            logs: &whole[..],
+        },
+    );
+    let member = if hidden {
+        let placeholders: Vec<Box<RawValue>> = logs
+            .iter()
+            .filter(|(_, log)| !visible_to(Reader::Member, log))
+            .map(|(&sequence, log)| redacted_json(sequence, log))
+            .collect();
+        let mut placeholders = placeholders.iter();
+        let entries: Vec<&RawValue> = logs
+            .values()
+            .zip(&whole)
+            .filter_map(|(log, whole)| {
+                if visible_to(Reader::Member, log) {
+                    Some(&**whole)
+                } else {
+                    placeholders.next().map(|p| &**p)
+                }
+            })
+            .collect();
+        HubMessage::new(
+            members.to_owned(),
+            TARGET_LOGS,
+            &LogsArgument {
+                execution_id,
+                logs: &entries[..],
+            },
+        )
+    } else {
+        admin.to_group(members.to_owned())
+    };
+    (vec![member], vec![admin])
+}
+
+/// The `executionLogs` messages for `group`: the logs as `reader` gets them, in chunks.
 fn logs_messages(
     group: &str,
     execution_id: &str,
     logs: &BTreeMap<u64, Log<'_>>,
     reader: Reader,
 ) -> Vec<HubMessage> {
-    // Nearly always the logs fit one message by far: then their entries are written straight
-    // into the message's payload, with none of them serialized on its own first.
-    if logs.is_empty() {
-        return Vec::new();
-    }
-    let bound: usize = logs.values().map(|log| entry_bound(log) + 1).sum();
-    if bound <= MAX_LOGS_BYTES_PER_MESSAGE {
-        let argument = LogsArgument {
-            execution_id,
-            logs: Entries { logs, reader },
-        };
-        return vec![HubMessage::new(group.to_owned(), TARGET_LOGS, &argument)];
-    }
     let mut messages = Vec::new();
     chunk_logs(logs, reader, |logs| {
         let argument = LogsArgument { execution_id, logs };
@@ -325,33 +381,11 @@ fn logs_messages(
 
 /// At least the serialized size of `log`'s entry, whole or redacted: a JSON string takes at most
 /// six bytes per byte of text (`\u00XX`), and the rest of an entry (keys, sequence, timestamp,
-/// `truncated`) fits in 200 bytes. Under the message budget, `chunk_logs` would make one chunk of
-/// every entry whole, which is what `Entries` writes.
+/// `truncated`) fits in 200 bytes. Within the message budget `chunk_logs` makes one chunk of
+/// every entry, none truncated.
 fn entry_bound(log: &Log<'_>) -> usize {
     200 + 6 * (log.id.len() + log.level.len() + log.message.len())
         + log.data.map_or(0, |data| data.get().len())
-}
-
-/// The logs (in sequence order) as `reader` gets them, serialized as one array where they are
-/// written: each whole (`entry_json` without truncation) or as its placeholder (`redacted_json`).
-struct Entries<'l, 'a> {
-    logs: &'l BTreeMap<u64, Log<'a>>,
-    reader: Reader,
-}
-
-impl Serialize for Entries<'_, '_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut entries = serializer.serialize_seq(Some(self.logs.len()))?;
-        for (&sequence, log) in self.logs {
-            if visible_to(self.reader, log) {
-                entries.serialize_element(&stream_entry(sequence, log, &log.message, false))?;
-            } else {
-                entries.serialize_element(&redacted_entry(sequence, log))?;
-            }
-        }
-        entries.end()
-    }
 }
 
 fn visible_to(reader: Reader, log: &Log<'_>) -> bool {
@@ -634,10 +668,10 @@ mod tests {
         assert!(last["data"].is_null());
     }
 
-    /// The entries written in place into a message are byte for byte the entries `chunk_logs`
-    /// serializes one by one (what bigger batches take).
+    /// Within the budget, both groups' payloads made from one serialization of each line are
+    /// byte for byte what `chunk_logs` makes for each group (what bigger batches take).
     #[test]
-    fn entries_written_in_place_equal_the_chunked_ones() {
+    fn both_groups_payloads_equal_the_chunked_ones() {
         let data: Box<RawValue> = serde_json::from_str(r#"{"k": ["v\\\"w", 1.5e3]}"#).unwrap();
         let timestamp = Timestamp::parse("2025-01-01T00:00:00.5Z").unwrap();
         let mut logs = BTreeMap::new();
@@ -658,19 +692,22 @@ mod tests {
                 },
             );
         }
-        for reader in [Reader::Admin, Reader::Member] {
-            let in_place = logs_messages("g", "a", &logs, reader);
+        let (members, admins) = logs_messages_of_both("m", "a-g", "a", &logs);
+        for (reader, group, once) in [
+            (Reader::Admin, "a-g", admins),
+            (Reader::Member, "m", members),
+        ] {
             let mut chunked = Vec::new();
             chunk_logs(&logs, reader, |entries| {
                 let argument = LogsArgument {
                     execution_id: "a",
                     logs: entries,
                 };
-                chunked.push(HubMessage::new("g".to_owned(), TARGET_LOGS, &argument));
+                chunked.push(HubMessage::new(group.to_owned(), TARGET_LOGS, &argument));
             });
-            assert_eq!(in_place.len(), 1);
-            assert_eq!(in_place[0].arguments.get(), chunked[0].arguments.get());
-            assert_eq!(in_place, chunked);
+            assert_eq!(once.len(), 1);
+            assert_eq!(once[0].arguments.get(), chunked[0].arguments.get());
+            assert_eq!(once, chunked);
         }
     }
 

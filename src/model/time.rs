@@ -154,8 +154,12 @@ fn parse_utc(text: &[u8]) -> Option<Timestamp> {
         number(&head[5..7])?,
         number(&head[8..10])?,
     )?;
-    let time =
-        chrono::NaiveTime::from_hms_nano_opt(number(&head[11..13])?, number(&head[14..16])?, second, nanos)?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(
+        number(&head[11..13])?,
+        number(&head[14..16])?,
+        second,
+        nanos,
+    )?;
     Some(Timestamp(date.and_time(time).and_utc()))
 }
 
@@ -163,7 +167,9 @@ impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.canonical_bytes() {
             // Digits and punctuation only: always UTF-8.
-            Some(bytes) => serializer.serialize_str(std::str::from_utf8(&bytes).unwrap_or_default()),
+            Some(bytes) => {
+                serializer.serialize_str(std::str::from_utf8(&bytes).unwrap_or_default())
+            }
             None => serializer.serialize_str(&self.0.to_rfc3339_opts(SecondsFormat::Micros, true)),
         }
     }
