@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::observed::{ObservedSink, ObservedStore};
+use super::observed::{observed_store, ObservedSink};
 use super::status::RuntimeStatus;
 use crate::blobs::BlobStore;
 use crate::clock::Clock;
@@ -32,7 +32,7 @@ impl AppContext {
     ) -> Self {
         let status = Arc::new(RuntimeStatus::new(mode, clock.now()));
         AppContext {
-            store: Arc::new(ObservedStore::new(store, status.clone(), clock.clone())),
+            store: observed_store(store, status.clone(), clock.clone()),
             blobs,
             sink: Arc::new(ObservedSink::new(sink, status.clone(), clock.clone())),
             clock,

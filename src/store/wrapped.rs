@@ -1,8 +1,10 @@
-//! A store that forwards every call to another, with two hooks that make it a backend with one
+//! A store that forwards every call to another, with hooks that make it a backend with one
 //! difference: writes to some container (or of some document) fail (a backend that is down for
-//! them, a poison document), or documents read back lack something (Cosmos returns `_lsn` only
-//! in the change feed). The tests that need such a backend, and the fault injection of debug
-//! builds (`faults`), use this one wrapper.
+//! them, a poison document), documents read back lack something (Cosmos returns `_lsn` only in
+//! the change feed), or every call's outcome is told to someone (health). The tests that need
+//! such a backend, the fault injection of debug builds (`faults`) and the runtime's observed
+//! store use this one wrapper, so a method added to `Store` is forwarded in one place (a test
+//! below fails until it is).
 
 use std::sync::Arc;
 
@@ -10,9 +12,20 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    BatchOperation, BatchOutcome, ChangeFeedPage, Container, ETag, FeedPosition, Page, Query,
-    Store, StoreError, StoredDocument, TextFeedPage,
+    BatchOperation, BatchOutcome, ChangeFeedPage, Container, ETag, FeedPosition, Page, PatchOp,
+    Query, Store, StoreError, StoredDocument, TextFeedPage,
 };
+
+/// Which way a call went, for `AfterCall`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    Write,
+}
+
+/// Told after every call on a container (reads, writes, the change feed) with its outcome,
+/// a write that `BeforeWrite` refused included.
+pub(crate) type AfterCall = Arc<dyn Fn(Access, Container, Result<(), &StoreError>) + Send + Sync>;
 
 /// Asked before a write with its container and a rendering of what is written (built only when
 /// asked for): an error is returned instead of writing.
@@ -21,9 +34,10 @@ pub(crate) type BeforeWrite =
 
 pub(crate) struct Wrapped {
     pub inner: Arc<dyn Store>,
-    /// Asked before every write (create, upsert, replace, delete, batch; patch goes through
-    /// read + replace).
+    /// Asked before every write (create, upsert, replace, patch, delete, batch).
     pub before_write: BeforeWrite,
+    /// Told of every call's outcome.
+    pub after_call: AfterCall,
     /// Applied to every document a point read or a query returns (not the change feed's).
     pub on_read: fn(Value) -> Value,
 }
@@ -42,6 +56,7 @@ impl Wrapped {
         Wrapped {
             inner,
             before_write: Arc::new(|_, _| Ok(())),
+            after_call: Arc::new(|_, _, _| {}),
             on_read: |doc| doc,
         }
     }
@@ -57,6 +72,24 @@ impl Wrapped {
             ..Wrapped::new(inner)
         }
     }
+
+    /// `result`, told to `after_call` first.
+    fn observe<T>(
+        &self,
+        access: Access,
+        container: Container,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        (self.after_call)(access, container, result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// `before_write`'s answer to writing what `written` renders; a refusal is told to
+    /// `after_call` as the write's outcome.
+    fn admit(&self, container: Container, written: &dyn Fn() -> String) -> Result<(), StoreError> {
+        (self.before_write)(container, written)
+            .inspect_err(|refused| (self.after_call)(Access::Write, container, Err(refused)))
+    }
 }
 
 #[async_trait]
@@ -71,7 +104,8 @@ impl Store for Wrapped {
         partition_key: &str,
         id: &str,
     ) -> Result<Option<StoredDocument>, StoreError> {
-        let found = self.inner.read(container, partition_key, id).await?;
+        let result = self.inner.read(container, partition_key, id).await;
+        let found = self.observe(Access::Read, container, result)?;
         Ok(found.map(|mut doc| {
             doc.body = (self.on_read)(doc.body);
             doc
@@ -79,8 +113,9 @@ impl Store for Wrapped {
     }
 
     async fn create(&self, container: Container, doc: Value) -> Result<StoredDocument, StoreError> {
-        (self.before_write)(container, &|| doc.to_string())?;
-        self.inner.create(container, doc).await
+        self.admit(container, &|| doc.to_string())?;
+        let result = self.inner.create(container, doc).await;
+        self.observe(Access::Write, container, result)
     }
 
     async fn upsert(
@@ -89,15 +124,17 @@ impl Store for Wrapped {
         doc: Value,
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
-        (self.before_write)(container, &|| doc.to_string())?;
-        self.inner.upsert(container, doc, if_match).await
+        self.admit(container, &|| doc.to_string())?;
+        let result = self.inner.upsert(container, doc, if_match).await;
+        self.observe(Access::Write, container, result)
     }
 
     async fn upsert_all(&self, container: Container, docs: Vec<Value>) -> Result<(), StoreError> {
         for doc in &docs {
-            (self.before_write)(container, &|| doc.to_string())?;
+            self.admit(container, &|| doc.to_string())?;
         }
-        self.inner.upsert_all(container, docs).await
+        let result = self.inner.upsert_all(container, docs).await;
+        self.observe(Access::Write, container, result)
     }
 
     async fn replace(
@@ -106,8 +143,25 @@ impl Store for Wrapped {
         doc: Value,
         if_match: Option<&ETag>,
     ) -> Result<StoredDocument, StoreError> {
-        (self.before_write)(container, &|| doc.to_string())?;
-        self.inner.replace(container, doc, if_match).await
+        self.admit(container, &|| doc.to_string())?;
+        let result = self.inner.replace(container, doc, if_match).await;
+        self.observe(Access::Write, container, result)
+    }
+
+    async fn patch(
+        &self,
+        container: Container,
+        partition_key: &str,
+        id: &str,
+        operations: &[PatchOp],
+        if_match: Option<&ETag>,
+    ) -> Result<StoredDocument, StoreError> {
+        self.admit(container, &|| format!("{id} {operations:?}"))?;
+        let result = self
+            .inner
+            .patch(container, partition_key, id, operations, if_match)
+            .await;
+        self.observe(Access::Write, container, result)
     }
 
     async fn delete(
@@ -117,10 +171,12 @@ impl Store for Wrapped {
         id: &str,
         if_match: Option<&ETag>,
     ) -> Result<bool, StoreError> {
-        (self.before_write)(container, &|| id.to_owned())?;
-        self.inner
+        self.admit(container, &|| id.to_owned())?;
+        let result = self
+            .inner
             .delete(container, partition_key, id, if_match)
-            .await
+            .await;
+        self.observe(Access::Write, container, result)
     }
 
     async fn batch(
@@ -129,8 +185,9 @@ impl Store for Wrapped {
         partition_key: &str,
         operations: Vec<BatchOperation>,
     ) -> Result<Vec<BatchOutcome>, StoreError> {
-        (self.before_write)(container, &|| format!("{operations:?}"))?;
-        self.inner.batch(container, partition_key, operations).await
+        self.admit(container, &|| format!("{operations:?}"))?;
+        let result = self.inner.batch(container, partition_key, operations).await;
+        self.observe(Access::Write, container, result)
     }
 
     async fn query(
@@ -139,7 +196,8 @@ impl Store for Wrapped {
         partition_key: &str,
         query: &Query,
     ) -> Result<Page, StoreError> {
-        let mut page = self.inner.query(container, partition_key, query).await?;
+        let result = self.inner.query(container, partition_key, query).await;
+        let mut page = self.observe(Access::Read, container, result)?;
         page.items = page.items.into_iter().map(self.on_read).collect();
         Ok(page)
     }
@@ -150,9 +208,11 @@ impl Store for Wrapped {
         from: &FeedPosition,
         max_items: usize,
     ) -> Result<ChangeFeedPage, StoreError> {
-        self.inner
+        let result = self
+            .inner
             .read_change_feed(container, from, max_items)
-            .await
+            .await;
+        self.observe(Access::Read, container, result)
     }
 
     async fn read_change_feed_text(
@@ -161,9 +221,11 @@ impl Store for Wrapped {
         from: &FeedPosition,
         max_items: usize,
     ) -> Result<TextFeedPage, StoreError> {
-        self.inner
+        let result = self
+            .inner
             .read_change_feed_text(container, from, max_items)
-            .await
+            .await;
+        self.observe(Access::Read, container, result)
     }
 
     async fn pending_changes(
@@ -171,14 +233,82 @@ impl Store for Wrapped {
         container: Container,
         continuation: &str,
     ) -> Result<Option<u64>, StoreError> {
-        self.inner.pending_changes(container, continuation).await
+        let result = self.inner.pending_changes(container, continuation).await;
+        self.observe(Access::Read, container, result)
+    }
+
+    fn commit_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.commit_signal()
     }
 
     fn request_units(&self) -> Option<f64> {
         self.inner.request_units()
     }
 
-    fn commit_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        self.inner.commit_signal()
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        // Not one container's: its outcome says nothing about any container's calls.
+        self.inner.purge_expired().await
+    }
+}
+
+/// The names of the functions a trait declares, read from its source: a method added to a
+/// trait with a default would otherwise silently bypass the backend behind a forwarding
+/// wrapper (the default runs instead of the backend's override).
+#[cfg(test)]
+pub(crate) fn trait_methods(source: &str, trait_header: &str) -> Vec<String> {
+    let start = source
+        .find(trait_header)
+        .unwrap_or_else(|| panic!("{trait_header} not found"));
+    // Comments may say "fn" too: only code counts.
+    let code: String = source[start..]
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut depth = 0;
+    let mut body = String::new();
+    for c in code.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            _ => {}
+        }
+        // Only the trait's own level: method bodies of defaults are skipped.
+        if depth == 1 {
+            body.push(c);
+        }
+    }
+    body.split("fn ")
+        .skip(1)
+        .filter_map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_of_the_store_is_forwarded() {
+        let declared = trait_methods(include_str!("contract.rs"), "pub trait Store");
+        assert!(declared.len() >= 4, "{declared:?}");
+        let forwarded = trait_methods(include_str!("wrapped.rs"), "impl Store for Wrapped");
+        for method in &declared {
+            assert!(
+                forwarded.contains(method),
+                "Wrapped does not forward {method}: add it"
+            );
+        }
     }
 }

@@ -280,24 +280,7 @@ async fn fault_a_slow_websocket_client_beside_fast_ones() {
     )
     .await;
     // The execution of the large lines: created now, its lines written by the test below.
-    let created = BIN.run(&[
-        "simulate",
-        "--data",
-        &data.path().display().to_string(),
-        "--executions",
-        "1",
-        "--logs",
-        "0",
-        "--scope",
-        ORG_A,
-    ]);
-    assert!(created.status.success(), "{created:?}");
-    let large = String::from_utf8_lossy(&created.stdout)
-        .lines()
-        .next()
-        .expect("the execution id")
-        .trim()
-        .to_owned();
+    let large = crate::helpers::empty_execution(data.path(), ORG_A);
     let serve = BIN.serve(data.path(), &[]);
     let (mut simulate, mut ids) =
         spawn_simulate(data.path(), ORG_A, EXECUTIONS, LOGS as u32, "400");

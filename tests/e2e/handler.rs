@@ -276,17 +276,35 @@ async fn fault_failing_sends_are_retried_then_dead_lettered_on_the_last_attempt(
 
 #[tokio::test]
 async fn readiness_probe_answers_fast() {
-    // The host probes GET / every 25 ms and needs an answer within 30 s; we aim for 50 ms.
-    let mut timings = Vec::new();
+    // The host probes GET / every 25 ms and needs an answer within 30 s; we aim for 50 ms. What
+    // the handler does before it answers is measured by the CPU it used (the scheduler's count,
+    // independent of how busy the machine is); the wall time is held to 50 ms on an idle
+    // machine and proportionally more when the load average says the cores are shared.
+    let mut cpu = Vec::new();
+    let mut wall = Vec::new();
     for _ in 0..5 {
         let data = temp_dir();
-        let (_app, elapsed) = BIN.handler(data.path());
-        timings.push(elapsed);
+        let (app, elapsed) = BIN.handler(data.path());
+        cpu.push(Duration::from_nanos(
+            bifrost_test_support::procfs::cpu_nanos(app.pid()),
+        ));
+        wall.push(elapsed);
     }
-    timings.sort();
-    let median = timings[timings.len() / 2];
-    println!("GET / answered {median:?} after spawn (median of 5; all: {timings:?})");
-    assert!(median < Duration::from_millis(50), "median {median:?}");
+    cpu.sort();
+    wall.sort();
+    let (cpu_median, wall_median) = (cpu[cpu.len() / 2], wall[wall.len() / 2]);
+    let load: f64 = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let wall_bound = Duration::from_millis(50).mul_f64((load / cores).max(1.0));
+    println!(
+        "GET / answered after {wall_median:?} wall, {cpu_median:?} CPU (medians of 5; wall: \
+         {wall:?}; CPU: {cpu:?}; load average {load} on {cores} cores, wall bound {wall_bound:?})"
+    );
+    assert!(cpu_median < Duration::from_millis(50), "CPU {cpu_median:?}");
+    assert!(wall_median < wall_bound, "wall {wall_median:?}");
 }
 
 #[tokio::test]

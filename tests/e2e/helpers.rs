@@ -188,6 +188,24 @@ pub async fn seed_members(data: &Path, members: &[(&str, &str)]) {
     }
 }
 
+/// One execution in `scope`, created by `simulate` with no logs (a test writes its own); its id.
+pub fn empty_execution(data: &Path, scope: &str) -> String {
+    let created = BIN
+        .command()
+        .args(["simulate", "--data"])
+        .arg(data)
+        .args(["--executions", "1", "--logs", "0", "--scope", scope])
+        .output()
+        .expect("run simulate");
+    assert!(created.status.success(), "{created:?}");
+    String::from_utf8_lossy(&created.stdout)
+        .lines()
+        .next()
+        .expect("the execution id")
+        .trim()
+        .to_owned()
+}
+
 /// `simulate` in `scope` holding its logs until `go`; returns it with the execution ids.
 pub fn spawn_simulate(
     data: &Path,

@@ -282,24 +282,7 @@ async fn a_stalled_reader_under_large_logs_is_closed_and_serve_memory_comes_back
     const LOG_BYTES: usize = 400 * 1024;
     let data = temp_dir();
     crate::signalr::seed_members(data.path(), &[("slow", crate::signalr::ORG_A)]).await;
-    let simulate = BIN.run(&[
-        "simulate",
-        "--data",
-        &data.path().display().to_string(),
-        "--executions",
-        "1",
-        "--logs",
-        "0",
-        "--scope",
-        crate::signalr::ORG_A,
-    ]);
-    assert!(simulate.status.success(), "{simulate:?}");
-    let execution = String::from_utf8_lossy(&simulate.stdout)
-        .lines()
-        .next()
-        .expect("the execution id")
-        .trim()
-        .to_owned();
+    let execution = crate::helpers::empty_execution(data.path(), crate::signalr::ORG_A);
     let serve = BIN.serve(data.path(), &[]);
     let principal = bifrost_test_support::principal::member("slow");
     let mut socket = stalled_reader(&serve.base, &principal).await;

@@ -18,6 +18,13 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(14) + ticks(15)) / 100.0
 }
 
+/// CPU time a process's live threads have run so far, in nanoseconds (the scheduler's own
+/// count, `/proc/PID/task/*/schedstat`: exact where `cpu_seconds` has 10 ms ticks); 0 once it
+/// is gone.
+pub fn cpu_nanos(pid: u32) -> u64 {
+    ThreadTimes::of(pid).nanos.values().sum()
+}
+
 /// The CPU time of a process's threads, to the nanosecond: each live thread's time on a CPU
 /// (`/proc/PID/task/TID/schedstat`, first field), by thread id. `/proc/PID/stat` counts in 10 ms
 /// ticks, too coarse for a measurement of tens of milliseconds.
