@@ -107,14 +107,32 @@ mod tests {
 
     #[test]
     fn thread_times_count_nanoseconds_of_work() {
-        let pid = std::process::id();
+        // A busy child of one thread: this test process's own threads come and go with the
+        // other tests, which would (rightly) make the figure the tick count.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("spawn sh");
+        let pid = child.id();
         let before = ThreadTimes::of(pid);
-        let spin = std::time::Instant::now();
-        while spin.elapsed() < std::time::Duration::from_millis(30) {}
-        let (seconds, precise) = ThreadTimes::of(pid).since(&before);
-        assert!(precise);
-        // 30 ms of wall time spinning: at most that on this thread (plus the test harness's
-        // other threads, idle), at least something however loaded the machine.
-        assert!(seconds > 0.0 && seconds < 1.0, "{seconds}");
+        let started = std::time::Instant::now();
+        let mut measured = (0.0, false);
+        // Until the child has run 20 ms, for at most 10 s however loaded the machine.
+        while started.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            measured = ThreadTimes::of(pid).since(&before);
+            if measured.0 >= 0.02 {
+                break;
+            }
+        }
+        let nanos = cpu_nanos(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        let (seconds, precise) = measured;
+        assert!(nanos >= 20_000_000, "{nanos}");
+        assert!(precise, "the child's one thread stayed");
+        assert!(seconds >= 0.02, "{seconds}");
+        // Nanoseconds, not 10 ms ticks: not a whole number of ticks (but by a chance of 1e-7).
+        assert!((seconds * 100.0).fract() != 0.0, "{seconds}");
     }
 }
