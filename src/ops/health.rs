@@ -265,6 +265,79 @@ async fn bounded<T, E: std::fmt::Display>(
     }
 }
 
+/// A point read of a document that never exists: proves the store answers, costs ~1 RU.
+async fn probe_store(ctx: &AppContext) -> Result<(), String> {
+    let probe = bounded(
+        ctx.store
+            .read(Container::Leases, "health-probe", "health-probe"),
+    )
+    .await
+    .map(drop);
+    if let Err(error) = &probe {
+        // A probe that timed out never reached the observed store's bookkeeping.
+        ctx.status.record_call(
+            Dependency::StoreReads,
+            Container::Leases.name(),
+            Err(error),
+            ctx.clock.now(),
+        );
+    }
+    probe
+}
+
+/// Each pump's status, with its pending changes and its dead letters in the store.
+type PumpChecks = (
+    BTreeMap<String, (PumpStatus, Option<u64>)>,
+    BTreeMap<String, Option<u64>>,
+);
+
+async fn check_pumps(ctx: &AppContext) -> PumpChecks {
+    let checks = ctx
+        .status
+        .pumps()
+        .into_iter()
+        .map(|(function, pump)| async move {
+            let pending = async {
+                match (Container::from_name(&pump.container), &pump.continuation) {
+                    (Some(container), Some(position)) => {
+                        bounded(ctx.store.pending_changes(container, position))
+                            .await
+                            .ok()
+                            .flatten()
+                    }
+                    _ => None,
+                }
+            };
+            let dead_letters = async {
+                bounded(deadletter::count(ctx.store.as_ref(), &function))
+                    .await
+                    .ok()
+            };
+            let (pending, dead_letters) = tokio::join!(pending, dead_letters);
+            (function, pump, pending, dead_letters)
+        });
+    let mut pumps = BTreeMap::new();
+    let mut dead_letter_counts = BTreeMap::new();
+    for (function, pump, pending, dead_letters) in futures_util::future::join_all(checks).await {
+        dead_letter_counts.insert(function.clone(), dead_letters);
+        pumps.insert(function, (pump, pending));
+    }
+    (pumps, dead_letter_counts)
+}
+
+/// The real-time transport's probe; `None` when there is none.
+async fn probe_sink(ctx: &AppContext) -> Option<Result<(), String>> {
+    if ctx.sink.name() == "none" {
+        return None;
+    }
+    let probe = bounded(ctx.sink.probe()).await;
+    if let Err(error) = &probe {
+        ctx.status
+            .record_call(Dependency::Sink, "", Err(error), ctx.clock.now());
+    }
+    Some(probe)
+}
+
 #[async_trait]
 impl HttpHandler for Health {
     async fn handle(&self, ctx: &AppContext, request: HttpRequest) -> HttpResponse {
@@ -272,56 +345,16 @@ impl HttpHandler for Health {
             Ok(strict) => strict,
             Err(response) => return response,
         };
-        // A point read of a document that never exists: proves the store answers, costs ~1 RU.
-        let store_probe = bounded(ctx.store.read(
-            Container::Leases,
-            "health-probe",
-            "health-probe",
-        ))
-        .await
-        .map(drop);
-        if let Err(error) = &store_probe {
-            // A probe that timed out never reached the observed store's bookkeeping.
-            ctx.status.record_call(
-                Dependency::StoreReads,
-                Container::Leases.name(),
-                Err(error),
-                ctx.clock.now(),
-            );
-        }
-
-        retry_failing_writes(ctx).await;
-
-        let mut pumps = BTreeMap::new();
-        let mut dead_letter_counts = BTreeMap::new();
-        for (function, pump) in ctx.status.pumps() {
-            let pending = match (Container::from_name(&pump.container), &pump.continuation) {
-                (Some(container), Some(position)) => {
-                    bounded(ctx.store.pending_changes(container, position))
-                        .await
-                        .ok()
-                        .flatten()
-                }
-                _ => None,
-            };
-            let dead_letters = bounded(deadletter::count(ctx.store.as_ref(), &function))
-                .await
-                .ok();
-            dead_letter_counts.insert(function.clone(), dead_letters);
-            pumps.insert(function, (pump, pending));
-        }
-
+        // Every check is bounded by `PROBE_TIMEOUT` and they all run at once, so a store or a
+        // transport that hangs makes the answer take that long, not the sum of the checks.
+        let (store_probe, (), pumps, signalr_probe) = tokio::join!(
+            probe_store(ctx),
+            retry_failing_writes(ctx),
+            check_pumps(ctx),
+            probe_sink(ctx),
+        );
+        let (pumps, dead_letter_counts) = pumps;
         let sink = ctx.sink.name();
-        let signalr_probe = if sink == "none" {
-            None
-        } else {
-            let probe = bounded(ctx.sink.probe()).await;
-            if let Err(error) = &probe {
-                ctx.status
-                    .record_call(Dependency::Sink, "", Err(error), ctx.clock.now());
-            }
-            Some(probe)
-        };
 
         let seen = Observations {
             now: ctx.clock.now(),

@@ -13,7 +13,7 @@ use bifrost_test_support::principal::Principal;
 use bifrost_test_support::process::Process;
 use serde_json::Value;
 
-use crate::helpers::{client, health, journal_logs, temp_dir, BIN};
+use crate::helpers::{client, health, temp_dir, BIN};
 
 const EXECUTIONS: usize = 5;
 const LOGS: u64 = 20;
@@ -92,36 +92,62 @@ pub(crate) fn assert_day_equals_live(day: &Value, live: &bifrost_workers::model:
 /// Today's numbers on the dashboard (GLOBAL, where `simulate` writes) equal the aggregate over
 /// the executions themselves, computed now from the store.
 async fn assert_metrics_equal_the_live_aggregate(base: &str, data: &std::path::Path) {
+    assert_scope_metrics_equal_the_live_aggregate(base, data, "GLOBAL", EXECUTIONS as u64).await;
+}
+
+/// Today's numbers on the dashboard of `scope` (an organization, or GLOBAL) equal the aggregate
+/// over its executions, computed now from the store, and count `executions`.
+pub(crate) async fn assert_scope_metrics_equal_the_live_aggregate(
+    base: &str,
+    data: &std::path::Path,
+    scope: &str,
+    executions: u64,
+) {
     let store = bifrost_workers::store::sqlite::SqliteStore::open(
         &data.join("bifrost.db"),
         std::sync::Arc::new(bifrost_workers::clock::SystemClock),
     )
     .expect("open the store");
     let today = chrono::Utc::now().date_naive();
-    let live = bifrost_workers::metrics::live_aggregate(&store, "GLOBAL", today)
+    let live = bifrost_workers::metrics::live_aggregate(&store, scope, today)
         .await
         .expect("live aggregate");
-    let response = client()
+    let mut request = client()
         .get(format!("{base}/api/metrics/daily?days=1"))
-        .header("X-MS-CLIENT-PRINCIPAL", admin())
+        .header("X-MS-CLIENT-PRINCIPAL", admin());
+    if scope != "GLOBAL" {
+        request = request.header("X-Organization-Id", scope);
+    }
+    let body: Value = request
         .send()
         .await
-        .expect("daily metrics");
-    let body: Value = response.json().await.expect("JSON");
-    let day = &body["days"][0];
-    assert_day_equals_live(day, &live);
-    assert_eq!(live.total_executions, EXECUTIONS as u64);
+        .expect("daily metrics")
+        .json()
+        .await
+        .expect("JSON");
+    assert_day_equals_live(&body["days"][0], &live);
+    assert_eq!(live.total_executions, executions, "{body}");
 }
 
-/// Every execution's logs arrived, each sequence exactly once.
-fn assert_every_log_once(journal: &std::path::Path, ids: &[String]) {
-    let (logs, _) = journal_logs(journal);
-    for id in ids {
-        let mut seen = logs.get(id).cloned().unwrap_or_default();
-        seen.sort_unstable();
-        let expected: Vec<u64> = (1..=LOGS).collect();
-        assert_eq!(seen, expected, "execution {id}: logs missing or repeated");
-    }
+/// `simulate` (GLOBAL, `EXECUTIONS` × `LOGS`) with the official client subscribed to its
+/// executions on `base`'s hub before any line is written; returns the ids and the client.
+fn simulate_to_official_client(
+    data: &std::path::Path,
+    base: &str,
+) -> (Vec<String>, crate::helpers::NodeScript) {
+    let (mut writer, ids) =
+        crate::helpers::spawn_simulate(data, "GLOBAL", EXECUTIONS as u32, LOGS as u32, "0");
+    let client = official_client(base, &ops_principal(), &ids, LOGS);
+    crate::helpers::go(&mut writer);
+    let done = bifrost_test_support::process::finish(writer, Duration::from_secs(60));
+    assert!(done.status.success(), "simulate: {:?}", done.status);
+    (ids, client)
+}
+
+/// The principal the official client connects as: a platform admin, who may follow any
+/// execution (the members' redaction is the real-time tests' business).
+fn ops_principal() -> String {
+    bifrost_test_support::principal::admin("ops")
 }
 
 fn simulate(data: &std::path::Path) -> Vec<String> {
@@ -176,13 +202,11 @@ fn deadletters_with_faults(
 #[tokio::test]
 async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
     let data = temp_dir();
-    let journal = data.path().join("journal.jsonl");
     let control = data.path().join("faults");
     let mut command = BIN.command();
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path())
-        .args(["--signalr", &format!("journal:{}", journal.display())])
         .env("BIFROST_FAULT_FILE", &control);
     let app = Process::announced(command);
     let (status, h) = health_status(&app.base, "?strict=1").await;
@@ -191,7 +215,7 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
     // The metrics live in `entities`: their writes fail from now on.
     std::fs::write(&control, "entities").expect("start the outage");
     let outage_started = chrono::Utc::now();
-    let ids = simulate(data.path());
+    let (ids, official) = simulate_to_official_client(data.path(), &app.base);
     assert_eq!(ids.len(), EXECUTIONS);
 
     // While it lasts, health says what fails and since when; only strict probes get a 503.
@@ -236,9 +260,11 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
         "every attempt counted: {h:#}"
     );
 
-    // The disk comes back. Logs never depended on it: all delivered, once.
+    // The disk comes back. Logs never depended on it: every line reached the official client,
+    // exactly once after catch-up.
     std::fs::remove_file(&control).expect("end the outage");
-    assert_every_log_once(&journal, &ids);
+    let live = received_live(official);
+    assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &live, &ids, LOGS).await;
     assert_eq!(
         executions_counted_today(&app.base).await,
         0,
@@ -303,89 +329,89 @@ async fn fault_store_failing_writes_past_the_retry_policy_then_replay() {
     assert_metrics_equal_the_live_aggregate(&app.base, data.path()).await;
 }
 
-/// How the stand-in SignalR Service answers.
+/// How the stand-in SignalR Service's REST API answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ServiceMode {
-    /// 202 for sends, 404 for the probe (a group nobody is in).
     Healthy,
+    /// Each call passed on after 50 ms (a send in flight long enough to be killed).
+    Slow,
     /// 503 for everything.
     Failing,
     /// Accepts the connection and never answers.
     Hanging,
-    /// Like `Healthy`, but each answer takes 50 ms (a send in flight long enough to be killed).
-    Slow,
 }
 
-/// A small HTTP server standing in for the Azure SignalR Service's REST API (a real socket; the
-/// sender under test is the real one). It keeps every `executionLogs` sequence it accepted.
-pub(crate) struct StandInService {
-    port: u16,
+/// The built-in hub (the code `serve` runs as its hub) in this process, on a socket of its own,
+/// standing in for the Azure SignalR Service: clients negotiate and hold their WebSockets with
+/// it as with the Service, and its REST API (`/api/hubs/…`, what the sender calls) answers as
+/// `mode` says: through to the hub (at once or late), 503, or never. It counts the
+/// `executionLogs` lines it let through.
+pub(crate) struct FaultyHubService {
+    pub(crate) connection_string: String,
     mode: std::sync::Arc<std::sync::Mutex<ServiceMode>>,
-    received: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>,
+    sent_lines: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _server: tokio::task::JoinHandle<()>,
 }
 
-impl StandInService {
-    pub(crate) async fn start(mode: ServiceMode) -> StandInService {
-        use axum::extract::State;
-        use axum::http::{Method, StatusCode};
-        type Shared = (
-            std::sync::Arc<std::sync::Mutex<ServiceMode>>,
-            std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>,
-        );
-        async fn answer(
-            State((mode, received)): State<Shared>,
-            method: Method,
-            body: axum::body::Bytes,
-        ) -> StatusCode {
-            let current = *mode.lock().unwrap();
-            match current {
-                ServiceMode::Failing => StatusCode::SERVICE_UNAVAILABLE,
-                ServiceMode::Hanging => {
-                    // Longer than any client waits; the test ends first.
-                    tokio::time::sleep(Duration::from_secs(600)).await;
-                    StatusCode::GATEWAY_TIMEOUT
-                }
-                ServiceMode::Healthy | ServiceMode::Slow if method == Method::HEAD => {
-                    StatusCode::NOT_FOUND
-                }
-                ServiceMode::Healthy | ServiceMode::Slow => {
-                    if current == ServiceMode::Slow {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    if let Ok(message) = serde_json::from_slice::<Value>(&body) {
-                        if message["target"] == "executionLogs" {
-                            let argument = &message["arguments"][0];
-                            let id = argument["executionId"].as_str().unwrap_or("").to_owned();
-                            let seqs = argument["logs"].as_array().cloned().unwrap_or_default();
-                            received
-                                .lock()
-                                .unwrap()
-                                .entry(id)
-                                .or_default()
-                                .extend(seqs.iter().filter_map(|l| l["sequence"].as_u64()));
-                        }
-                    }
-                    StatusCode::ACCEPTED
-                }
-            }
-        }
-        let mode = std::sync::Arc::new(std::sync::Mutex::new(mode));
-        let received = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+impl FaultyHubService {
+    pub(crate) async fn start() -> FaultyHubService {
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        use bifrost_workers::serve::hub::{Hub, HubLimits};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let app = axum::Router::new()
-            .fallback(answer)
-            .with_state((mode.clone(), received.clone()));
+        let address = listener.local_addr().expect("address");
+        let hub = Hub::new(&format!("http://{address}"), HubLimits::default());
+        let connection_string = hub.connection_string().render();
+        let mode = std::sync::Arc::new(std::sync::Mutex::new(ServiceMode::Healthy));
+        let sent_lines = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (current, counted) = (mode.clone(), sent_lines.clone());
+        let faulty_rest = axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let mode = *current.lock().unwrap();
+                let counted = counted.clone();
+                async move {
+                    if !request.uri().path().starts_with("/api/hubs/") {
+                        return next.run(request).await;
+                    }
+                    match mode {
+                        ServiceMode::Failing => {
+                            return StatusCode::SERVICE_UNAVAILABLE.into_response()
+                        }
+                        ServiceMode::Hanging => {
+                            // Longer than any sender waits; the test ends first.
+                            tokio::time::sleep(Duration::from_secs(600)).await;
+                            return StatusCode::GATEWAY_TIMEOUT.into_response();
+                        }
+                        ServiceMode::Slow => tokio::time::sleep(Duration::from_millis(50)).await,
+                        ServiceMode::Healthy => {}
+                    }
+                    let (parts, body) = request.into_parts();
+                    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+                        return StatusCode::BAD_REQUEST.into_response();
+                    };
+                    if let Ok(message) = serde_json::from_slice::<Value>(&body) {
+                        if message["target"] == "executionLogs" {
+                            let lines = message["arguments"][0]["logs"]
+                                .as_array()
+                                .map_or(0, Vec::len);
+                            counted.fetch_add(lines, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                    let request = axum::extract::Request::from_parts(parts, body.into());
+                    next.run(request).await
+                }
+            },
+        );
+        let router = hub.router().layer(faulty_rest);
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, router).await;
         });
-        StandInService {
-            port,
+        FaultyHubService {
+            connection_string,
             mode,
-            received,
+            sent_lines,
             _server: server,
         }
     }
@@ -394,38 +420,73 @@ impl StandInService {
         *self.mode.lock().unwrap() = mode;
     }
 
-    pub(crate) fn connection_string(&self) -> String {
-        format!(
-            "Endpoint=http://127.0.0.1:{};AccessKey=ZmF1bHQtdGVzdC1rZXktZmF1bHQtdGVzdC1rZXk=;Version=1.0;",
-            self.port
-        )
-    }
-
-    /// Every `executionLogs` sequence accepted so far, per execution, repeats included.
-    pub(crate) fn received(&self) -> BTreeMap<String, Vec<u64>> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// Each execution's distinct sequences received, and whether every one of `ids` has all.
-    fn complete(&self, ids: &[String]) -> bool {
-        let received = self.received.lock().unwrap();
-        ids.iter().all(|id| {
-            let mut seen = received.get(id).cloned().unwrap_or_default();
-            seen.sort_unstable();
-            seen.dedup();
-            seen == (1..=LOGS).collect::<Vec<_>>()
-        })
+    /// How many `executionLogs` lines were let through so far.
+    pub(crate) fn sent_lines(&self) -> usize {
+        self.sent_lines.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
+/// Scenario 1 as Azure runs it: the clients' connections live in the SignalR Service, so when
+/// `serve` is SIGKILLed mid-stream and restarted, the official client stays connected to the
+/// Service (the built-in hub in this process), and after the restarted process resumed from its
+/// checkpoint the client has every line exactly once after catch-up.
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_serve_killed_mid_stream_the_official_client_on_the_service_misses_nothing() {
+    let data = temp_dir();
+    let service = FaultyHubService::start().await;
+    let signalr = ["--signalr", service.connection_string.as_str()];
+    let mut first = BIN.serve(data.path(), &signalr);
+    let (mut writer, ids) =
+        crate::helpers::spawn_simulate(data.path(), "GLOBAL", EXECUTIONS as u32, LOGS as u32, "50");
+    let official = official_client(&first.base, &ops_principal(), &ids, LOGS);
+    crate::helpers::go(&mut writer);
+
+    // Some lines through, then SIGKILL while simulate is still writing.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while service.sent_lines() < 5 {
+        assert!(Instant::now() < deadline, "serve sent nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill();
+    assert!(
+        writer.try_wait().expect("simulate's status").is_none(),
+        "killed too late to be mid-stream"
+    );
+    let second = BIN.serve(data.path(), &signalr);
+    let written = bifrost_test_support::process::finish(writer, Duration::from_secs(60));
+    assert!(written.status.success(), "simulate: {:?}", written.status);
+
+    official.expect("complete", Duration::from_secs(60));
+    let live = received_live(official);
+    assert_every_line_once_after_catch_up(&second.base, &ops_principal(), &live, &ids, LOGS).await;
+    let h = wait_for_health(&second.base, Duration::from_secs(30), "ok", |h| {
+        h["status"] == "ok"
+    })
+    .await;
+    assert_eq!(h["deadLetters"], 0, "{h:#}");
+    assert_eq!(
+        executions_counted_today(&second.base).await,
+        EXECUTIONS as u64
+    );
+    assert_metrics_equal_the_live_aggregate(&second.base, data.path()).await;
+}
+
 /// Scenarios 3 and 4: the SignalR Service answering 503, or accepting the connection and never
-/// answering, for a while; then healthy again. The batches are retried, nothing is dead-lettered,
-/// every log line reaches the service (the client dedupes by sequence), metrics are complete.
+/// answering, for a while; then healthy again. The official client is connected to the Service
+/// (a real hub behind the faulty REST API) and subscribed before the outage. The batches are
+/// retried, nothing is dead-lettered, health says `degraded` while it lasts, every log line
+/// reaches the official client exactly once after catch-up, metrics are complete.
 async fn signalr_outage(mode: ServiceMode, outage: Duration) {
     let data = temp_dir();
-    let service = StandInService::start(mode).await;
-    let app = BIN.serve(data.path(), &["--signalr", &service.connection_string()]);
-    let ids = simulate(data.path());
+    let service = FaultyHubService::start().await;
+    let app = BIN.serve(data.path(), &["--signalr", &service.connection_string]);
+    let (mut writer, ids) =
+        crate::helpers::spawn_simulate(data.path(), "GLOBAL", EXECUTIONS as u32, LOGS as u32, "0");
+    let official = official_client(&app.base, &ops_principal(), &ids, LOGS);
+    service.set(mode);
+    crate::helpers::go(&mut writer);
+    let written = bifrost_test_support::process::finish(writer, Duration::from_secs(60));
+    assert!(written.status.success(), "simulate: {:?}", written.status);
 
     let h = wait_for_health(
         &app.base,
@@ -443,14 +504,12 @@ async fn signalr_outage(mode: ServiceMode, outage: Duration) {
     let (status, _) = health_status(&app.base, "?strict=1").await;
     assert_eq!(status, 503);
     tokio::time::sleep(outage).await;
-    assert!(!service.complete(&ids), "delivered during the outage?");
 
     service.set(ServiceMode::Healthy);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !service.complete(&ids) {
-        assert!(Instant::now() < deadline, "logs missing after the outage");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    official.expect("complete", Duration::from_secs(60));
+    let live = received_live(official);
+    // What arrived live, deduplicated by sequence, plus the catch-up: every line exactly once.
+    assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &live, &ids, LOGS).await;
     let h = wait_for_health(&app.base, Duration::from_secs(40), "ok again", |h| {
         h["status"] == "ok" && h["changeFeed"]["LogStream"]["lastError"].is_null()
     })
@@ -468,12 +527,16 @@ async fn signalr_outage(mode: ServiceMode, outage: Duration) {
     assert_metrics_equal_the_live_aggregate(&app.base, data.path()).await;
 }
 
-#[tokio::test]
+// Multi-threaded: the hub standing in for the Service runs in this process while the test
+// blocks on the official client.
+#[tokio::test(flavor = "multi_thread")]
 async fn fault_signalr_answering_5xx_for_a_while() {
     signalr_outage(ServiceMode::Failing, Duration::from_secs(3)).await;
 }
 
-#[tokio::test]
+// Multi-threaded: the hub standing in for the Service runs in this process while the test
+// blocks on the official client.
+#[tokio::test(flavor = "multi_thread")]
 async fn fault_signalr_accepting_and_never_answering() {
     signalr_outage(ServiceMode::Hanging, Duration::from_secs(3)).await;
 }
@@ -524,7 +587,9 @@ pub(crate) async fn whole_feed(
 /// Scenario 6: the host delivers the same batch twice and batches out of order to `handler`
 /// (after a lease moves, or a retry): every log line still reaches SignalR, and the metrics
 /// count each execution once, at its newest version, equal to the live aggregate.
-#[tokio::test]
+// Multi-threaded: the Service and the host front run in this process while the test blocks on
+// the official client.
+#[tokio::test(flavor = "multi_thread")]
 async fn fault_handler_gets_duplicate_and_reordered_batches() {
     use bifrost_workers::store::Container;
     let data = temp_dir();
@@ -538,9 +603,15 @@ async fn fault_handler_gets_duplicate_and_reordered_batches() {
     let logs = whole_feed(&store, Container::ExecutionData).await;
     assert_eq!(executions.len(), EXECUTIONS);
 
-    let journal = data.path().join("journal.jsonl");
-    let sink = format!("journal:{}", journal.display());
-    let (app, _) = BIN.handler_with(data.path(), &[("BIFROST_SIGNALR", &sink)]);
+    // The Service (a real hub) and the host's HTTP triggers in front of `handler`: the official
+    // client negotiates and subscribes through the functions, as against a Function App.
+    let service = FaultyHubService::start().await;
+    let (app, _) = BIN.handler_with(
+        data.path(),
+        &[("BIFROST_SIGNALR", service.connection_string.as_str())],
+    );
+    let front = crate::host_front::HostFront::start(&app.base).await;
+    let official = official_client(&front.base, &ops_principal(), &ids, LOGS);
     let invoke = |function: &'static str, body: Vec<u8>| {
         let base = app.base.clone();
         async move {
@@ -583,14 +654,11 @@ async fn fault_handler_gets_duplicate_and_reordered_batches() {
         .collect();
     invoke("MetricsAggregate", batch(&older)).await;
 
-    // Every log line reached SignalR (repeats are the client's to drop, by sequence).
-    let (received, _) = journal_logs(&journal);
-    for id in &ids {
-        let mut seen = received.get(id).cloned().unwrap_or_default();
-        seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen, (1..=LOGS).collect::<Vec<_>>(), "execution {id}");
-    }
+    // Every log line reached the official client (repeats are its to drop, by sequence), and
+    // after catching up through `GetExecutionLogs` it has each exactly once.
+    official.expect("complete", Duration::from_secs(60));
+    let live = received_live(official);
+    assert_every_line_once_after_catch_up(&front.base, &ops_principal(), &live, &ids, LOGS).await;
 
     let reply = invoke(
         "GetDailyMetrics",
@@ -604,27 +672,12 @@ async fn fault_handler_gets_duplicate_and_reordered_batches() {
     let body: Value =
         serde_json::from_str(reply["Outputs"]["res"]["body"].as_str().expect("a body"))
             .expect("JSON");
-    let day = &body["days"][0];
     let today = chrono::Utc::now().date_naive();
     let live = bifrost_workers::metrics::live_aggregate(&store, "GLOBAL", today)
         .await
         .expect("live aggregate");
     assert_eq!(live.total_executions, EXECUTIONS as u64);
-    assert_eq!(
-        day["totalExecutions"].as_u64(),
-        Some(live.total_executions),
-        "{day}"
-    );
-    assert_eq!(
-        day["successCount"].as_u64(),
-        Some(live.success_count),
-        "{day}"
-    );
-    assert_eq!(
-        day["failedCount"].as_u64(),
-        Some(live.failed_count),
-        "{day}"
-    );
+    assert_day_equals_live(&body["days"][0], &live);
 }
 
 /// Scenario 7: a poison document, whose batch fails every time (here: the metrics of an
@@ -639,39 +692,38 @@ async fn fault_poison_document_is_dead_lettered_and_the_partition_moves_on() {
     std::fs::write(&control, "poison:poison_workflow").expect("the poison");
     let mut command = BIN.command();
     command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            &dir,
-            "--signalr",
-            "none",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", &dir])
         .env("BIFROST_FAULT_FILE", &control);
     let app = Process::announced(command);
 
-    let poisoned = BIN.run(&[
-        "simulate",
-        "--data",
-        &dir,
-        "--executions",
-        "1",
-        "--logs",
-        "2",
-        "--rate",
+    let (mut writer, poisoned) = crate::helpers::spawn_simulate_with(
+        {
+            let mut command = BIN.command();
+            command.args(["simulate", "--data", &dir, "--workflow", "poison_workflow"]);
+            command
+        },
+        "GLOBAL",
+        1,
+        LOGS as u32,
         "0",
-        "--workflow",
-        "poison_workflow",
-    ]);
-    assert!(poisoned.status.success());
-    wait_for_health(
+    );
+    let official = official_client(&app.base, &ops_principal(), &poisoned, LOGS);
+    crate::helpers::go(&mut writer);
+    let done = bifrost_test_support::process::finish(writer, Duration::from_secs(60));
+    assert!(done.status.success(), "simulate: {:?}", done.status);
+    // While it fails, health says so.
+    let h = wait_for_health(
         &app.base,
         Duration::from_secs(20),
         "the poison failing",
         |h| h["changeFeed"]["MetricsAggregate"]["failedAttempts"].as_u64() >= Some(1),
     )
     .await;
+    assert_eq!(h["status"], "degraded", "{h:#}");
+    assert_eq!(
+        h["changeFeed"]["MetricsAggregate"]["status"], "degraded",
+        "{h:#}"
+    );
     let h = wait_for_health(
         &app.base,
         Duration::from_secs(120),
@@ -689,14 +741,20 @@ async fn fault_poison_document_is_dead_lettered_and_the_partition_moves_on() {
         "{h:#}"
     );
 
-    // The partition moved on: what comes after is counted.
-    let ids = simulate(data.path());
+    // The partition moved on: what comes after is counted, and streamed.
+    let (ids, after) = simulate_to_official_client(data.path(), &app.base);
     let deadline = Instant::now() + Duration::from_secs(30);
     while executions_counted_today(&app.base).await < EXECUTIONS as u64 {
         assert!(Instant::now() < deadline, "the partition did not move on");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(ids.len(), EXECUTIONS);
+    // Every line, the poison's included (its logs never failed), reached the official clients
+    // exactly once after catch-up.
+    for (client, ids) in [(official, &poisoned), (after, &ids)] {
+        let live = received_live(client);
+        assert_every_line_once_after_catch_up(&app.base, &ops_principal(), &live, ids, LOGS).await;
+    }
 
     // Replaying while the cause remains fails and keeps the record.
     let replay = deadletters_with_faults(
@@ -728,4 +786,102 @@ async fn fault_poison_document_is_dead_lettered_and_the_partition_moves_on() {
     })
     .await;
     assert_eq!(h["status"], "ok", "{h:#}");
+}
+
+/// The official `@microsoft/signalr` client (`tests/signalr/client.cjs`), one connection as
+/// `principal` subscribed to `ids` on `base`'s hub, once it reported `ready`.
+pub(crate) fn official_client(
+    base: &str,
+    principal: &str,
+    ids: &[String],
+    logs: u64,
+) -> crate::helpers::NodeScript {
+    use bifrost_test_support::signalr;
+    let module = signalr::client_module().unwrap_or_else(|why| panic!("SignalR client: {why}"));
+    let client = crate::helpers::NodeScript::spawn(
+        &signalr::script("client.cjs"),
+        &[("SIGNALR_MODULE", module)],
+        &serde_json::json!({
+            "base": base,
+            "logsPerExecution": logs,
+            "clients": [{"name": "official", "principal": principal, "executions": ids}],
+        }),
+    );
+    client.expect("ready", Duration::from_secs(60));
+    client
+}
+
+/// What the official client received live, per execution (arrival order, repeats included):
+/// it reports once its stdin closes.
+pub(crate) fn received_live(mut client: crate::helpers::NodeScript) -> BTreeMap<String, Vec<u64>> {
+    client.close_stdin();
+    let summary = client.expect("summary", Duration::from_secs(60));
+    summary["logs"]
+        .as_object()
+        .map(|logs| {
+            logs.iter()
+                .map(|(id, seqs)| {
+                    let seqs = seqs
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                        .unwrap_or_default();
+                    (id.clone(), seqs)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The highest sequence up to which a client has every line: where it catches up from.
+pub(crate) fn contiguous(live: &[u64]) -> u64 {
+    let have: std::collections::BTreeSet<u64> = live.iter().copied().collect();
+    (1..).take_while(|s| have.contains(s)).last().unwrap_or(0)
+}
+
+/// A client that keeps what it received live up to `after` (dropping repeats by sequence, as
+/// the contract says) and adds what the catch-up after `after` fetched has each of `1..=logs`
+/// exactly once: the catch-up neither misses nor repeats a line.
+pub(crate) fn assert_once_after_catch_up(
+    id: &str,
+    live: &[u64],
+    after: u64,
+    fetched: &[u64],
+    logs: u64,
+) {
+    assert_eq!(
+        fetched,
+        (after + 1..=logs).collect::<Vec<_>>(),
+        "{id}: catch-up after {after}"
+    );
+    let mut seen: Vec<u64> = live.iter().copied().filter(|s| *s <= after).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.extend_from_slice(fetched);
+    assert_eq!(seen, (1..=logs).collect::<Vec<_>>(), "execution {id}");
+}
+
+/// Every line of `ids` reached a client exactly once after it caught up through
+/// `GET …/logs?afterSequence=` on `base` (as `principal`), `live` being what it received in
+/// real time (the official client's summary, or what a stand-in Service accepted); returns how
+/// many lines it had to fetch (0: live alone was complete).
+pub(crate) async fn assert_every_line_once_after_catch_up(
+    base: &str,
+    principal: &str,
+    live: &BTreeMap<String, Vec<u64>>,
+    ids: &[String],
+    logs: u64,
+) -> usize {
+    let mut caught_up = 0;
+    for id in ids {
+        let received = live.get(id).cloned().unwrap_or_default();
+        let after = contiguous(&received);
+        let fetched: Vec<u64> = crate::signalr::fetch_logs_after(base, principal, None, id, after)
+            .await
+            .iter()
+            .filter_map(|l| l["sequence"].as_u64())
+            .collect();
+        caught_up += fetched.len();
+        assert_once_after_catch_up(id, &received, after, &fetched, logs);
+    }
+    caught_up
 }

@@ -11,28 +11,9 @@ use bifrost_test_support::signalr;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
-use crate::fault::{admin, batch, whole_feed, ServiceMode, StandInService};
+use crate::fault::{batch, whole_feed, FaultyHubService, ServiceMode};
 use crate::helpers::{go, health, spawn_simulate, temp_dir, NodeScript, BIN};
 use crate::signalr::{fetch_logs_after, seed_members, ORG_A};
-
-/// `GetExecutionLogs` of `execution` after `after`, as the host posts it, by a platform admin.
-fn logs_invocation(execution: &str, after: u64) -> Vec<u8> {
-    json!({
-        "Data": {"req": {
-            "Url": format!(
-                "https://bifrost-func.azurewebsites.net/api/executions/{execution}/logs?afterSequence={after}"
-            ),
-            "Method": "GET",
-            "Query": {"afterSequence": after.to_string()},
-            "Params": {"id": execution},
-            "Headers": {"X-MS-CLIENT-PRINCIPAL": [admin()]},
-            "Identities": []
-        }},
-        "Metadata": {"sys": {"MethodName": "GetExecutionLogs"}}
-    })
-    .to_string()
-    .into_bytes()
-}
 
 /// One invocation that may be cut off by a kill: the reply's status, or the transport error.
 async fn invoke_until_killed(
@@ -55,45 +36,50 @@ async fn invoke_until_killed(
     Ok(status)
 }
 
-/// Catch-up through the handler: every sequence after `after`, following the paging header.
-async fn catch_up_through_handler(base: &str, execution: &str, mut after: u64) -> Vec<u64> {
-    let mut sequences = Vec::new();
-    for _ in 0..100 {
-        let (status, _, reply) =
-            crate::handler::invoke(base, "GetExecutionLogs", logs_invocation(execution, after))
-                .await;
-        assert_eq!(status, 200, "{reply}");
-        let res = &reply["Outputs"]["res"];
-        assert_eq!(res["statusCode"].as_u64(), Some(200), "{reply}");
-        let page: Vec<Value> =
-            serde_json::from_str(res["body"].as_str().expect("a body")).expect("JSON logs");
-        sequences.extend(page.iter().filter_map(|l| l["sequence"].as_u64()));
-        let next = res["headers"]
-            .as_object()
-            .and_then(|h| {
-                h.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("x-next-after-sequence"))
-            })
-            .and_then(|(_, v)| v.as_str()?.parse::<u64>().ok());
-        match next {
-            Some(next) if !page.is_empty() => after = next,
-            _ => return sequences,
-        }
-    }
-    panic!("more than 100 pages of logs");
+/// Today's executions in the GLOBAL daily document, read from the store file itself (a reader
+/// of its own, never queued behind the handler's requests or its writes).
+async fn counted_in_store(store: &dyn bifrost_workers::store::Store) -> u64 {
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    let id = bifrost_workers::model::MetricsDoc::id_for(&today);
+    store
+        .read(bifrost_workers::store::Container::Entities, "GLOBAL", &id)
+        .await
+        .expect("read the daily document")
+        .and_then(|doc| doc.body["totalExecutions"].as_u64())
+        .unwrap_or(0)
 }
 
-/// Scenario 2: `handler` SIGKILLed while a big `LogStream` batch is being sent to SignalR (and a
-/// `MetricsAggregate` batch is in flight beside it), restarted, and the host's same batches
-/// redelivered. Metrics equal the live aggregate (nothing counted twice); a client that keeps
-/// what it received and catches up with `afterSequence` has every line exactly once.
+/// Scenario 2: `handler` SIGKILLed while a big `MetricsAggregate` batch is being counted (some
+/// of its chunks written, not all), restarted with that batch redelivered beside a big
+/// `LogStream` batch, SIGKILLed again in the middle of the sends, restarted, and the host's
+/// same batches redelivered.
+/// Metrics equal the live aggregate (nothing counted twice, nothing missed); a client that
+/// keeps what it received and catches up with `afterSequence` has every line exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     use bifrost_workers::store::Container;
     const EXECUTIONS: usize = 20;
     const LOGS: u64 = 50;
+    // Executions without logs, so the metrics batch takes many chunks (30 executions each) to
+    // count: long enough to be killed between two of them.
+    const COUNTED_ONLY: usize = 600;
     let data = temp_dir();
     let dir = data.path().to_str().expect("utf-8 path").to_owned();
+    let counted_only = BIN.run(&[
+        "simulate",
+        "--data",
+        &dir,
+        "--executions",
+        &COUNTED_ONLY.to_string(),
+        "--logs",
+        "0",
+        "--rate",
+        "0",
+    ]);
+    assert!(counted_only.status.success(), "{counted_only:?}");
     let simulated = BIN.run(&[
         "simulate",
         "--data",
@@ -118,38 +104,72 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     .expect("open the store");
     let executions = whole_feed(&store, Container::Executions).await;
     let logs = whole_feed(&store, Container::ExecutionData).await;
-    assert_eq!(executions.len(), EXECUTIONS);
+    assert_eq!(executions.len(), EXECUTIONS + COUNTED_ONLY);
     // The container holds the executions' other data too (variables, state, results).
     let log_lines = logs.iter().filter(|d| d["type"] == "log").count();
     assert_eq!(log_lines, EXECUTIONS * LOGS as usize);
 
     // Each send takes 50 ms: the batch's sends take about a second, long enough to kill it
-    // in the middle.
-    let service = StandInService::start(ServiceMode::Slow).await;
-    let signalr_setting = service.connection_string();
-    let env = [("BIFROST_SIGNALR", signalr_setting.as_str())];
-    let (mut first, _) = BIN.handler_with(data.path(), &env);
+    // in the middle. The official client is connected to the Service throughout (its
+    // connection does not depend on the worker) and subscribed through the functions.
+    let service = FaultyHubService::start().await;
+    service.set(ServiceMode::Slow);
+    let env = [("BIFROST_SIGNALR", service.connection_string.as_str())];
     let log_batch = batch(&logs);
     let metrics_batch = batch(&executions);
-    let streaming = tokio::spawn(invoke_until_killed(
-        first.base.clone(),
-        "LogStream",
-        log_batch.clone(),
-    ));
+    let total = (EXECUTIONS + COUNTED_ONLY) as u64;
+
+    // First kill: in the middle of counting (some chunks of the metrics written, not all).
+    let (mut first, _) = BIN.handler_with(data.path(), &env);
+    let front = crate::host_front::HostFront::start(&first.base).await;
+    let principal = bifrost_test_support::principal::admin("ops");
+    let official = crate::fault::official_client(&front.base, &principal, &ids, LOGS);
     let counting = tokio::spawn(invoke_until_killed(
         first.base.clone(),
         "MetricsAggregate",
         metrics_batch.clone(),
     ));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while service.received().is_empty() {
+    let mut counted = 0;
+    while counted == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "MetricsAggregate did not get under way"
+        );
+        counted = counted_in_store(&store).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    first.kill();
+    eprintln!("first kill: {counted} of {total} executions counted");
+    assert!(
+        counted < total,
+        "every execution was counted before the kill: it landed too late"
+    );
+    assert!(
+        counting.await.expect("task").is_err(),
+        "MetricsAggregate replied: the kill landed after the invocation"
+    );
+
+    // The host restarts the worker and redelivers the metrics batch beside a big `LogStream`
+    // batch; second kill: in the middle of the sends.
+    let (mut second, _) = BIN.handler_with(data.path(), &env);
+    let streaming = tokio::spawn(invoke_until_killed(
+        second.base.clone(),
+        "LogStream",
+        log_batch.clone(),
+    ));
+    let recounting = tokio::spawn(invoke_until_killed(
+        second.base.clone(),
+        "MetricsAggregate",
+        metrics_batch.clone(),
+    ));
+    while service.sent_lines() == 0 {
         assert!(Instant::now() < deadline, "no send reached the service");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    first.kill();
-    let before_the_kill = service.received();
-    let delivered: usize = before_the_kill.values().map(Vec::len).sum();
-    eprintln!("killed after {delivered} of {log_lines} log lines were sent");
+    second.kill();
+    let delivered = service.sent_lines();
+    eprintln!("second kill: after {delivered} of {log_lines} log lines were sent");
     assert!(
         delivered < log_lines,
         "the whole batch was sent before the kill: it landed too late"
@@ -158,16 +178,17 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
         streaming.await.expect("task").is_err(),
         "LogStream replied: the kill landed after the invocation"
     );
-    let metrics_replied = counting.await.expect("task").is_ok();
-    eprintln!("MetricsAggregate replied before the kill: {metrics_replied}");
+    let metrics_replied = recounting.await.expect("task").is_ok();
+    eprintln!("the redelivered MetricsAggregate replied before the second kill: {metrics_replied}");
 
     // The host restarts the worker and redelivers the same batches (the lease did not move).
-    let (second, _) = BIN.handler_with(data.path(), &env);
+    let (third, _) = BIN.handler_with(data.path(), &env);
+    front.retarget(&third.base);
     for (function, body) in [
         ("LogStream", log_batch),
         ("MetricsAggregate", metrics_batch),
     ] {
-        let (status, _, reply) = crate::handler::invoke(&second.base, function, body).await;
+        let (status, _, reply) = crate::handler::invoke(&third.base, function, body).await;
         assert_eq!(status, 200, "{function}: {reply}");
         assert!(
             reply.get("error").is_none_or(Value::is_null),
@@ -175,36 +196,17 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
         );
     }
 
-    // A client that keeps what it received (dropping repeats by sequence, as the contract
-    // says) and catches up after its highest contiguous sequence has every line exactly once.
-    let received = service.received();
-    let expected: Vec<u64> = (1..=LOGS).collect();
-    for id in &ids {
-        let live: BTreeSet<u64> = received
-            .get(id)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
-        let contiguous = (1..=LOGS)
-            .take_while(|s| live.contains(s))
-            .last()
-            .unwrap_or(0);
-        let fetched = catch_up_through_handler(&second.base, id, contiguous).await;
-        let wanted: Vec<u64> = (contiguous + 1..=LOGS).collect();
-        assert_eq!(fetched, wanted, "{id}: catch-up after {contiguous}");
-        let mut seen: Vec<u64> = live.iter().copied().filter(|s| *s <= contiguous).collect();
-        seen.extend(fetched);
-        assert_eq!(seen, expected, "execution {id}");
-        // The redelivery re-sent what the kill cut off: live alone is complete too.
-        assert_eq!(
-            live.into_iter().collect::<Vec<_>>(),
-            expected,
-            "execution {id}: a line never reached SignalR"
-        );
-    }
+    // The redelivery re-sent what the kill cut off: the official client got every line live,
+    // and keeping what it received (dropping repeats by sequence, as the contract says) and
+    // catching up after its highest contiguous sequence it has every line exactly once.
+    official.expect("complete", Duration::from_secs(60));
+    let live = crate::fault::received_live(official);
+    crate::fault::assert_every_line_once_after_catch_up(&front.base, &principal, &live, &ids, LOGS)
+        .await;
 
     // Metrics: each execution counted once, equal to the live aggregate.
     let (status, _, reply) = crate::handler::invoke(
-        &second.base,
+        &third.base,
         "GetDailyMetrics",
         crate::fault::http_invocation("GetDailyMetrics", "metrics/daily", json!({"days": "1"})),
     )
@@ -218,7 +220,7 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     let live = bifrost_workers::metrics::live_aggregate(&store, "GLOBAL", today)
         .await
         .expect("live aggregate");
-    assert_eq!(live.total_executions, EXECUTIONS as u64);
+    assert_eq!(live.total_executions, (EXECUTIONS + COUNTED_ONLY) as u64);
     super::fault::assert_day_equals_live(day, &live);
 }
 
@@ -403,6 +405,13 @@ async fn fault_a_slow_websocket_client_beside_fast_ones() {
         Some(0),
         "{h:#}"
     );
+    crate::fault::assert_scope_metrics_equal_the_live_aggregate(
+        &serve.base,
+        data.path(),
+        ORG_A,
+        ids.len() as u64,
+    )
+    .await;
 }
 
 /// Closes the fast clients' stdin and judges what they received: every line once, in order,

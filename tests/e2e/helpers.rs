@@ -214,10 +214,20 @@ pub fn spawn_simulate(
     logs: u32,
     rate: &str,
 ) -> (Child, Vec<String>) {
-    let mut child = BIN
-        .command()
-        .args(["simulate", "--data"])
-        .arg(data)
+    let mut command = BIN.command();
+    command.args(["simulate", "--data"]).arg(data);
+    spawn_simulate_with(command, scope, executions, logs, rate)
+}
+
+/// `spawn_simulate` with the store (and environment) that `command`, a `simulate …`, names.
+pub fn spawn_simulate_with(
+    mut command: Command,
+    scope: &str,
+    executions: u32,
+    logs: u32,
+    rate: &str,
+) -> (Child, Vec<String>) {
+    let mut child = command
         .args([
             "--executions",
             &executions.to_string(),

@@ -60,8 +60,14 @@ pub use settings::{CosmosAuth, CosmosSettings, SettingsError};
 /// Connecting reads the account and each container's partition map; an unreachable or
 /// misconfigured endpoint fails within this bound instead of hanging the start.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-/// End-to-end bound of one operation, SDK retries included.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// End-to-end bound of one operation, SDK retries included. It is also the only bound on one
+/// request (the SDK gives each attempt what is left of it), so it decides how long a point write
+/// or a change-feed page whose answer never comes holds its batch or its pump. Healthy answers
+/// take milliseconds; 10 s lets a hung request fail, show in health and be retried (by this
+/// backend for reads, by the function's retry policy for writes) well within that policy's
+/// ~31 s. A 429 the SDK is still waiting out when it ends is retried here, after the service's
+/// `x-ms-retry-after-ms`.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Properties Cosmos adds that are not part of the trait's documents.
 const SERVER_ONLY_PROPERTIES: [&str; 3] = ["_rid", "_self", "_attachments"];
 
@@ -256,7 +262,7 @@ impl CosmosStore {
     {
         crate::retry::retry(
             &retry::BACKOFF,
-            |e| retry_on(e).into(),
+            |e| retry::classify(e, retry_on(e)),
             |e, next| {
                 self.meter.retried();
                 tracing::warn!(
