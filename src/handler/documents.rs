@@ -234,33 +234,24 @@ mod fast {
     /// opening quote (`\"`); returns the position after the outer string's closing quote.
     fn decode_twice(body: &[u8], mut at: usize, out: &mut Documents) -> Option<usize> {
         loop {
-            let byte = *body.get(at)?;
-            if byte == b'\\' {
-                match body.get(at + 1)? {
-                    // `\\` opens an escape of the inner string: `\\\"` is a quote and `\\\\` a
-                    // backslash of the documents' text.
-                    b'\\' => {
-                        match body.get(at + 2..at + 4)? {
-                            [b'\\', b'"'] => out.push(b'"')?,
-                            [b'\\', b'\\'] => out.push(b'\\')?,
-                            _ => return None,
-                        }
-                        at += 4;
+            at += out.plain(&body[at..])?;
+            match body.get(at..at + 2)? {
+                // `\\` opens an escape of the inner string: `\\\"` is a quote and `\\\\` a
+                // backslash of the documents' text.
+                [b'\\', b'\\'] => {
+                    match body.get(at + 2..at + 4)? {
+                        [b'\\', b'"'] => out.push(b'"')?,
+                        [b'\\', b'\\'] => out.push(b'\\')?,
+                        _ => return None,
                     }
-                    // `\"`: the inner string's closing quote, so the documents' text ends.
-                    b'"' => {
-                        at += 2;
-                        break;
-                    }
-                    _ => return None,
+                    at += 4;
                 }
-            } else if byte == b'"' || byte < 0x20 {
-                return None;
-            } else if out.in_string() {
-                at += out.copy_run(&body[at..]);
-            } else {
-                out.push(byte)?;
-                at += 1;
+                // `\"`: the inner string's closing quote, so the documents' text ends.
+                [b'\\', b'"'] => {
+                    at += 2;
+                    break;
+                }
+                _ => return None,
             }
         }
         // Only whitespace may follow the inner string inside the outer one.
@@ -277,24 +268,14 @@ mod fast {
     /// One level: `body[at..]` is the outer string's text, which is the documents' text.
     fn decode_once(body: &[u8], mut at: usize, out: &mut Documents) -> Option<usize> {
         loop {
-            let byte = *body.get(at)?;
-            if byte == b'\\' {
-                match body.get(at + 1)? {
-                    b'"' => out.push(b'"')?,
-                    b'\\' => out.push(b'\\')?,
-                    _ => return None,
-                }
-                at += 2;
-            } else if byte == b'"' {
-                return Some(at + 1);
-            } else if byte < 0x20 {
-                return None;
-            } else if out.in_string() {
-                at += out.copy_run(&body[at..]);
-            } else {
-                out.push(byte)?;
-                at += 1;
+            at += out.plain(&body[at..])?;
+            match body.get(at..at + 2)? {
+                [b'\\', b'"'] => out.push(b'"')?,
+                [b'\\', b'\\'] => out.push(b'\\')?,
+                [b'"', _] => return Some(at + 1),
+                _ => return None,
             }
+            at += 2;
         }
     }
 
@@ -342,35 +323,49 @@ mod fast {
             }
         }
 
-        fn in_string(&self) -> bool {
-            self.in_string && !self.escaped
-        }
-
-        /// Copies the longest prefix of `input` that holds no quote, backslash or control byte
-        /// (at least one byte, which the caller checked); 8 bytes at a time.
-        fn copy_run(&mut self, input: &[u8]) -> usize {
+        /// Takes the longest prefix of `input` that holds no quote, backslash or control byte
+        /// (of the outer string: those are its escapes and its end) as documents' text, and
+        /// returns its length; `None` if that text breaks the documents' structure. An empty
+        /// `input` is `Some(0)`: the caller finds the end missing.
+        fn plain(&mut self, input: &[u8]) -> Option<usize> {
             let mut length = 0;
-            while let Some(word) = input.get(length..length + 8) {
-                let word = u64::from_le_bytes([
-                    word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-                ]);
-                let special = has_byte(word, b'"') | has_byte(word, b'\\') | has_below(word, 0x20);
-                if special != 0 {
-                    length += (special.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                length += 8;
-            }
-            if length == 0 || input.get(length..length + 8).is_none() {
-                while length < input.len() && !matches!(input[length], b'"' | b'\\' | 0..=0x1f) {
-                    length += 1;
+            // The byte after a backslash of the documents' text is taken alone (`push` ends the
+            // escape).
+            if self.in_string && self.escaped {
+                match input.first() {
+                    Some(&byte) if !is_special(byte) => {
+                        self.push(byte)?;
+                        length = 1;
+                    }
+                    _ => return Some(0),
                 }
             }
-            self.text.extend_from_slice(&input[..length]);
-            length
+            let run = length + plain_len(&input[length..]);
+            let text = &input[length..run];
+            if self.in_string {
+                self.text.extend_from_slice(text);
+            } else {
+                self.structure(text)?;
+            }
+            Some(run)
         }
 
-        /// One byte of the documents' text.
+        /// Bytes of the documents' text outside its strings (never a quote or a backslash:
+        /// those come escaped): brackets and commas move the structure, the rest is copied.
+        fn structure(&mut self, text: &[u8]) -> Option<()> {
+            let base = self.text.len();
+            self.text.extend_from_slice(text);
+            for (offset, &byte) in text.iter().enumerate() {
+                let inside_value =
+                    self.expect == Expect::Inside && !matches!(byte, b'{' | b'}' | b'[' | b']');
+                if !inside_value {
+                    self.structural(byte, base + offset)?;
+                }
+            }
+            Some(())
+        }
+
+        /// One byte of the documents' text (from an escape of the outer string).
         fn push(&mut self, byte: u8) -> Option<()> {
             self.text.push(byte);
             if self.in_string {
@@ -385,6 +380,11 @@ mod fast {
                 }
                 return Some(());
             }
+            self.structural(byte, self.text.len() - 1)
+        }
+
+        /// A byte outside the documents' strings, written at `position` of the text.
+        fn structural(&mut self, byte: u8, position: usize) -> Option<()> {
             match byte {
                 b' ' | b'\n' | b'\r' | b'\t' => {}
                 b'[' | b'{' => {
@@ -392,7 +392,7 @@ mod fast {
                         (Expect::Array, b'[') => self.expect = Expect::FirstItem,
                         (Expect::FirstItem | Expect::Item, b'{') => {
                             self.expect = Expect::Inside;
-                            self.start = self.text.len() - 1;
+                            self.start = position;
                         }
                         (Expect::Inside, _) => {}
                         _ => return None,
@@ -403,7 +403,7 @@ mod fast {
                     self.depth = self.depth.checked_sub(1)?;
                     match (self.expect, self.depth, byte) {
                         (Expect::Inside, 1, b'}') => {
-                            self.spans.push(self.start..self.text.len());
+                            self.spans.push(self.start..position + 1);
                             self.expect = Expect::Separator;
                         }
                         (Expect::Inside, 2.., _) => {}
@@ -429,6 +429,33 @@ mod fast {
                 .ok()
                 .map(|text| (text, self.spans))
         }
+    }
+
+    /// A byte that ends a plain run of the outer string: its escapes, its end, or what it may
+    /// not hold raw.
+    fn is_special(byte: u8) -> bool {
+        matches!(byte, b'"' | b'\\' | 0..=0x1f)
+    }
+
+    /// The length of the longest prefix of `input` without a special byte; 8 bytes at a time.
+    fn plain_len(input: &[u8]) -> usize {
+        let mut length = 0;
+        while let Some(word) = input.get(length..length + 8) {
+            let word = u64::from_le_bytes([
+                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+            ]);
+            let special = has_byte(word, b'"') | has_byte(word, b'\\') | has_below(word, 0x20);
+            if special != 0 {
+                // Exact up to the first special byte, which is all that is used.
+                return length + (special.trailing_zeros() / 8) as usize;
+            }
+            length += 8;
+        }
+        length
+            + input[length..]
+                .iter()
+                .take_while(|&&b| !is_special(b))
+                .count()
     }
 
     const ONES: u64 = 0x0101_0101_0101_0101;

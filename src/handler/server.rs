@@ -115,7 +115,10 @@ async fn invoke_function(
         let bytes = body.len();
         let response = dispatch(&state.ctx, &spec, body, &invocation_id).await;
         if bytes >= RELEASE_AFTER_BYTES {
-            release_free_memory();
+            // glibc keeps what a big batch freed in its arenas (and raises its mmap threshold
+            // after the first big free, so the next big batch lands in the heap too): give it
+            // back, so a 60 MB batch does not leave the process 60 MB larger.
+            crate::runtime::memory::release_free_memory();
         }
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -130,24 +133,6 @@ async fn invoke_function(
 
 /// Bodies from this size on give their memory back to the system once they are handled.
 const RELEASE_AFTER_BYTES: usize = 4 * 1024 * 1024;
-
-/// Returns freed heap memory to the system. glibc's allocator keeps what a big batch freed in
-/// its arenas (and raises its mmap threshold after the first big free, so the next big batch
-/// lands in the heap too); `malloc_trim` hands it back, so a 60 MB batch does not leave the
-/// process 60 MB larger. Elsewhere the allocator decides.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn malloc_trim(pad: usize) -> std::os::raw::c_int;
-        }
-        // SAFETY: glibc's `malloc_trim` takes no pointers and may be called at any time from
-        // any thread; it only releases memory the allocator holds free.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
-}
 
 /// The whole body in one buffer, grown in place as frames arrive (the host sends it chunked, so
 /// its length is unknown up front): about one body of memory, where collecting the frames and

@@ -46,9 +46,9 @@ struct DataView<'a> {
     #[serde(borrow)]
     execution_id: Cow<'a, str>,
     timestamp: Timestamp,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     level: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     message: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
@@ -60,14 +60,22 @@ struct DataView<'a> {
     variables: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     state: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     result_type: Option<Cow<'a, str>>,
     #[serde(default)]
     result_size: Option<u64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     blob_ref: Option<Cow<'a, str>>,
     #[serde(rename = "_ts", borrow, default)]
     ts: Option<&'a RawValue>,
+}
+
+/// An optional string borrowed from the text where it has no escapes (serde's own `Option<Cow>`
+/// always copies).
+fn borrowed<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Option::<Borrowed>::deserialize(deserializer).map(|found| found.map(|b| b.0))
 }
 
 /// A member that is there, even as `null` (which `Option` alone would read as absent).
@@ -166,9 +174,9 @@ struct PerExecution<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct LogsArgument<'a> {
+struct LogsArgument<'a, L: Serialize> {
     execution_id: &'a str,
-    logs: &'a [Box<RawValue>],
+    logs: L,
 }
 
 #[derive(Serialize)]
@@ -244,21 +252,8 @@ pub fn messages_for_batch(
     for (execution_id, found) in executions {
         let members = groups::execution(Audience::Members, &execution_id);
         let admins = groups::execution(Audience::Admins, &execution_id);
-        let admin_logs = logs_messages(&admins, &execution_id, &found.logs, Reader::Admin);
-        // With no line hidden from members, both groups get the very same payloads: share them,
-        // so a batch of big logs is held once, not once per group.
-        let member_logs: Vec<HubMessage> = if found
-            .logs
-            .values()
-            .any(|log| is_admin_only_level(&log.level))
-        {
-            logs_messages(&members, &execution_id, &found.logs, Reader::Member)
-        } else {
-            admin_logs
-                .iter()
-                .map(|message| message.to_group(members.clone()))
-                .collect()
-        };
+        let (member_logs, admin_logs) =
+            logs_messages_of_both(&members, &admins, &execution_id, &found.logs);
         let result = found.result.as_ref().map(|r| {
             let argument = ResultArgument {
                 execution_id: &execution_id,
@@ -295,7 +290,81 @@ pub fn messages_for_batch(
     Ok((messages, skipped))
 }
 
-/// The `executionLogs` messages for `group`: the logs as `reader` gets them.
+/// The `executionLogs` messages of an execution's two groups: (the members', the admins').
+fn logs_messages_of_both(
+    members: &str,
+    admins: &str,
+    execution_id: &str,
+    logs: &BTreeMap<u64, Log<'_>>,
+) -> (Vec<HubMessage>, Vec<HubMessage>) {
+    if logs.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let hidden = logs.values().any(|log| !visible_to(Reader::Member, log));
+    let bound: usize = logs.values().map(|log| entry_bound(log) + 1).sum();
+    if bound > MAX_LOGS_BYTES_PER_MESSAGE {
+        // Big logs: each group's chunks made in turn, each chunk's entries freed once it is sent
+        // on. With no line hidden from members, both groups get the very same payloads: share
+        // them, so a batch of big logs is held once, not once per group.
+        let admin_logs = logs_messages(admins, execution_id, logs, Reader::Admin);
+        let member_logs = if hidden {
+            logs_messages(members, execution_id, logs, Reader::Member)
+        } else {
+            admin_logs
+                .iter()
+                .map(|message| message.to_group(members.to_owned()))
+                .collect()
+        };
+        return (member_logs, admin_logs);
+    }
+    // Nearly always the logs fit one message by far (which is what `chunk_logs` would make of
+    // them): then each line is serialized once, for both groups, and each group's payload is
+    // made of those texts (the members' with a placeholder for each line they may not read).
+    let whole: Vec<Box<RawValue>> = logs
+        .iter()
+        .map(|(&sequence, log)| entry_json(sequence, log, false))
+        .collect();
+    let admin = HubMessage::new(
+        admins.to_owned(),
+        TARGET_LOGS,
+        &LogsArgument {
+            execution_id,
+            logs: &whole[..],
+        },
+    );
+    let member = if hidden {
+        let placeholders: Vec<Box<RawValue>> = logs
+            .iter()
+            .filter(|(_, log)| !visible_to(Reader::Member, log))
+            .map(|(&sequence, log)| redacted_json(sequence, log))
+            .collect();
+        let mut placeholders = placeholders.iter();
+        let entries: Vec<&RawValue> = logs
+            .values()
+            .zip(&whole)
+            .filter_map(|(log, whole)| {
+                if visible_to(Reader::Member, log) {
+                    Some(&**whole)
+                } else {
+                    placeholders.next().map(|p| &**p)
+                }
+            })
+            .collect();
+        HubMessage::new(
+            members.to_owned(),
+            TARGET_LOGS,
+            &LogsArgument {
+                execution_id,
+                logs: &entries[..],
+            },
+        )
+    } else {
+        admin.to_group(members.to_owned())
+    };
+    (vec![member], vec![admin])
+}
+
+/// The `executionLogs` messages for `group`: the logs as `reader` gets them, in chunks.
 fn logs_messages(
     group: &str,
     execution_id: &str,
@@ -310,45 +379,72 @@ fn logs_messages(
     messages
 }
 
+/// At least the serialized size of `log`'s entry, whole or redacted: a JSON string takes at most
+/// six bytes per byte of text (`\u00XX`), and the rest of an entry (keys, sequence, timestamp,
+/// `truncated`) fits in 200 bytes. Within the message budget `chunk_logs` makes one chunk of
+/// every entry, none truncated.
+fn entry_bound(log: &Log<'_>) -> usize {
+    200 + 6 * (log.id.len() + log.level.len() + log.message.len())
+        + log.data.map_or(0, |data| data.get().len())
+}
+
+fn visible_to(reader: Reader, log: &Log<'_>) -> bool {
+    reader == Reader::Admin || !is_admin_only_level(&log.level)
+}
+
+fn stream_entry<'e>(
+    sequence: u64,
+    log: &'e Log<'_>,
+    message: &'e str,
+    truncated: bool,
+) -> StreamLogEntry<'e, Option<&'e RawValue>> {
+    StreamLogEntry {
+        id: &log.id,
+        sequence,
+        timestamp: &log.timestamp,
+        level: &log.level,
+        message,
+        data: if truncated { None } else { log.data },
+        truncated,
+    }
+}
+
 fn entry_json(sequence: u64, log: &Log<'_>, truncated: bool) -> Box<RawValue> {
     let message = if truncated {
         Cow::Owned(log.message.chars().take(TRUNCATED_MESSAGE_CHARS).collect())
     } else {
         Cow::Borrowed(&*log.message)
     };
-    let entry = StreamLogEntry {
-        id: &log.id,
-        sequence,
-        timestamp: &log.timestamp,
-        level: &log.level,
-        message: &message,
-        data: if truncated { None } else { log.data },
-        truncated,
-    };
     // Our own types always serialize.
-    serde_json::value::to_raw_value(&entry).expect("a log entry serializes")
+    serde_json::value::to_raw_value(&stream_entry(sequence, log, &message, truncated))
+        .expect("a log entry serializes")
 }
 
 /// A line `Reader::Member` may not read, as the members' stream carries it: its place, time and
 /// level (`RedactedLogEntry`'s shape), never its message or data.
-fn redacted_json(sequence: u64, log: &Log<'_>) -> Box<RawValue> {
-    #[derive(Serialize)]
-    struct Redacted<'a> {
-        id: &'a str,
-        sequence: u64,
-        timestamp: &'a Timestamp,
-        level: &'a str,
-        redacted: bool,
-    }
-    let entry = Redacted {
+#[derive(Serialize)]
+struct Redacted<'a> {
+    id: &'a str,
+    sequence: u64,
+    timestamp: &'a Timestamp,
+    level: &'a str,
+    redacted: bool,
+}
+
+fn redacted_entry<'e>(sequence: u64, log: &'e Log<'_>) -> Redacted<'e> {
+    Redacted {
         id: &log.id,
         sequence,
         timestamp: &log.timestamp,
         level: &log.level,
         redacted: true,
-    };
+    }
+}
+
+fn redacted_json(sequence: u64, log: &Log<'_>) -> Box<RawValue> {
     // Our own types always serialize.
-    serde_json::value::to_raw_value(&entry).expect("a redacted entry serializes")
+    serde_json::value::to_raw_value(&redacted_entry(sequence, log))
+        .expect("a redacted entry serializes")
 }
 
 /// The logs (already in sequence order) as `reader` gets them, in message payloads of at most
@@ -363,7 +459,7 @@ fn chunk_logs(
     let mut current: Vec<Box<RawValue>> = Vec::new();
     let mut current_bytes = 0;
     for (&sequence, log) in logs {
-        let entry = if reader == Reader::Admin || !is_admin_only_level(&log.level) {
+        let entry = if visible_to(reader, log) {
             let whole = entry_json(sequence, log, false);
             if whole.get().len() > MAX_LOGS_BYTES_PER_MESSAGE {
                 entry_json(sequence, log, true)
@@ -570,6 +666,49 @@ mod tests {
         assert_eq!(last["sequence"], 6);
         assert_eq!(last["truncated"], true);
         assert!(last["data"].is_null());
+    }
+
+    /// Within the budget, both groups' payloads made from one serialization of each line are
+    /// byte for byte what `chunk_logs` makes for each group (what bigger batches take).
+    #[test]
+    fn both_groups_payloads_equal_the_chunked_ones() {
+        let data: Box<RawValue> = serde_json::from_str(r#"{"k": ["v\\\"w", 1.5e3]}"#).unwrap();
+        let timestamp = Timestamp::parse("2025-01-01T00:00:00.5Z").unwrap();
+        let mut logs = BTreeMap::new();
+        for (sequence, level, message) in [
+            (1, "info", "plain"),
+            (2, "DEBUG", "say \"hi\" \\ \u{e9}\u{1F600}\n\u{7}"),
+            (5, "Traceback", ""),
+            (7, "warning", "</script>\u{2028}"),
+        ] {
+            logs.insert(
+                sequence,
+                Log {
+                    id: Cow::Owned(format!("log-a-{sequence}")),
+                    timestamp,
+                    level: Cow::Borrowed(level),
+                    message: Cow::Borrowed(message),
+                    data: (sequence % 2 == 1).then_some(&*data),
+                },
+            );
+        }
+        let (members, admins) = logs_messages_of_both("m", "a-g", "a", &logs);
+        for (reader, group, once) in [
+            (Reader::Admin, "a-g", admins),
+            (Reader::Member, "m", members),
+        ] {
+            let mut chunked = Vec::new();
+            chunk_logs(&logs, reader, |entries| {
+                let argument = LogsArgument {
+                    execution_id: "a",
+                    logs: entries,
+                };
+                chunked.push(HubMessage::new(group.to_owned(), TARGET_LOGS, &argument));
+            });
+            assert_eq!(once.len(), 1);
+            assert_eq!(once[0].arguments.get(), chunked[0].arguments.get());
+            assert_eq!(once, chunked);
+        }
     }
 
     #[test]

@@ -27,6 +27,9 @@ impl Timestamp {
     /// Lenient parse: RFC 3339 with any offset, or a naive ISO 8601 date-time taken as UTC,
     /// or a bare `YYYY-MM-DD` (midnight UTC).
     pub fn parse(input: &str) -> Result<Self, TimestampError> {
+        if let Some(timestamp) = parse_utc(input.as_bytes()) {
+            return Ok(timestamp);
+        }
         let s = input.trim();
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Ok(Timestamp(dt.with_timezone(&Utc)));
@@ -51,7 +54,37 @@ impl Timestamp {
 
     /// The canonical stored form: UTC, microseconds, `Z`, fixed width.
     pub fn canonical(&self) -> String {
-        self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
+        match self.canonical_bytes() {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => self.0.to_rfc3339_opts(SecondsFormat::Micros, true),
+        }
+    }
+
+    /// `canonical` written into a fixed buffer, for years 0–9999 outside leap seconds (every
+    /// timestamp this system meets); `None` for the others, which chrono writes.
+    fn canonical_bytes(&self) -> Option<[u8; CANONICAL_LEN]> {
+        use chrono::{Datelike, Timelike};
+        let (date, time) = (self.0.date_naive(), self.0.time());
+        let year = u32::try_from(date.year()).ok().filter(|y| *y <= 9999)?;
+        let nanos = time.nanosecond();
+        if nanos >= 1_000_000_000 {
+            return None;
+        }
+        let mut out = *b"0000-00-00T00:00:00.000000Z";
+        let mut digits = |at: usize, width: usize, mut value: u32| {
+            for slot in out[at..at + width].iter_mut().rev() {
+                *slot = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        digits(0, 4, year);
+        digits(5, 2, date.month());
+        digits(8, 2, date.day());
+        digits(11, 2, time.hour());
+        digits(14, 2, time.minute());
+        digits(17, 2, time.second());
+        digits(20, 6, nanos / 1000);
+        Some(out)
     }
 
     /// UTC calendar date `YYYY-MM-DD`.
@@ -89,9 +122,56 @@ impl FromStr for Timestamp {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+const CANONICAL_LEN: usize = 27;
+
+/// The common form on its own: `YYYY-MM-DDTHH:MM:SS`, an optional `.` and 1–9 fraction digits,
+/// `Z`; exactly what chrono's RFC 3339 parser gives for it, without its general machinery.
+/// `None` for anything else (other offsets, lowercase, leap seconds), which `parse` hands on.
+fn parse_utc(text: &[u8]) -> Option<Timestamp> {
+    fn number(digits: &[u8]) -> Option<u32> {
+        digits.iter().try_fold(0u32, |value, &d| {
+            d.is_ascii_digit().then(|| value * 10 + u32::from(d - b'0'))
+        })
+    }
+    let (head, rest) = (text.get(..19)?, &text[19..]);
+    if [head[4], head[7], head[10], head[13], head[16]] != *b"--T::" {
+        return None;
+    }
+    let nanos = match rest {
+        [b'Z'] => 0,
+        [b'.', fraction @ .., b'Z'] if (1..=9).contains(&fraction.len()) => {
+            number(fraction)? * 10u32.pow(9 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    let second = number(&head[17..19])?;
+    if second > 59 {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(number(&head[..4])?).ok()?,
+        number(&head[5..7])?,
+        number(&head[8..10])?,
+    )?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(
+        number(&head[11..13])?,
+        number(&head[14..16])?,
+        second,
+        nanos,
+    )?;
+    Some(Timestamp(date.and_time(time).and_utc()))
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.canonical())
+        match self.canonical_bytes() {
+            // Digits and punctuation only: always UTF-8.
+            Some(bytes) => {
+                serializer.serialize_str(std::str::from_utf8(&bytes).unwrap_or_default())
+            }
+            None => serializer.serialize_str(&self.0.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        }
     }
 }
 
@@ -112,7 +192,8 @@ impl schemars::JsonSchema for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
+        // Borrowed where the text has no escapes (no allocation per timestamp read).
+        let raw = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
         Timestamp::parse(&raw).map_err(serde::de::Error::custom)
     }
 }
@@ -171,6 +252,52 @@ mod tests {
         let b = Timestamp::parse("2025-01-01T00:00:01Z").unwrap();
         assert!(a < b);
         assert!(a.canonical() < b.canonical());
+    }
+
+    /// chrono's own parser and writer, which the fast paths must equal.
+    fn chrono_parse(input: &str) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(input)
+            .ok()
+            .map(|dt| dt.with_timezone(&Utc))
+    }
+
+    proptest::proptest! {
+        // Most generated texts are not valid dates; enough cases for a few hundred valid ones.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        #[test]
+        fn the_fast_paths_equal_chronos(
+            year in 0u32..=9999, month in 0u32..=13, day in 0u32..=32, hour in 0u32..=24,
+            minute in 0u32..=60, second in 0u32..=60, fraction in proptest::option::of("[0-9]{1,10}"),
+            zone in proptest::sample::select(vec!["Z", "z", "+00:00", "+02:00", ""]),
+        ) {
+            let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+            let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}{zone}");
+            let chrono = chrono_parse(&text);
+            if let Some(fast) = parse_utc(text.as_bytes()) {
+                proptest::prop_assert_eq!(Some(fast.0), chrono);
+            }
+            if let Some(expected) = chrono {
+                let parsed = Timestamp::parse(&text).unwrap();
+                proptest::prop_assert_eq!(parsed.0, expected);
+                proptest::prop_assert_eq!(parsed.canonical(), expected.to_rfc3339_opts(SecondsFormat::Micros, true));
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_out_of_the_fast_range_are_written_by_chrono() {
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap()
+            .and_utc();
+        assert_eq!(Timestamp(leap).canonical(), "2016-12-31T23:59:60.500000Z");
+        let far = Timestamp(DateTime::from_timestamp(253_402_300_800, 0).unwrap());
+        assert_eq!(far.canonical(), "+10000-01-01T00:00:00.000000Z");
+        assert_eq!(
+            serde_json::to_string(&far).unwrap(),
+            "\"+10000-01-01T00:00:00.000000Z\""
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ config, OAuth and branding repositories wrote into Entities, Config and Relation
 import argparse
 import json
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -460,9 +461,20 @@ def entities_bulk(tables, _blobs, args):
             by_partition.setdefault(row["PartitionKey"], []).append(row)
         for partition_rows in by_partition.values():
             chunks += [(table, partition_rows[i : i + 100]) for i in range(0, len(partition_rows), 100)]
+    def submit(chunk):
+        # The SDK does not retry a transaction (a POST) whose connection Azurite reset under
+        # load; these are upserts, so sending one again is safe.
+        from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+        for attempt in range(5):
+            try:
+                return tables.get_table_client(chunk[0]).submit_transaction(
+                    [("upsert", r) for r in chunk[1]])
+            except (ServiceRequestError, ServiceResponseError, ConnectionError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * 2 ** attempt)
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        list(pool.map(lambda c: tables.get_table_client(c[0]).submit_transaction(
-            [("upsert", r) for r in c[1]]), chunks))
+        list(pool.map(submit, chunks))
     print(json.dumps({"organizations": args.orgs, "users": args.users, "roles": len(roles),
                       "forms": args.orgs * args.forms_per_org, "rows": {t: len(r) for t, r in rows.items()}}))
 

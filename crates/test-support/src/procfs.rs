@@ -32,14 +32,57 @@ pub fn exited(pid: u32) -> bool {
 /// count, `/proc/PID/task/*/schedstat`: exact where `cpu_seconds` has 10 ms ticks); 0 once it
 /// is gone.
 pub fn cpu_nanos(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    ThreadTimes::of(pid).nanos.values().sum()
+}
+
+/// The CPU time of a process's threads, to the nanosecond: each live thread's time on a CPU
+/// (`/proc/PID/task/TID/schedstat`, first field), by thread id. `/proc/PID/stat` counts in 10 ms
+/// ticks, too coarse for a measurement of tens of milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadTimes {
+    nanos: std::collections::BTreeMap<u32, u64>,
+    /// `cpu_seconds` at the same moment: what covers threads that exit between two samples.
+    ticks: f64,
+}
+
+impl ThreadTimes {
+    pub fn of(pid: u32) -> ThreadTimes {
+        let mut nanos = std::collections::BTreeMap::new();
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                    continue;
+                };
+                let ran = std::fs::read_to_string(task.path().join("schedstat"))
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse().ok());
+                if let Some(ran) = ran {
+                    nanos.insert(tid, ran);
+                }
+            }
+        }
+        ThreadTimes {
+            nanos,
+            ticks: cpu_seconds(pid),
+        }
+    }
+
+    /// CPU seconds the process used from `earlier` to `self`: the nanosecond sum over its
+    /// threads when every thread of `earlier` is still there (threads started since count
+    /// whole), else the tick count (a thread that exited took its nanoseconds with it); `true`
+    /// when it is the precise figure.
+    pub fn since(&self, earlier: &ThreadTimes) -> (f64, bool) {
+        let all_alive = earlier.nanos.keys().all(|tid| self.nanos.contains_key(tid));
+        if !all_alive || self.nanos.is_empty() {
+            return (self.ticks - earlier.ticks, false);
+        }
+        let nanos: u64 = self
+            .nanos
+            .iter()
+            .map(|(tid, ran)| ran.saturating_sub(earlier.nanos.get(tid).copied().unwrap_or(0)))
+            .sum();
+        (nanos as f64 * 1e-9, true)
+    }
 }
 
 /// `VmRSS` (now) and `VmHWM` (the peak) of a process, in MiB; NaN when it is gone.
@@ -86,5 +129,36 @@ mod tests {
         // Still in /proc (a zombie) until waited for.
         assert!(std::fs::metadata(format!("/proc/{}/stat", child.id())).is_ok());
         assert!(child.wait().expect("wait").success());
+    }
+
+    #[test]
+    fn thread_times_count_nanoseconds_of_work() {
+        // A busy child of one thread: this test process's own threads come and go with the
+        // other tests, which would (rightly) make the figure the tick count.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("spawn sh");
+        let pid = child.id();
+        let before = ThreadTimes::of(pid);
+        let started = std::time::Instant::now();
+        let mut measured = (0.0, false);
+        // Until the child has run 20 ms, for at most 10 s however loaded the machine.
+        while started.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            measured = ThreadTimes::of(pid).since(&before);
+            if measured.0 >= 0.02 {
+                break;
+            }
+        }
+        let nanos = cpu_nanos(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        let (seconds, precise) = measured;
+        assert!(nanos >= 20_000_000, "{nanos}");
+        assert!(precise, "the child's one thread stayed");
+        assert!(seconds >= 0.02, "{seconds}");
+        // Nanoseconds, not 10 ms ticks: not a whole number of ticks (but by a chance of 1e-7).
+        assert!((seconds * 100.0).fract() != 0.0, "{seconds}");
     }
 }
