@@ -295,20 +295,37 @@ pub(crate) fn trait_methods(source: &str, trait_header: &str) -> Vec<String> {
         .collect()
 }
 
+/// Fails unless `implementation` (in `implementation_source`) has every method the trait
+/// `trait_header` (in `trait_source`) declares.
+#[cfg(test)]
+pub(crate) fn assert_forwards_every_method(
+    trait_source: &str,
+    trait_header: &str,
+    implementation_source: &str,
+    implementation: &str,
+) {
+    let declared = trait_methods(trait_source, trait_header);
+    assert!(declared.len() >= 4, "{trait_header}: {declared:?}");
+    let forwarded = trait_methods(implementation_source, implementation);
+    for method in &declared {
+        assert!(
+            forwarded.contains(method),
+            "{implementation} does not forward {method}: add it"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_method_of_the_store_is_forwarded() {
-        let declared = trait_methods(include_str!("contract.rs"), "pub trait Store");
-        assert!(declared.len() >= 4, "{declared:?}");
-        let forwarded = trait_methods(include_str!("wrapped.rs"), "impl Store for Wrapped");
-        for method in &declared {
-            assert!(
-                forwarded.contains(method),
-                "Wrapped does not forward {method}: add it"
-            );
-        }
+        assert_forwards_every_method(
+            include_str!("contract.rs"),
+            "pub trait Store",
+            include_str!("wrapped.rs"),
+            "impl Store for Wrapped",
+        );
     }
 }

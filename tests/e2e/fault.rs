@@ -112,21 +112,26 @@ pub(crate) async fn assert_scope_metrics_equal_the_live_aggregate(
     let live = bifrost_workers::metrics::live_aggregate(&store, scope, today)
         .await
         .expect("live aggregate");
+    let body = daily_metrics(base, scope).await;
+    assert_day_equals_live(&body["days"][0], &live);
+    assert_eq!(live.total_executions, executions, "{body}");
+}
+
+/// `GET /api/metrics/daily?days=1` of `scope` (an organization, or GLOBAL) as a platform admin.
+pub(crate) async fn daily_metrics(base: &str, scope: &str) -> Value {
     let mut request = client()
         .get(format!("{base}/api/metrics/daily?days=1"))
         .header("X-MS-CLIENT-PRINCIPAL", admin());
     if scope != "GLOBAL" {
         request = request.header("X-Organization-Id", scope);
     }
-    let body: Value = request
+    request
         .send()
         .await
         .expect("daily metrics")
         .json()
         .await
-        .expect("JSON");
-    assert_day_equals_live(&body["days"][0], &live);
-    assert_eq!(live.total_executions, executions, "{body}");
+        .expect("JSON")
 }
 
 /// `simulate` (GLOBAL, `EXECUTIONS` × `LOGS`) with the official client subscribed to its

@@ -248,15 +248,7 @@ async fn fault_cosmos_throttling_unavailability_timeouts_and_resets() {
     // until the dashboard has every execution, then compare the whole day.
     let deadline = Instant::now() + Duration::from_secs(30);
     let daily = loop {
-        let daily: Value = client()
-            .get(format!("{}/api/metrics/daily?days=1", serve.base))
-            .header("X-MS-CLIENT-PRINCIPAL", crate::fault::admin())
-            .send()
-            .await
-            .expect("daily metrics")
-            .json()
-            .await
-            .expect("JSON");
+        let daily = crate::fault::daily_metrics(&serve.base, "GLOBAL").await;
         let counted = daily["days"][0]["totalExecutions"].as_u64().unwrap_or(0);
         if counted >= live_aggregate.total_executions || Instant::now() > deadline {
             break daily;
