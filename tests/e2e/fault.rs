@@ -103,11 +103,7 @@ pub(crate) async fn assert_scope_metrics_equal_the_live_aggregate(
     scope: &str,
     executions: u64,
 ) {
-    let store = bifrost_workers::store::sqlite::SqliteStore::open(
-        &data.join("bifrost.db"),
-        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
-    )
-    .expect("open the store");
+    let store = crate::helpers::sqlite_store(data);
     let today = chrono::Utc::now().date_naive();
     let live = bifrost_workers::metrics::live_aggregate(&store, scope, today)
         .await
@@ -599,11 +595,7 @@ async fn fault_handler_gets_duplicate_and_reordered_batches() {
     use bifrost_workers::store::Container;
     let data = temp_dir();
     let ids = simulate(data.path());
-    let store = bifrost_workers::store::sqlite::SqliteStore::open(
-        &data.path().join("bifrost.db"),
-        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
-    )
-    .expect("open the store");
+    let store = crate::helpers::sqlite_store(data.path());
     let executions = whole_feed(&store, Container::Executions).await;
     let logs = whole_feed(&store, Container::ExecutionData).await;
     assert_eq!(executions.len(), EXECUTIONS);

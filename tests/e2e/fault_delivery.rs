@@ -21,14 +21,7 @@ async fn invoke_until_killed(
     function: &'static str,
     body: Vec<u8>,
 ) -> Result<u16, reqwest::Error> {
-    let response = crate::helpers::client()
-        .post(format!("{base}/{function}"))
-        .header("Content-Type", "application/json; charset=utf-8")
-        .header(
-            "X-Azure-Functions-InvocationId",
-            uuid::Uuid::new_v4().to_string(),
-        )
-        .body(body)
+    let response = crate::handler::invocation(&base, function, body)
         .send()
         .await?;
     let status = response.status().as_u16();
@@ -97,11 +90,7 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
         .map(str::to_owned)
         .collect();
     assert_eq!(ids.len(), EXECUTIONS);
-    let store = bifrost_workers::store::sqlite::SqliteStore::open(
-        &data.path().join("bifrost.db"),
-        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
-    )
-    .expect("open the store");
+    let store = crate::helpers::sqlite_store(data.path());
     let executions = whole_feed(&store, Container::Executions).await;
     let logs = whole_feed(&store, Container::ExecutionData).await;
     assert_eq!(executions.len(), EXECUTIONS + COUNTED_ONLY);
@@ -224,39 +213,6 @@ async fn fault_handler_killed_mid_invocation_then_the_batch_is_redelivered() {
     super::fault::assert_day_equals_live(day, &live);
 }
 
-/// Writes `count` log lines of `bytes` each to `execution`, as the engine would.
-async fn write_large_logs(data: &std::path::Path, execution: &str, count: u64, bytes: usize) {
-    let store = bifrost_workers::store::open(
-        &bifrost_workers::store::StoreUrl::Sqlite(data.join("bifrost.db")),
-        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
-    )
-    .await
-    .expect("open the store");
-    let message = "x".repeat(bytes);
-    for sequence in 1..=count {
-        let log = bifrost_workers::model::LogDoc {
-            id: bifrost_workers::model::LogDoc::id_for(execution, sequence),
-            execution_id: execution.to_owned(),
-            timestamp: bifrost_workers::model::Timestamp::now(),
-            level: "INFO".into(),
-            message: message.clone(),
-            data: None,
-            sequence,
-            ttl: None,
-        };
-        let mut doc = serde_json::to_value(&log).expect("a log document");
-        doc["type"] = "log".into();
-        store
-            .upsert(bifrost_workers::store::Container::ExecutionData, doc, None)
-            .await
-            .expect("write a log");
-        if sequence % 20 == 0 {
-            // A stream, not one burst.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
 /// Scenario 8: a WebSocket client that stops reading, beside fast official clients, on
 /// `serve`'s hub while `simulate` streams and large lines are written. The fast clients get
 /// every line exactly once, in order, with bounded latency; the slow one is cut off (what it
@@ -329,7 +285,7 @@ async fn fault_a_slow_websocket_client_beside_fast_ones() {
     let writer = tokio::spawn({
         let dir = data.path().to_owned();
         let large = large.clone();
-        async move { write_large_logs(&dir, &large, LOGS, LARGE_LOG_BYTES).await }
+        async move { crate::helpers::write_logs(&dir, &large, LOGS, LARGE_LOG_BYTES, Some(20)).await }
     });
 
     // Health stays truthful while it streams: the pipeline is fine, so `ok`.

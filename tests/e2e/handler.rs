@@ -11,8 +11,9 @@ use bifrost_test_support::procfs::memory_mib;
 
 use crate::helpers::{client, fixture, temp_dir, BIN};
 
-pub async fn invoke(base: &str, function: &str, body: Vec<u8>) -> (u16, String, Value) {
-    let response = client()
+/// `POST {base}/{function}` with `body`, as the Functions host invokes a custom handler.
+pub fn invocation(base: &str, function: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    client()
         .post(format!("{base}/{function}"))
         .header("Content-Type", "application/json; charset=utf-8")
         .header(
@@ -20,6 +21,10 @@ pub async fn invoke(base: &str, function: &str, body: Vec<u8>) -> (u16, String, 
             uuid::Uuid::new_v4().to_string(),
         )
         .body(body)
+}
+
+pub async fn invoke(base: &str, function: &str, body: Vec<u8>) -> (u16, String, Value) {
+    let response = invocation(base, function, body)
         .send()
         .await
         .expect("invoke");

@@ -188,6 +188,52 @@ pub async fn seed_members(data: &Path, members: &[(&str, &str)]) {
     }
 }
 
+/// The embedded store of a data directory, opened beside the process that serves it (a reader
+/// of its own, never queued behind that process's requests).
+pub fn sqlite_store(data: &Path) -> bifrost_workers::store::sqlite::SqliteStore {
+    bifrost_workers::store::sqlite::SqliteStore::open(
+        &data.join("bifrost.db"),
+        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
+    )
+    .expect("open the store")
+}
+
+/// Writes `count` log lines of `bytes` each to `execution` in the embedded store of `data`, as
+/// the engine would; with `pause_every`, a 20 ms pause after each that many (a stream, not one
+/// burst).
+pub async fn write_logs(
+    data: &Path,
+    execution: &str,
+    count: u64,
+    bytes: usize,
+    pause_every: Option<u64>,
+) {
+    use bifrost_workers::store::Store;
+    let store = sqlite_store(data);
+    let message = "x".repeat(bytes);
+    for sequence in 1..=count {
+        let log = bifrost_workers::model::LogDoc {
+            id: bifrost_workers::model::LogDoc::id_for(execution, sequence),
+            execution_id: execution.to_owned(),
+            timestamp: bifrost_workers::model::Timestamp::now(),
+            level: "INFO".into(),
+            message: message.clone(),
+            data: None,
+            sequence,
+            ttl: None,
+        };
+        let mut doc = serde_json::to_value(&log).expect("a log document");
+        doc["type"] = "log".into();
+        store
+            .upsert(bifrost_workers::store::Container::ExecutionData, doc, None)
+            .await
+            .expect("write a log");
+        if pause_every.is_some_and(|every| sequence % every == 0) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// One execution in `scope`, created by `simulate` with no logs (a test writes its own); its id.
 pub fn empty_execution(data: &Path, scope: &str) -> String {
     let created = BIN

@@ -16,7 +16,7 @@ pub(crate) struct HostFront {
     pub base: String,
     /// The worker invoked, changed when the host restarts it.
     handler: std::sync::Arc<std::sync::Mutex<String>>,
-    _server: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<()>,
 }
 
 /// The function a route names and its route parameters (the registry's routes).
@@ -56,7 +56,7 @@ impl HostFront {
         HostFront {
             base,
             handler,
-            _server: server,
+            server,
         }
     }
 
@@ -68,7 +68,7 @@ impl HostFront {
 
 impl Drop for HostFront {
     fn drop(&mut self) {
-        self._server.abort();
+        self.server.abort();
     }
 }
 

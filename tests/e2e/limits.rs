@@ -299,31 +299,7 @@ async fn a_stalled_reader_under_large_logs_is_closed_and_serve_memory_comes_back
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (baseline, _) = memory_of(serve.pid());
 
-    let store = bifrost_workers::store::open(
-        &bifrost_workers::store::StoreUrl::Sqlite(data.path().join("bifrost.db")),
-        std::sync::Arc::new(bifrost_workers::clock::SystemClock),
-    )
-    .await
-    .unwrap();
-    let message = "x".repeat(LOG_BYTES);
-    for sequence in 1..=LOGS {
-        let log = bifrost_workers::model::LogDoc {
-            id: bifrost_workers::model::LogDoc::id_for(&execution, sequence),
-            execution_id: execution.clone(),
-            timestamp: bifrost_workers::model::Timestamp::now(),
-            level: "INFO".into(),
-            message: message.clone(),
-            data: None,
-            sequence,
-            ttl: None,
-        };
-        let mut doc = serde_json::to_value(&log).unwrap();
-        doc["type"] = "log".into();
-        store
-            .upsert(bifrost_workers::store::Container::ExecutionData, doc, None)
-            .await
-            .unwrap();
-    }
+    crate::helpers::write_logs(data.path(), &execution, LOGS, LOG_BYTES, None).await;
     crate::helpers::wait_for_health(
         &serve.base,
         Duration::from_secs(120),
