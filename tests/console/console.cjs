@@ -20,6 +20,9 @@ const readline = require("readline");
 const config = JSON.parse(process.argv[2]);
 const print = (line) => process.stdout.write(JSON.stringify(line) + "\n");
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// Exit only once stdout is written: a pipe takes 64 KiB at once, and process.exit would drop the
+// rest of a large phase result still queued. An empty write's callback runs after every earlier one.
+const exitAfterOutput = (code) => process.stdout.write("", () => process.exit(code));
 const lines = readline.createInterface({ input: process.stdin });
 const nextLine = () => new Promise((resolve) => lines.once("line", resolve));
 
@@ -130,8 +133,11 @@ async function memberPhase(browser) {
   const { context, errors } = await browserContext(browser);
   const page = await open(context, "#/executions", null);
   await page.uncheck("#follow");
+  // The switch posts the new identity and then reloads the page: wait for the reloaded document, not
+  // the current one (which is already loaded and ready, and would be destroyed under the next call).
+  const reloaded = page.waitForEvent("load", { timeout: 20000 });
   await page.selectOption("#identity-select", `member:${config.orgA}`);
-  await page.waitForLoadState("load");
+  await reloaded;
   await page.waitForSelector("body[data-ready=true]", { timeout: 20000 });
   const identity = await page.$eval("#identity-select", (select) => select.value);
   await page.uncheck("#follow");
@@ -304,9 +310,9 @@ async function main() {
 }
 
 main().then(
-  () => process.exit(0),
+  () => exitAfterOutput(0),
   (e) => {
     print({ event: "error", error: String((e && e.stack) || e) });
-    process.exit(1);
+    exitAfterOutput(1);
   },
 );

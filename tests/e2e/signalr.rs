@@ -120,10 +120,15 @@ impl NodeClient {
     }
 
     /// The next event, failing the test on a client error or a timeout.
-    fn next(&self, deadline: Instant, waiting_for: &str) -> Value {
+    fn next(&mut self, deadline: Instant, waiting_for: &str) -> Value {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(line) = self.events.recv_timeout(left) else {
-            panic!("timed out waiting for {waiting_for}")
+        let line = match self.events.recv_timeout(left) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("timed out waiting for {waiting_for}"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
+                "the client closed its output before {waiting_for}: {:?}",
+                self.child.wait()
+            ),
         };
         let event: Value = serde_json::from_str(&line)
             .unwrap_or_else(|_| json!({"event": "error", "error": line}));
@@ -242,7 +247,7 @@ async fn live_logs_reach_subscribed_clients_exactly_once_in_order() {
         ],
     });
     let started = Instant::now();
-    let client = NodeClient::spawn(&config);
+    let mut client = NodeClient::spawn(&config);
     let deadline = Instant::now() + Duration::from_secs(60);
     assert_eq!(client.next(deadline, "clients ready")["event"], "ready");
     go(&mut simulate);
@@ -409,7 +414,7 @@ async fn live_logs_reach_subscribed_clients_exactly_once_in_order() {
 }
 
 /// Waits for a streamed `executionHistoryUpdate` row of each of `ids` with status `status`.
-fn wait_for_history_rows(client: &NodeClient, ids: &[String], status: &str, deadline: Instant) {
+fn wait_for_history_rows(client: &mut NodeClient, ids: &[String], status: &str, deadline: Instant) {
     let mut waiting: BTreeSet<&String> = ids.iter().collect();
     while !waiting.is_empty() {
         let event = client.next(deadline, &format!("{status} history rows of {waiting:?}"));
@@ -431,7 +436,7 @@ async fn the_last_history_row_of_a_completed_execution_is_its_list_row() {
     let store = ctx.store.clone();
     add_members(store.as_ref(), &[("alice", ORG_A)]).await;
     let alice = member("alice");
-    let client = NodeClient::spawn(&json!({
+    let mut client = NodeClient::spawn(&json!({
         "base": app.base,
         "logsPerExecution": 0,
         "clients": [{"name": "history", "principal": alice, "executions": [], "history": true,
@@ -477,7 +482,7 @@ async fn the_last_history_row_of_a_completed_execution_is_its_list_row() {
             .await
             .expect("write a running execution");
     }
-    wait_for_history_rows(&client, &ids, "Running", deadline);
+    wait_for_history_rows(&mut client, &ids, "Running", deadline);
     for (i, (status, changes)) in finished.iter().enumerate() {
         let mut doc = running(i);
         doc["status"] = json!(status);
@@ -490,7 +495,7 @@ async fn the_last_history_row_of_a_completed_execution_is_its_list_row() {
             .upsert(Container::Executions, doc, None)
             .await
             .expect("finish the execution");
-        wait_for_history_rows(&client, &ids[i..=i], status, deadline);
+        wait_for_history_rows(&mut client, &ids[i..=i], status, deadline);
     }
     // Nothing left in the feed: no row can still be on its way.
     loop {

@@ -19,6 +19,9 @@ const signalR = require(process.env.SIGNALR_MODULE);
 const config = JSON.parse(process.argv[2]);
 const print = (line) => process.stdout.write(JSON.stringify(line) + "\n");
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// Exit only once stdout is written: a pipe takes 64 KiB at once, and process.exit would drop the
+// rest of the (large) summaries still queued. An empty write's callback runs after every earlier one.
+const exitAfterOutput = (code) => process.stdout.write("", () => process.exit(code));
 
 function headersOf(spec) {
   const headers = { "x-ms-client-principal": spec.principal };
@@ -209,10 +212,10 @@ async function main() {
   await new Promise((resolve) => process.stdin.on("end", resolve));
   for (const client of clients) print(client.summary());
   await Promise.all(clients.map((client) => client.connection && client.connection.stop()));
-  process.exit(0);
+  exitAfterOutput(0);
 }
 
 main().catch((e) => {
   print({ event: "error", client: null, error: String(e && e.stack || e) });
-  process.exit(1);
+  exitAfterOutput(1);
 });

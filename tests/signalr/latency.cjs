@@ -79,5 +79,5 @@ async function main() {
 
 main().catch((e) => {
   print({ event: "error", error: String(e && e.stack || e) });
-  process.exit(1);
+  process.stdout.write("", () => process.exit(1));
 });
