@@ -11,7 +11,9 @@
 //!   time;
 //! - `feed`: the change feed over `change_log`, and the count of pending changes;
 //! - `rows`: rows ↔ documents (system properties), the point read, rusqlite errors;
-//! - `space`: a failure on a full device named as such, with the store's path.
+//! - `space`: a failure on a full device named as such, with the store's path;
+//! - `commits`: commit notices for change-feed readers, this process's and (through
+//!   `wal_writes` and `PRAGMA data_version`) other processes'.
 
 mod commits;
 mod feed;
@@ -22,6 +24,7 @@ mod space;
 mod sql;
 #[cfg(test)]
 mod tests;
+mod wal_writes;
 mod writes;
 
 use std::path::{Path, PathBuf};

@@ -424,7 +424,7 @@ async fn read_modify_write_retries_lost_races_and_honours_if_match() {
 /// A feed reader learns of commits without polling: this store's own at once, and those of
 /// another writer on the same file (another process, here a second store with its own
 /// connections) through the watcher's `PRAGMA data_version` check, after a quiet spell (the
-/// watcher backed off to its longest interval) within a few of those.
+/// watcher asleep until the WAL file is written, or backed off to its longest interval) soon.
 #[tokio::test]
 async fn commits_are_signalled_from_this_store_at_once_and_from_other_writers_soon() {
     let dir = tempfile::tempdir().unwrap();
@@ -450,7 +450,7 @@ async fn commits_are_signalled_from_this_store_at_once_and_from_other_writers_so
         .unwrap();
 
     // Quiet: nothing is signalled while nobody writes.
-    tokio::time::sleep(commits::MAX_WATCH_INTERVAL * 5).await;
+    tokio::time::sleep(commits::STAY_QUICK_FOR + commits::MAX_WATCH_INTERVAL * 5).await;
     assert!(!commits.has_changed().unwrap(), "a signal without a commit");
 
     let other = SqliteStore::open(&path, clock()).unwrap();
