@@ -23,3 +23,17 @@ pub async fn wait_for_signal() {
         _ = terminate => {}
     }
 }
+
+/// Sleeps `duration`; `true` (at once) when shutdown was requested instead.
+pub async fn sleep_unless_shutdown(
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    duration: std::time::Duration,
+) -> bool {
+    if *shutdown.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => *shutdown.borrow(),
+        _ = shutdown.changed() => true,
+    }
+}

@@ -3,6 +3,7 @@
 //! console at `/` (and its dev sign-in), and graceful shutdown.
 
 pub mod api;
+mod checkpoint;
 pub mod console;
 pub mod cors;
 pub mod dev_sign_in;

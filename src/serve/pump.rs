@@ -1,21 +1,24 @@
 //! Serve mode's change-feed pump: what the Functions host's Cosmos trigger does in Azure, over
 //! the store's own change feed. One pump per change-feed function; its checkpoint lives in the
-//! `leases` container and is written only after the batch succeeded or was dead-lettered, so a
-//! crash redelivers (at-least-once) and never skips. On a store that tells of its commits
+//! `leases` container and is handed to its saver (`checkpoint`, which writes it in the
+//! background) only after the batch succeeded or was dead-lettered, so a crash redelivers
+//! (at-least-once) and never skips. On a store that tells of its commits
 //! (SQLite) the pump sleeps until the next commit; on one that does not (Cosmos DB) it polls
 //! every `poll_interval`, the `feedPollDelay` of Azure's trigger.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::model::RawDocument;
 use crate::runtime::function::RetryPolicy;
 use crate::runtime::invoke::{self, Attempt, BatchOutcome};
+use crate::runtime::shutdown::sleep_unless_shutdown;
 use crate::runtime::{AppContext, BatchHandler, FailureKind};
-use crate::store::{string_field, Container, FeedPosition, StoreError};
+use crate::store::{Container, FeedPosition, StoreError};
+
+use super::checkpoint;
 
 pub struct Pump {
     pub function: &'static str,
@@ -30,36 +33,9 @@ pub struct Pump {
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Pump {
-    fn checkpoint_id(&self) -> String {
-        format!("serve-{}", self.function)
-    }
-
     /// Where this pump's feed continues: its saved checkpoint, or the beginning on first start.
     pub async fn load_position(&self, ctx: &AppContext) -> Result<FeedPosition, StoreError> {
-        let id = self.checkpoint_id();
-        let saved = ctx.store.read(Container::Leases, &id, &id).await?;
-        Ok(saved
-            .as_ref()
-            .and_then(|doc| string_field(&doc.body, "continuation"))
-            .map(|c| FeedPosition::Continuation(c.to_owned()))
-            // First start: process everything already in the store.
-            .unwrap_or(FeedPosition::Beginning))
-    }
-
-    async fn save_position(&self, ctx: &AppContext, continuation: &str) -> Result<(), StoreError> {
-        let id = self.checkpoint_id();
-        let doc: Value = json!({
-            "id": id,
-            "type": "checkpoint",
-            "functionName": self.function,
-            "container": self.container.name(),
-            "continuation": continuation,
-            "updatedAt": ctx.clock.now(),
-        });
-        ctx.store
-            .upsert(Container::Leases, doc, None)
-            .await
-            .map(|_| ())
+        checkpoint::load(ctx, self.function).await
     }
 
     /// Waits for the next commit (or `poll_interval` without commit notices); `true` when
@@ -70,7 +46,7 @@ impl Pump {
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         let Some(receiver) = commits else {
-            return Self::pause(shutdown, self.poll_interval).await;
+            return sleep_unless_shutdown(shutdown, self.poll_interval).await;
         };
         if *shutdown.borrow() {
             return true;
@@ -83,17 +59,6 @@ impl Pump {
                 }
                 *shutdown.borrow()
             }
-            _ = shutdown.changed() => true,
-        }
-    }
-
-    /// Sleeps, or returns `true` early when shutdown was requested.
-    async fn pause(shutdown: &mut watch::Receiver<bool>, duration: Duration) -> bool {
-        if *shutdown.borrow() {
-            return true;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(duration) => *shutdown.borrow(),
             _ = shutdown.changed() => true,
         }
     }
@@ -111,12 +76,19 @@ impl Pump {
             ?position,
             "change-feed pump started"
         );
-        let mut saved = match &position {
+        let saved = match &position {
             FeedPosition::Continuation(c) => Some(c.clone()),
             _ => None,
         };
         ctx.status
             .advanced(self.function, saved.clone(), ctx.clock.now());
+        let checkpoint = checkpoint::Saver::start(
+            ctx.clone(),
+            self.function,
+            self.container,
+            saved,
+            shutdown.clone(),
+        );
 
         let mut commits = ctx.store.commit_signal();
         // Whether the last pages carried changes (so going idle ends a burst).
@@ -147,7 +119,7 @@ impl Pump {
                         &format!("reading the change feed failed: {e}"),
                         ctx.clock.now(),
                     );
-                    if Self::pause(&mut shutdown, ERROR_BACKOFF).await {
+                    if sleep_unless_shutdown(&mut shutdown, ERROR_BACKOFF).await {
                         break;
                     }
                     continue;
@@ -165,27 +137,8 @@ impl Pump {
                     .batch_done(self.function, count, dead_lettered, ctx.clock.now());
             }
 
-            if saved.as_deref() != Some(page.continuation.as_str()) {
-                // Keep trying: moving on without a saved checkpoint would only mean redelivery,
-                // but a pump that cannot write is better visible in health than silently redoing work.
-                while let Err(e) = self.save_position(&ctx, &page.continuation).await {
-                    tracing::warn!(function = self.function, error = %e, "saving the checkpoint failed; retrying");
-                    ctx.status.failed(
-                        self.function,
-                        FailureKind::Checkpoint,
-                        &format!("saving the checkpoint failed: {e}"),
-                        ctx.clock.now(),
-                    );
-                    if Self::pause(&mut shutdown, ERROR_BACKOFF).await {
-                        return;
-                    }
-                }
-                saved = Some(page.continuation.clone());
-                ctx.status
-                    .succeeded(self.function, FailureKind::Checkpoint, ctx.clock.now());
-                ctx.status
-                    .advanced(self.function, saved.clone(), ctx.clock.now());
-            }
+            // Saved in the background: the next page is read without waiting for the write.
+            checkpoint.save(&page.continuation);
             let caught_up = position == FeedPosition::Continuation(page.continuation.clone());
             position = FeedPosition::Continuation(page.continuation);
             if caught_up && busy {
@@ -197,6 +150,7 @@ impl Pump {
                 break;
             }
         }
+        checkpoint.finish().await;
         tracing::info!(function = self.function, "change-feed pump stopped");
     }
 
@@ -230,7 +184,7 @@ impl Pump {
                     // run_batch counted the failed attempt.
                     retry_count = (retry_count + 1).min(max_retries);
                     let delay = self.retry.delay_before(retry_count as u32);
-                    if Self::pause(shutdown, delay).await {
+                    if sleep_unless_shutdown(shutdown, delay).await {
                         return None;
                     }
                 }
