@@ -17,7 +17,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bifrost_test_support::process::{lines, Binary};
-use bifrost_test_support::procfs::{cpu_seconds, exited, memory_mib};
+use bifrost_test_support::procfs::{cpu_seconds, exited, memory_mib, ThreadTimes};
 use bifrost_test_support::{bench, principal, signalr};
 use serde_json::{json, Value};
 
@@ -317,14 +317,22 @@ fn main() {
     let base = serve.base.clone();
 
     let serve_pid = serve.pid();
-    // Idle: the pumps wait for commits, the store's watcher checks for other writers.
-    std::thread::sleep(Duration::from_secs(2));
-    let idle_before = cpu_seconds(serve_pid);
+    // Idle: the pumps wait for commits, the store's watcher for writes. After the runtime's
+    // idle blocking threads have exited (10 s), so the threads' nanosecond counts cover the
+    // whole window (10 ms ticks over 30 s would read 0).
+    std::thread::sleep(Duration::from_secs(12));
+    let idle_before = ThreadTimes::of(serve_pid);
     std::thread::sleep(Duration::from_secs(IDLE_SECONDS));
-    let idle = (cpu_seconds(serve_pid) - idle_before) / IDLE_SECONDS as f64;
+    let (idle_seconds, idle_precise) = ThreadTimes::of(serve_pid).since(&idle_before);
+    let idle = idle_seconds / IDLE_SECONDS as f64;
+    let idle_clock = if idle_precise {
+        "its threads' time on a CPU, to the nanosecond"
+    } else {
+        "a thread exited meanwhile: 10 ms ticks"
+    };
     let idle_rss = memory_mib(serve_pid).0;
     println!(
-        "idle: {:.2}% of a core, RSS {idle_rss:.0} MiB",
+        "idle: {:.3}% of a core ({idle_clock}), RSS {idle_rss:.0} MiB",
         idle * 100.0
     );
 
@@ -368,7 +376,7 @@ fn main() {
          (duplicates and logs after a higher sequence are counted apart and fail the rate). CPU is each \
          process's user+system time over the writing (100% = one core; the {} cores are shared by all of \
          them), `serve`'s RSS at its end, the load average as the rate ended.\n\n\
-         Idle `serve` (no writes, no clients, {IDLE_SECONDS} s): {:.2}% of one core, RSS {idle_rss:.0} MiB.\n\n\
+         Idle `serve` (no writes, no clients, {IDLE_SECONDS} s): {:.3}% of one core ({idle_clock}), RSS {idle_rss:.0} MiB.\n\n\
          | asked logs/s | written logs/s | received / expected | duplicates, out of order | p50 | p99 | max | `serve` CPU | `simulate` CPU ({WRITERS}) | Node CPU ({CLIENT_PROCESSES}; busiest) | `serve` RSS | load |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         CLIENTS / EXECUTIONS,

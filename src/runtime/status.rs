@@ -106,9 +106,12 @@ impl PumpStatus {
             self.in_flight_since = None;
             self.last_success_at = Some(now);
         }
-        // A batch that went through proves the function works again; a checkpoint write or a
-        // feed read only clears its own kind of failure.
-        if kind == FailureKind::Batch || self.last_error_in == Some(kind) {
+        // A batch that went through proves the function works again, but not that its
+        // checkpoint can be written (`serve` saves it apart from the batches); a checkpoint
+        // write or a feed read only clears its own kind of failure.
+        let batch_clears =
+            kind == FailureKind::Batch && self.last_error_in != Some(FailureKind::Checkpoint);
+        if batch_clears || self.last_error_in == Some(kind) {
             self.last_error = None;
             self.last_error_at = None;
             self.last_error_in = None;
@@ -320,9 +323,11 @@ mod tests {
         assert_eq!(pump.last_error_in, Some(FailureKind::Checkpoint));
         assert_eq!(pump.in_flight_since, None);
 
-        // A feed read that works says nothing about the checkpoint.
+        // A feed read or a batch that works says nothing about the checkpoint.
         status.succeeded("F", FailureKind::ChangeFeed, at(4));
         assert!(status.pumps()["F"].failing_since.is_some());
+        status.succeeded("F", FailureKind::Batch, at(4));
+        assert_eq!(status.pumps()["F"].last_error.as_deref(), Some("disk full"));
         status.succeeded("F", FailureKind::Checkpoint, at(5));
         let pump = &status.pumps()["F"];
         assert_eq!(pump.failing_since, None);
