@@ -85,6 +85,7 @@ impl Saver {
 
     /// Hands over the continuation past the batches done so far, to be saved.
     pub fn save(&self, continuation: &str) {
+        // A page with nothing new hands over the same continuation: no copy, no wake-up.
         self.latest.send_if_modified(|latest| {
             let changed = latest.as_deref() != Some(continuation);
             if changed {

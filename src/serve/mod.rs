@@ -26,6 +26,7 @@ use crate::realtime::{ConsoleSink, SinkTarget, TeeSink};
 use crate::registry;
 use crate::runtime::config::RuntimeConfig;
 use crate::runtime::function::{FunctionSpec, Trigger, CHANGE_FEED_RETRY};
+use crate::runtime::shutdown::sleep_unless_shutdown;
 use crate::runtime::{AppContext, Handler};
 use crate::simulate::{self, SimulateOptions};
 use dev_sign_in::{DevIdentity, DevSignIn};
@@ -299,9 +300,8 @@ fn spawn_demo(
                 },
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
+            if sleep_unless_shutdown(&mut shutdown, Duration::from_secs(2)).await {
+                return;
             }
         }
     });

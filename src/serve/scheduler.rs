@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::model::Timestamp;
+use crate::runtime::shutdown::sleep_unless_shutdown;
 use crate::runtime::TimerInfo;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -93,11 +94,7 @@ pub async fn run<F, Fut>(
             return;
         };
         let wait = (next - now).to_std().unwrap_or_default();
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
+        if sleep_unless_shutdown(&mut shutdown, wait).await {
             return;
         }
         let info = TimerInfo {
