@@ -15,8 +15,13 @@ use tokio::net::TcpStream;
 use crate::helpers::{temp_dir, BIN};
 
 const HALF_OPEN: usize = 1000;
-/// What a normal client's request may take while the flood is open.
+/// What 19 of 20 normal clients' requests may take while the flood is open. Not every one:
+/// on a 2-core CI machine running the other e2e tests beside this one, a probe is sometimes
+/// just past it for want of a core, which is not starvation.
 const NORMAL_ANSWER: Duration = Duration::from_millis(100);
+/// What no normal client may wait. A server starved by the flood (a connection limit, accepts
+/// blocked behind half-open reads) keeps a probe waiting for the header timeout, 10 s.
+const STARVED: Duration = Duration::from_secs(1);
 
 /// Lets this process hold the flood's sockets (the soft limit is often 1024).
 fn raise_own_fd_limit() {
@@ -41,7 +46,7 @@ fn raise_own_fd_limit() {
 /// Opens `HALF_OPEN` sockets to `address` that send a request head without its final blank line
 /// and nothing more, while probing `probe` with fresh connections; returns when the server has
 /// closed them all. Asserts they were closed by the header read timeout (not before, not much
-/// later) and that every probe was answered within `NORMAL_ANSWER`.
+/// later), that 95% of probes were answered within `NORMAL_ANSWER` and none took `STARVED`.
 async fn flood_and_probe(address: &str, probe: String) {
     let timeout = ServerLimits::default().header_read_timeout;
     let mut sockets = Vec::with_capacity(HALF_OPEN);
@@ -114,8 +119,14 @@ async fn flood_and_probe(address: &str, probe: String) {
     assert!(probes.len() >= 20, "only {} probes", probes.len());
     let slow: Vec<_> = probes.iter().filter(|p| **p >= NORMAL_ANSWER).collect();
     assert!(
-        slow.is_empty(),
-        "normal clients waited {slow:?} (of {})",
+        slow.len() * 20 <= probes.len(),
+        "more than 1 in 20 normal clients waited {NORMAL_ANSWER:?} or more: {slow:?} (of {})",
+        probes.len()
+    );
+    let starved: Vec<_> = probes.iter().filter(|p| **p >= STARVED).collect();
+    assert!(
+        starved.is_empty(),
+        "normal clients waited {starved:?} (of {})",
         probes.len()
     );
 }
