@@ -6,6 +6,12 @@
 //! in Node, subscribed across the executions. Each client subtracts each log's timestamp from its
 //! receive time (same machine, same clock, microseconds).
 //!
+//! The clients connect once and stay connected for the whole sweep, as a console does, and are
+//! subscribed to each rate's new executions; an unmeasured warm-up rate runs first, so a figure is
+//! the steady pipeline's and not the first second of fresh Node processes (their JIT and
+//! connection set-up cost them a third more CPU in a 5 s window and pushed p99 from about 19 ms to
+//! about 32 ms at 1,000 logs/s, measured side by side).
+//!
 //! Measures `serve` idle (CPU over `IDLE_SECONDS`), then p50/p99/max, delivered/expected and
 //! `serve`'s CPU and RSS at 100 and 1,000 logs/s and at rising rates until p99 reaches 100 ms
 //! (the plan's target) or a log is lost, and writes its section of `bench/REPORT.md`.
@@ -36,6 +42,9 @@ const WRITERS: u32 = 2;
 const BATCH: u32 = 500;
 /// Seconds of writing per measured rate.
 const SECONDS_PER_RATE: f64 = 5.0;
+/// The unmeasured rate and time that warm the clients and `serve` before the sweep.
+const WARM_UP_RATE: u32 = 1000;
+const WARM_UP_SECONDS: f64 = 3.0;
 const IDLE_SECONDS: u64 = 30;
 const TARGET_P99_MS: f64 = 100.0;
 const RATES: [u32; 9] = [
@@ -110,28 +119,21 @@ fn spawn_writer(data: &std::path::Path, executions: u32, logs: u32, rate: f64) -
     Writer { child, ids }
 }
 
-/// One Node process of official clients, subscribed and ready.
+/// One Node process of official clients, connected for the whole sweep.
 struct Clients {
     child: Child,
     stdin: ChildStdin,
     events: std::sync::mpsc::Receiver<String>,
 }
 
-fn spawn_clients(
-    base: &str,
-    module: &std::path::Path,
-    ids: &[String],
-    process: u32,
-    clients: u32,
-) -> Clients {
-    // Client i subscribes to execution i mod the count: with as many clients per process as
-    // executions, every process holds one client per execution. A subscription reaches every
-    // connection of its user, so each client is its own user (a platform admin: full logs).
+fn spawn_clients(base: &str, module: &std::path::Path, process: u32, clients: u32) -> Clients {
+    // A subscription reaches every connection of its user, so each client is its own user (a
+    // platform admin: full logs).
     let principals: Vec<String> = (0..clients)
         .map(|i| principal::admin(&format!("bench-{process}-{i}")))
         .collect();
-    let config =
-        json!({"base": base, "principals": principals, "executions": ids, "clients": clients});
+    let no_executions: [&str; 0] = [];
+    let config = json!({"base": base, "principals": principals, "executions": no_executions, "clients": clients});
     let mut child = Command::new("node")
         .arg(signalr::script("latency.cjs"))
         .arg(config.to_string())
@@ -158,14 +160,25 @@ impl Clients {
         assert!(ready.contains("\"ready\""), "client: {ready}");
     }
 
-    /// Closes its stdin and reads what it received.
-    fn finish(mut self) -> Received {
-        drop(self.stdin);
+    fn command(&mut self, command: Value) {
+        writeln!(self.stdin, "{command}")
+            .and_then(|_| self.stdin.flush())
+            .expect("a command to the clients");
+    }
+
+    /// Subscribes client i to execution i mod the count: with as many clients per process as
+    /// executions, every process holds one client per execution.
+    fn subscribe(&mut self, ids: &[String]) {
+        self.command(json!({ "subscribe": ids }));
+    }
+
+    /// What they received since the last report.
+    fn report(&mut self) -> Received {
+        self.command(json!({ "report": true }));
         let line = self
             .events
             .recv_timeout(Duration::from_secs(60))
             .expect("latencies");
-        let _ = self.child.wait();
         let result: Value = serde_json::from_str(&line).expect("latency JSON");
         assert_eq!(result["event"], "latencies", "client: {line}");
         let latencies = result["ms"]
@@ -201,14 +214,13 @@ struct Received {
 }
 
 fn measure(
-    base: &str,
     serve_pid: u32,
     data: &std::path::Path,
-    module: &std::path::Path,
+    clients: &mut [Clients],
     rate: u32,
+    seconds: f64,
 ) -> Measurement {
-    let logs_per_execution =
-        ((f64::from(rate) * SECONDS_PER_RATE) / f64::from(EXECUTIONS)).ceil() as u32;
+    let logs_per_execution = ((f64::from(rate) * seconds) / f64::from(EXECUTIONS)).ceil() as u32;
     let mut writers: Vec<Writer> = (0..WRITERS)
         .map(|_| {
             spawn_writer(
@@ -220,10 +232,10 @@ fn measure(
         })
         .collect();
     let ids: Vec<String> = writers.iter().flat_map(|w| w.ids.clone()).collect();
-    let clients: Vec<Clients> = (0..CLIENT_PROCESSES)
-        .map(|process| spawn_clients(base, module, &ids, process, CLIENTS / CLIENT_PROCESSES))
-        .collect();
-    for process in &clients {
+    for process in clients.iter_mut() {
+        process.subscribe(&ids);
+    }
+    for process in clients.iter() {
         process.wait_ready();
     }
 
@@ -241,10 +253,10 @@ fn measure(
             .expect("start simulate");
     }
     // A writer's CPU is read once it has exited but before it is reaped (after, /proc has
-    // forgotten it); bounded: the writing takes `SECONDS_PER_RATE` unless the store stalls.
+    // forgotten it); bounded: the writing takes `seconds` unless the store stalls.
     let mut writers_cpu = 0.0;
     for (writer, before) in writers.iter_mut().zip(&writers_before) {
-        let deadline = Instant::now() + Duration::from_secs_f64(SECONDS_PER_RATE * 10.0 + 30.0);
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds * 10.0 + 30.0);
         while !exited(writer.child.id()) {
             assert!(Instant::now() < deadline, "simulate did not finish");
             std::thread::sleep(Duration::from_millis(2));
@@ -266,8 +278,8 @@ fn measure(
     std::thread::sleep(Duration::from_millis(1500));
     let mut latencies = Vec::new();
     let (mut subscribers, mut duplicates, mut out_of_order) = (0, 0, 0);
-    for process in clients {
-        let mut received = process.finish();
+    for process in clients.iter_mut() {
+        let mut received = process.report();
         latencies.append(&mut received.latencies);
         subscribers += received.subscribers;
         duplicates += received.duplicates;
@@ -336,11 +348,29 @@ fn main() {
         idle * 100.0
     );
 
+    let mut clients: Vec<Clients> = (0..CLIENT_PROCESSES)
+        .map(|process| spawn_clients(&base, &module, process, CLIENTS / CLIENT_PROCESSES))
+        .collect();
+    for process in &clients {
+        process.wait_ready();
+    }
+    let warm_up = measure(
+        serve_pid,
+        data.path(),
+        &mut clients,
+        WARM_UP_RATE,
+        WARM_UP_SECONDS,
+    );
+    println!(
+        "warm-up, {WARM_UP_RATE} logs/s for {WARM_UP_SECONDS} s (not reported): p50 {:.1} ms, p99 {:.1} ms, received {}/{}",
+        warm_up.p50, warm_up.p99, warm_up.received, warm_up.logs
+    );
+
     let mut results: Vec<Measurement> = Vec::new();
     let mut held = None;
     let mut broke = None;
     for rate in RATES {
-        let m = measure(&base, serve_pid, data.path(), &module, rate);
+        let m = measure(serve_pid, data.path(), &mut clients, rate, SECONDS_PER_RATE);
         println!(
             "{:>6} logs/s (written {:.0}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, received {}/{}, CPU serve {:.0}% simulate {:.0}% node {:.0}% (busiest {:.0}%), serve {:.0} MiB, load {:.2}",
             m.rate, m.achieved_rate, m.p50, m.p99, m.max, m.received, m.logs, m.cpu.serve * 100.0,
@@ -354,6 +384,12 @@ fn main() {
             broke = Some(rate);
             break;
         }
+    }
+    for process in clients {
+        drop(process.stdin);
+        let _ = process.events.recv_timeout(Duration::from_secs(60));
+        let mut child = process.child;
+        let _ = child.wait();
     }
     drop(serve);
 
@@ -371,7 +407,11 @@ fn main() {
          ({EXECUTIONS} executions in all, interleaved, each process transactions of what is due up to {BATCH} \
          logs, {SECONDS_PER_RATE:.0} s per rate, each log stamped just before its transaction) + {CLIENTS} \
          official `@microsoft/signalr` clients in {CLIENT_PROCESSES} Node processes, each client its own \
-         platform-admin user subscribed to one execution ({} per execution), all on loopback. Latency = \
+         platform-admin user subscribed to one execution of each rate ({} per execution), all on loopback. \
+         The clients connect once and stay connected for the whole sweep, as an open console does; \
+         {WARM_UP_SECONDS:.0} s at {WARM_UP_RATE} logs/s before the first rate warm them (and `serve`) \
+         and are not reported, so the figures are the steady pipeline's, not fresh Node processes' \
+         first second. Latency = \
          client receive time − the log's `timestamp`, per log and client; a log counts once per client \
          (duplicates and logs after a higher sequence are counted apart and fail the rate). CPU is each \
          process's user+system time over the writing (100% = one core; the {} cores are shared by all of \

@@ -3,12 +3,17 @@
 // Opens `clients` connections (default 1, subscribed to every execution; with more, client i
 // subscribes to execution i mod the count). A subscription is its user's (every connection of
 // that user receives it), so client i signs in as `principals[i]` when given (one user per
-// connection), else all as `principal`. Prints {"event":"ready"} once all are subscribed;
-// after stdin closes, one line {"event":"latencies","ms":[...],"received":N,"duplicates":N,
+// connection), else all as `principal`. Prints {"event":"ready"} once all are subscribed.
+// Then, per line on stdin: `{"subscribe":[ids]}` subscribes the same connections to more
+// executions (the same rule) and prints {"event":"ready"} again; `{"report":true}` prints what
+// was received since the last report and starts counting afresh, so one set of warm, long-lived
+// connections serves several measurements. When stdin closes it prints what is left and exits.
+// What it prints is one line {"event":"latencies","ms":[...],"received":N,"duplicates":N,
 // "outOfOrder":N,"expected":{id:subscribers}} with, per received log and client, receive time
 // minus its `timestamp` (the writer stamps it just before the store write), to the microsecond;
 // a log a client received again counts in `duplicates` (not in `ms`), one that came after a
-// higher sequence of its execution in `outOfOrder`.
+// higher sequence of its execution in `outOfOrder`; `expected` names the executions subscribed
+// since the last report.
 "use strict";
 
 const signalR = require(process.env.SIGNALR_MODULE);
@@ -25,15 +30,18 @@ function stampMs(timestamp) {
 }
 
 async function main() {
-  const latencies = [];
+  let latencies = [];
   let received = 0;
   let duplicates = 0;
   let outOfOrder = 0;
+  let subscribers = {};
+  const report = () =>
+    JSON.stringify({ event: "latencies", ms: latencies, received, duplicates, outOfOrder, expected: subscribers });
   const clients = config.clients || 1;
-  const subscribers = {};
   const connections = [];
   for (let i = 0; i < clients; i++) {
     const headers = headersOf(i);
+    // Kept across reports, so a log received again after its report still counts as a duplicate.
     const seen = new Set();
     const lastSequence = new Map();
     const connection = new signalR.HubConnectionBuilder()
@@ -55,29 +63,64 @@ async function main() {
       }
     });
     await connection.start();
-    const executions = clients === 1 ? config.executions : [config.executions[i % config.executions.length]];
-    for (const id of executions) {
-      const response = await fetch(`${config.base}/api/executions/${id}/subscribe`, {
-        method: "POST",
-        headers: { ...headers, "content-type": "application/json" },
-        body: JSON.stringify({ connectionId: connection.connectionId }),
-      });
-      if (response.status !== 200) throw new Error(`subscribe ${id}: ${response.status} ${await response.text()}`);
-      subscribers[id] = (subscribers[id] || 0) + 1;
-    }
     connections.push(connection);
   }
-  print({ event: "ready" });
-  process.stdin.resume();
+  const subscribe = async (ids) => {
+    for (let i = 0; i < clients && ids.length > 0; i++) {
+      const executions = clients === 1 ? ids : [ids[i % ids.length]];
+      for (const id of executions) {
+        const response = await fetch(`${config.base}/api/executions/${id}/subscribe`, {
+          method: "POST",
+          headers: { ...headersOf(i), "content-type": "application/json" },
+          body: JSON.stringify({ connectionId: connections[i].connectionId }),
+        });
+        if (response.status !== 200) throw new Error(`subscribe ${id}: ${response.status} ${await response.text()}`);
+        subscribers[id] = (subscribers[id] || 0) + 1;
+      }
+    }
+    print({ event: "ready" });
+  };
+  await subscribe(config.executions);
+
+  // Commands run one at a time, in the order they came.
+  let commands = Promise.resolve();
+  let pending = "";
+  process.stdin.setEncoding("utf8");
+  process.stdin.on("data", (chunk) => {
+    pending += chunk;
+    let newline;
+    while ((newline = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, newline).trim();
+      pending = pending.slice(newline + 1);
+      if (!line) continue;
+      const command = JSON.parse(line);
+      commands = commands.then(async () => {
+        if (command.subscribe) {
+          await subscribe(command.subscribe);
+        } else if (command.report) {
+          const line = report();
+          latencies = [];
+          received = duplicates = outOfOrder = 0;
+          subscribers = {};
+          await new Promise((resolve) => process.stdout.write(line + "\n", resolve));
+        } else {
+          throw new Error(`unknown command: ${line}`);
+        }
+      });
+      commands.catch(fail);
+    }
+  });
   await new Promise((resolve) => process.stdin.on("end", resolve));
+  await commands;
   await Promise.all(connections.map((c) => c.stop()));
   // Exit only once the line is written: a pipe takes 64 KiB at once, and process.exit would drop
   // the rest of a long line still queued.
-  const line = JSON.stringify({ event: "latencies", ms: latencies, received, duplicates, outOfOrder, expected: subscribers });
-  process.stdout.write(line + "\n", () => process.exit(0));
+  process.stdout.write(report() + "\n", () => process.exit(0));
 }
 
-main().catch((e) => {
+function fail(e) {
   print({ event: "error", error: String(e && e.stack || e) });
   process.stdout.write("", () => process.exit(1));
-});
+}
+
+main().catch(fail);
