@@ -1,8 +1,8 @@
 """Stamps bench/REPORT.md after a `bench/run`: under the title, one "Run …" line per run whose
 sections the report still holds (the command, the machine, its load: a run of some benchmarks
 replaces the lines of earlier runs of any of them and keeps the others) and the summary of the
-plan's targets, rebuilt on every run. The summary is made of the sections' own "Plan target: …; ours: …" lines, so it repeats their figures and
-never holds one of its own.
+plan's targets, rebuilt on every run. The summary is made of the sections' own "Plan target: …;
+ours: …" lines, so it repeats their figures and never holds one of its own.
 
     python3 bench/stamp.py REPORT HEADER
 """
@@ -38,7 +38,9 @@ def stamp(text, header):
         if line.startswith("Plan target") and "; ours: " in line:
             target, ours = line.split(": ", 1)[1].split("; ours: ", 1)
             rows.append(f"| {target} | {ours.rstrip('.')} | {section} |")
-    block = [header, ""] + [part for line in earlier for part in (line, "")] + [SUMMARY, "", "| target | ours | section |", "|---|---|---|"] + rows + [""]
+    kept = [part for line in earlier for part in (line, "")]
+    table = [SUMMARY, "", "| target | ours | section |", "|---|---|---|"] + rows + [""]
+    block = [header, ""] + kept + table
     title = lines.index("# Benchmarks") if "# Benchmarks" in lines else 0
     lines[title + 1:title + 1] = [""] + block
     text = "\n".join(lines)

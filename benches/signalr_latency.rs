@@ -8,9 +8,9 @@
 //!
 //! The clients connect once and stay connected for the whole sweep, as a console does, and are
 //! subscribed to each rate's new executions; an unmeasured warm-up rate runs first, so a figure is
-//! the steady pipeline's and not the first second of fresh Node processes (their JIT and
-//! connection set-up cost them a third more CPU in a 5 s window and pushed p99 from about 19 ms to
-//! about 32 ms at 1,000 logs/s, measured side by side).
+//! the steady pipeline's and not the first seconds of fresh Node processes (measured at 1,000
+//! logs/s with fresh processes: a 5 s window had a third more client CPU per second than a 10 s
+//! one, and p99 about 32 ms against about 19 ms).
 //!
 //! Measures `serve` idle (CPU over `IDLE_SECONDS`), then p50/p99/max, delivered/expected and
 //! `serve`'s CPU and RSS at 100 and 1,000 logs/s and at rising rates until p99 reaches 100 ms
@@ -170,6 +170,14 @@ impl Clients {
     /// executions, every process holds one client per execution.
     fn subscribe(&mut self, ids: &[String]) {
         self.command(json!({ "subscribe": ids }));
+    }
+
+    /// Closes its stdin (the clients disconnect and print what is left) and waits for it to exit.
+    fn close(self) {
+        drop(self.stdin);
+        let _ = self.events.recv_timeout(Duration::from_secs(60));
+        let mut child = self.child;
+        let _ = child.wait();
     }
 
     /// What they received since the last report.
@@ -385,12 +393,7 @@ fn main() {
             break;
         }
     }
-    for process in clients {
-        drop(process.stdin);
-        let _ = process.events.recv_timeout(Duration::from_secs(60));
-        let mut child = process.child;
-        let _ = child.wait();
-    }
+    clients.into_iter().for_each(Clients::close);
     drop(serve);
 
     let machine = {

@@ -16,6 +16,7 @@
 // since the last report.
 "use strict";
 
+const readline = require("node:readline");
 const signalR = require(process.env.SIGNALR_MODULE);
 const { performance } = require("node:perf_hooks");
 const config = JSON.parse(process.argv[2]);
@@ -82,45 +83,29 @@ async function main() {
   };
   await subscribe(config.executions);
 
-  // Commands run one at a time, in the order they came.
-  let commands = Promise.resolve();
-  let pending = "";
-  process.stdin.setEncoding("utf8");
-  process.stdin.on("data", (chunk) => {
-    pending += chunk;
-    let newline;
-    while ((newline = pending.indexOf("\n")) >= 0) {
-      const line = pending.slice(0, newline).trim();
-      pending = pending.slice(newline + 1);
-      if (!line) continue;
-      const command = JSON.parse(line);
-      commands = commands.then(async () => {
-        if (command.subscribe) {
-          await subscribe(command.subscribe);
-        } else if (command.report) {
-          const line = report();
-          latencies = [];
-          received = duplicates = outOfOrder = 0;
-          subscribers = {};
-          await new Promise((resolve) => process.stdout.write(line + "\n", resolve));
-        } else {
-          throw new Error(`unknown command: ${line}`);
-        }
-      });
-      commands.catch(fail);
+  // One command per line, each done before the next is read; the loop ends when stdin closes.
+  for await (const line of readline.createInterface({ input: process.stdin })) {
+    if (!line.trim()) continue;
+    const command = JSON.parse(line);
+    if (command.subscribe) {
+      await subscribe(command.subscribe);
+    } else if (command.report) {
+      const reported = report();
+      latencies = [];
+      received = duplicates = outOfOrder = 0;
+      subscribers = {};
+      await new Promise((resolve) => process.stdout.write(reported + "\n", resolve));
+    } else {
+      throw new Error(`unknown command: ${line}`);
     }
-  });
-  await new Promise((resolve) => process.stdin.on("end", resolve));
-  await commands;
+  }
   await Promise.all(connections.map((c) => c.stop()));
   // Exit only once the line is written: a pipe takes 64 KiB at once, and process.exit would drop
   // the rest of a long line still queued.
   process.stdout.write(report() + "\n", () => process.exit(0));
 }
 
-function fail(e) {
+main().catch((e) => {
   print({ event: "error", error: String(e && e.stack || e) });
   process.stdout.write("", () => process.exit(1));
-}
-
-main().catch(fail);
+});
