@@ -340,13 +340,11 @@ mod fast {
                     _ => return Some(0),
                 }
             }
-            let run = length + plain_len(&input[length..]);
-            let text = &input[length..run];
             if self.in_string {
-                self.text.extend_from_slice(text);
-            } else {
-                self.structure(text)?;
+                return Some(length + copy_plain(&mut self.text, &input[length..]));
             }
+            let run = length + plain_len(&input[length..]);
+            self.structure(&input[length..run])?;
             Some(run)
         }
 
@@ -456,6 +454,34 @@ mod fast {
                 .iter()
                 .take_while(|&&b| !is_special(b))
                 .count()
+    }
+
+    /// `plain_len` that also appends the prefix to `text`. Most runs inside the documents'
+    /// strings are a few bytes (between escaped quotes), so each word is copied whole and the
+    /// copy cut back at the special byte: a fixed 8-byte copy is one store, where copying the
+    /// exact length would call `memcpy` for every run.
+    fn copy_plain(text: &mut Vec<u8>, input: &[u8]) -> usize {
+        let mut length = 0;
+        while let Some(word) = input.get(length..length + 8) {
+            let word = [
+                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+            ];
+            text.extend_from_slice(&word);
+            let value = u64::from_le_bytes(word);
+            let special = has_byte(value, b'"') | has_byte(value, b'\\') | has_below(value, 0x20);
+            if special != 0 {
+                let kept = (special.trailing_zeros() / 8) as usize;
+                text.truncate(text.len() - 8 + kept);
+                return length + kept;
+            }
+            length += 8;
+        }
+        let rest = input[length..]
+            .iter()
+            .take_while(|&&b| !is_special(b))
+            .count();
+        text.extend_from_slice(&input[length..length + rest]);
+        length + rest
     }
 
     const ONES: u64 = 0x0101_0101_0101_0101;

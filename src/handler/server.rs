@@ -2,6 +2,7 @@
 //! per invocation. Every reply is `200` + a full JSON object unless failing the invocation is the
 //! only way to get a batch redelivered (then `500` + JSON; the host retries under the policy).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -134,13 +135,21 @@ async fn invoke_function(
 /// Bodies from this size on give their memory back to the system once they are handled.
 const RELEASE_AFTER_BYTES: usize = 4 * 1024 * 1024;
 
+/// The size the last invocation body had, up to `BODY_RESERVE_LIMIT`: what the next one starts
+/// with, since a function's batches are about the same size from one to the next.
+static RECENT_BODY_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Bodies larger than this grow from here by doubling, whatever came before: a rare huge batch
+/// must not make every later invocation reserve its size.
+const BODY_RESERVE_LIMIT: usize = 1024 * 1024;
+
 /// The whole body in one buffer, grown in place as frames arrive (the host sends it chunked, so
 /// its length is unknown up front): about one body of memory, where collecting the frames and
-/// joining them would briefly take two.
+/// joining them would briefly take two. It starts at the last body's size, so a 70 KB batch in
+/// 16 KB frames is copied once, not three more times while the buffer doubles.
 async fn read_body(body: axum::body::Body) -> Result<Vec<u8>, String> {
     use futures_util::StreamExt;
     let mut frames = body.into_data_stream();
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(RECENT_BODY_BYTES.load(Ordering::Relaxed));
     while let Some(frame) = frames.next().await {
         let frame = frame.map_err(|e| e.to_string())?;
         if bytes.len() + frame.len() > MAX_INVOCATION_BYTES {
@@ -148,6 +157,7 @@ async fn read_body(body: axum::body::Body) -> Result<Vec<u8>, String> {
         }
         bytes.extend_from_slice(&frame);
     }
+    RECENT_BODY_BYTES.store(bytes.len().min(BODY_RESERVE_LIMIT), Ordering::Relaxed);
     Ok(bytes)
 }
 

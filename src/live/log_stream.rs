@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use super::publish;
 use crate::model::rows::{is_admin_only_level, Reader, StreamLogEntry};
-use crate::model::Timestamp;
+use crate::model::{JsonString, Timestamp};
 use crate::realtime::groups::{self, Audience};
 use crate::realtime::HubMessage;
 use crate::runtime::{AppContext, Batch, BatchHandler, DocumentFacts, FunctionError};
@@ -34,22 +34,24 @@ pub const MAX_LOGS_BYTES_PER_MESSAGE: usize = 512 * 1024;
 const TRUNCATED_MESSAGE_CHARS: usize = 16 * 1024;
 
 /// What `LogStream` reads of an `execution_data` document, of any of its four types, straight
-/// from the delivered text: strings borrowed where they need no unescaping, `data`, `variables`
-/// and `state` kept as the JSON text they came as (they are sent on unchanged).
+/// from the delivered text: the strings a log line sends on (`id`, `level`, `message`) and
+/// `data`, `variables` and `state` kept as the JSON text they came as (they are copied into the
+/// messages unchanged, never unescaped and escaped again), the rest borrowed where it needs no
+/// unescaping.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DataView<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
     #[serde(borrow)]
-    id: Cow<'a, str>,
+    id: JsonString<'a>,
     #[serde(borrow)]
     execution_id: Cow<'a, str>,
     timestamp: Timestamp,
-    #[serde(borrow, default, deserialize_with = "borrowed")]
-    level: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "borrowed")]
-    message: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    level: Option<JsonString<'a>>,
+    #[serde(borrow, default)]
+    message: Option<JsonString<'a>>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
     #[serde(default)]
@@ -93,11 +95,32 @@ impl DocumentFacts for DataView<'_> {
 }
 
 struct Log<'a> {
-    id: Cow<'a, str>,
+    id: JsonString<'a>,
     timestamp: Timestamp,
-    level: Cow<'a, str>,
-    message: Cow<'a, str>,
+    level: JsonString<'a>,
+    message: JsonString<'a>,
     data: Option<&'a RawValue>,
+    /// `level` is one members may not read (decided once: every group's copy asks).
+    admin_only: bool,
+}
+
+impl<'a> Log<'a> {
+    fn new(
+        id: JsonString<'a>,
+        timestamp: Timestamp,
+        level: JsonString<'a>,
+        message: JsonString<'a>,
+        data: Option<&'a RawValue>,
+    ) -> Self {
+        Log {
+            id,
+            timestamp,
+            admin_only: is_admin_only_level(&level.unescaped()),
+            level,
+            message,
+            data,
+        }
+    }
 }
 
 struct Snapshot<'a> {
@@ -130,13 +153,13 @@ impl<'a> DataView<'a> {
         let item = match &*self.kind {
             "log" => Item::Log(
                 self.sequence.ok_or_else(|| missing("sequence"))?,
-                Log {
-                    id: self.id,
-                    timestamp: self.timestamp,
-                    level: self.level.ok_or_else(|| missing("level"))?,
-                    message: self.message.ok_or_else(|| missing("message"))?,
-                    data: self.data,
-                },
+                Log::new(
+                    self.id,
+                    self.timestamp,
+                    self.level.ok_or_else(|| missing("level"))?,
+                    self.message.ok_or_else(|| missing("message"))?,
+                    self.data,
+                ),
             ),
             "variables" => Item::Variables(Snapshot {
                 version: self.version.ok_or_else(|| missing("version"))?,
@@ -213,11 +236,11 @@ pub fn messages_for_batch(
     let mut executions: BTreeMap<Cow<str>, PerExecution> = BTreeMap::new();
     let mut skipped = Vec::new();
     for view in batch.read::<DataView>(&mut skipped)? {
-        let id = view.id.clone();
+        let id = view.id;
         let (execution_id, item) = match view.item() {
             Ok(parts) => parts,
             Err(reason) => {
-                skipped.push(format!("{id}: {reason}"));
+                skipped.push(format!("{}: {reason}", id.unescaped()));
                 continue;
             }
         };
@@ -318,50 +341,64 @@ fn logs_messages_of_both(
         return (member_logs, admin_logs);
     }
     // Nearly always the logs fit one message by far (which is what `chunk_logs` would make of
-    // them): then each line is serialized once, for both groups, and each group's payload is
-    // made of those texts (the members' with a placeholder for each line they may not read).
-    let whole: Vec<Box<RawValue>> = logs
-        .iter()
-        .map(|(&sequence, log)| entry_json(sequence, log, false))
-        .collect();
-    let admin = HubMessage::new(
-        admins.to_owned(),
-        TARGET_LOGS,
-        &LogsArgument {
-            execution_id,
-            logs: &whole[..],
-        },
-    );
-    let member = if hidden {
-        let placeholders: Vec<Box<RawValue>> = logs
-            .iter()
-            .filter(|(_, log)| !visible_to(Reader::Member, log))
-            .map(|(&sequence, log)| redacted_json(sequence, log))
-            .collect();
-        let mut placeholders = placeholders.iter();
-        let entries: Vec<&RawValue> = logs
-            .values()
-            .zip(&whole)
-            .filter_map(|(log, whole)| {
-                if visible_to(Reader::Member, log) {
-                    Some(&**whole)
-                } else {
-                    placeholders.next().map(|p| &**p)
-                }
-            })
-            .collect();
-        HubMessage::new(
-            members.to_owned(),
-            TARGET_LOGS,
-            &LogsArgument {
-                execution_id,
-                logs: &entries[..],
-            },
-        )
-    } else {
-        admin.to_group(members.to_owned())
+    // them): then each line is serialized once, for both groups (its strings and data copied as
+    // delivered), and the members' payload copies each line they may read from the admins' one
+    // and has a placeholder for each other.
+    let (admin_text, member_text) = both_payloads(execution_id, logs, hidden, bound);
+    let admin = HubMessage::from_serialized_arguments(admins.to_owned(), TARGET_LOGS, admin_text);
+    let member = match member_text {
+        Some(text) => HubMessage::from_serialized_arguments(members.to_owned(), TARGET_LOGS, text),
+        None => admin.to_group(members.to_owned()),
     };
     (vec![member], vec![admin])
+}
+
+/// The `executionLogs` arguments (`[LogsArgument]`'s JSON) of the admins and, if a line is
+/// `hidden` from them, of the members, writing each entry once: a members' entry is the bytes
+/// of the admins' one, or a placeholder.
+fn both_payloads(
+    execution_id: &str,
+    logs: &BTreeMap<u64, Log<'_>>,
+    hidden: bool,
+    size_hint: usize,
+) -> (Vec<u8>, Option<Vec<u8>>) {
+    let mut admin = Vec::with_capacity(size_hint + execution_id.len() + 32);
+    admin.extend_from_slice(b"[{\"executionId\":");
+    write(&mut admin, &execution_id);
+    admin.extend_from_slice(b",\"logs\":[");
+    let mut member = hidden.then(|| {
+        let mut text = Vec::with_capacity(admin.capacity());
+        text.extend_from_slice(&admin);
+        text
+    });
+    for (index, (&sequence, log)) in logs.iter().enumerate() {
+        if index > 0 {
+            admin.push(b',');
+        }
+        let start = admin.len();
+        write(&mut admin, &stream_entry(sequence, log));
+        if let Some(member) = member.as_mut() {
+            if index > 0 {
+                member.push(b',');
+            }
+            if visible_to(Reader::Member, log) {
+                member.extend_from_slice(&admin[start..]);
+            } else {
+                write(member, &redacted_entry(sequence, log));
+            }
+        }
+    }
+    admin.extend_from_slice(b"]}]");
+    if let Some(member) = member.as_mut() {
+        member.extend_from_slice(b"]}]");
+    }
+    (admin, member)
+}
+
+/// Appends `value`'s JSON to `text`.
+fn write(text: &mut Vec<u8>, value: &impl Serialize) {
+    // Writing to a `Vec` fails only if serializing fails, which our own types never do.
+    serde_json::to_writer(text, value).expect("a log entry serializes")
 }
 
 /// The `executionLogs` messages for `group`: the logs as `reader` gets them, in chunks.
@@ -379,64 +416,79 @@ fn logs_messages(
     messages
 }
 
-/// At least the serialized size of `log`'s entry, whole or redacted: a JSON string takes at most
-/// six bytes per byte of text (`\u00XX`), and the rest of an entry (keys, sequence, timestamp,
-/// `truncated`) fits in 200 bytes. Within the message budget `chunk_logs` makes one chunk of
-/// every entry, none truncated.
+/// At least the serialized size of `log`'s entry, whole or redacted: its strings and data are
+/// copied as delivered, and the rest of an entry (keys, sequence, timestamp, `truncated`) fits in
+/// 200 bytes. Within the message budget `chunk_logs` makes one chunk of every entry, none
+/// truncated.
 fn entry_bound(log: &Log<'_>) -> usize {
-    200 + 6 * (log.id.len() + log.level.len() + log.message.len())
+    200 + log.id.json().len()
+        + log.level.json().len()
+        + log.message.json().len()
         + log.data.map_or(0, |data| data.get().len())
 }
 
 fn visible_to(reader: Reader, log: &Log<'_>) -> bool {
-    reader == Reader::Admin || !is_admin_only_level(&log.level)
+    reader == Reader::Admin || !log.admin_only
 }
 
+/// A line's entry: whole, with its message as delivered.
 fn stream_entry<'e>(
     sequence: u64,
     log: &'e Log<'_>,
-    message: &'e str,
-    truncated: bool,
-) -> StreamLogEntry<'e, Option<&'e RawValue>> {
+) -> StreamLogEntry<'e, JsonString<'e>, JsonString<'e>, Option<&'e RawValue>> {
     StreamLogEntry {
-        id: &log.id,
+        id: log.id,
         sequence,
         timestamp: &log.timestamp,
-        level: &log.level,
-        message,
-        data: if truncated { None } else { log.data },
-        truncated,
+        level: log.level,
+        message: log.message,
+        data: log.data,
+        truncated: false,
     }
 }
 
 fn entry_json(sequence: u64, log: &Log<'_>, truncated: bool) -> Box<RawValue> {
-    let message = if truncated {
-        Cow::Owned(log.message.chars().take(TRUNCATED_MESSAGE_CHARS).collect())
-    } else {
-        Cow::Borrowed(&*log.message)
-    };
     // Our own types always serialize.
-    serde_json::value::to_raw_value(&stream_entry(sequence, log, &message, truncated))
-        .expect("a log entry serializes")
+    if truncated {
+        let message: String = log
+            .message
+            .unescaped()
+            .chars()
+            .take(TRUNCATED_MESSAGE_CHARS)
+            .collect();
+        let entry = StreamLogEntry {
+            id: log.id,
+            sequence,
+            timestamp: &log.timestamp,
+            level: log.level,
+            message: &*message,
+            data: None::<&RawValue>,
+            truncated: true,
+        };
+        serde_json::value::to_raw_value(&entry)
+    } else {
+        serde_json::value::to_raw_value(&stream_entry(sequence, log))
+    }
+    .expect("a log entry serializes")
 }
 
 /// A line `Reader::Member` may not read, as the members' stream carries it: its place, time and
 /// level (`RedactedLogEntry`'s shape), never its message or data.
 #[derive(Serialize)]
 struct Redacted<'a> {
-    id: &'a str,
+    id: JsonString<'a>,
     sequence: u64,
     timestamp: &'a Timestamp,
-    level: &'a str,
+    level: JsonString<'a>,
     redacted: bool,
 }
 
 fn redacted_entry<'e>(sequence: u64, log: &'e Log<'_>) -> Redacted<'e> {
     Redacted {
-        id: &log.id,
+        id: log.id,
         sequence,
         timestamp: &log.timestamp,
-        level: &log.level,
+        level: log.level,
         redacted: true,
     }
 }
@@ -674,22 +726,38 @@ mod tests {
     fn both_groups_payloads_equal_the_chunked_ones() {
         let data: Box<RawValue> = serde_json::from_str(r#"{"k": ["v\\\"w", 1.5e3]}"#).unwrap();
         let timestamp = Timestamp::parse("2025-01-01T00:00:00.5Z").unwrap();
-        let mut logs = BTreeMap::new();
-        for (sequence, level, message) in [
+        let lines = [
             (1, "info", "plain"),
             (2, "DEBUG", "say \"hi\" \\ \u{e9}\u{1F600}\n\u{7}"),
             (5, "Traceback", ""),
             (7, "warning", "</script>\u{2028}"),
-        ] {
+        ];
+        // Each string as JSON text, the way a document delivers it.
+        let texts: Vec<[String; 3]> = lines
+            .iter()
+            .map(|(sequence, level, message)| {
+                [
+                    format!("log-a-{sequence}"),
+                    level.to_string(),
+                    message.to_string(),
+                ]
+                .map(|text| serde_json::to_string(&text).unwrap())
+            })
+            .collect();
+        fn string(text: &str) -> JsonString<'_> {
+            serde_json::from_str(text).unwrap()
+        }
+        let mut logs = BTreeMap::new();
+        for ((sequence, _, _), [id, level, message]) in lines.iter().zip(&texts) {
             logs.insert(
-                sequence,
-                Log {
-                    id: Cow::Owned(format!("log-a-{sequence}")),
+                *sequence,
+                Log::new(
+                    string(id),
                     timestamp,
-                    level: Cow::Borrowed(level),
-                    message: Cow::Borrowed(message),
-                    data: (sequence % 2 == 1).then_some(&*data),
-                },
+                    string(level),
+                    string(message),
+                    (sequence % 2 == 1).then_some(&*data),
+                ),
             );
         }
         let (members, admins) = logs_messages_of_both("m", "a-g", "a", &logs);

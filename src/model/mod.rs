@@ -10,7 +10,7 @@ mod time;
 
 pub use documents::*;
 pub use entities::*;
-pub use raw::{is_syntax_error, RawDocument};
+pub use raw::{is_syntax_error, JsonString, RawDocument};
 pub use scope::{Scope, ScopeError};
 pub use status::{ExecutionStatus, StatusError};
 pub use time::{Timestamp, TimestampError};

@@ -117,15 +117,15 @@ impl LogEntry {
     }
 }
 
-/// One log line as the live stream (`executionLogs`) carries it, in this key order; `data` is
-/// whatever serializes the document's `data` (a value, or its JSON text as delivered).
+/// One log line as the live stream (`executionLogs`) carries it, in this key order; the strings
+/// and `data` are whatever serializes them (values, or their JSON text as delivered).
 #[derive(Debug, Serialize)]
-pub struct StreamLogEntry<'a, D: Serialize> {
-    pub id: &'a str,
+pub struct StreamLogEntry<'a, S: Serialize, M: Serialize, D: Serialize> {
+    pub id: S,
     pub sequence: u64,
     pub timestamp: &'a Timestamp,
-    pub level: &'a str,
-    pub message: &'a str,
+    pub level: S,
+    pub message: M,
     pub data: D,
     /// Set when the stream cut the line to fit a message (the query API has it whole).
     #[serde(skip_serializing_if = "std::ops::Not::not")]

@@ -57,6 +57,24 @@ impl HubMessage {
         }
     }
 
+    /// A message whose arguments are `json`: the text of a JSON array this crate serialized
+    /// itself with `serde_json` (assembled from pieces where that saves serializing one twice).
+    pub(crate) fn from_serialized_arguments(group: String, target: &str, json: Vec<u8>) -> Self {
+        debug_assert!(serde_json::from_slice::<&RawValue>(&json)
+            .is_ok_and(|raw| raw.get().len() == json.len() && raw.get().starts_with('[')));
+        let arguments = match String::from_utf8(json) {
+            // SAFETY: `from_string_unchecked` asks for one JSON value without whitespace around
+            // it, which `serde_json`'s output is (and the debug build checks).
+            Ok(json) => Arc::new(unsafe { RawValue::from_string_unchecked(json) }),
+            Err(_) => empty_arguments(),
+        };
+        HubMessage {
+            group,
+            target: target.to_owned(),
+            arguments,
+        }
+    }
+
     /// The same invocation for `group`, its arguments shared rather than copied.
     pub fn to_group(&self, group: String) -> Self {
         HubMessage {
