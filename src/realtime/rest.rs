@@ -264,15 +264,7 @@ impl MessageSink for RestSender {
     }
 
     fn client_connection(&self, user_id: Option<&str>) -> Result<ClientConnection, SinkError> {
-        let url = format!(
-            "{}/client/?hub={}",
-            self.connection.endpoint,
-            escape_segment(&self.hub)
-        );
-        let access_token =
-            jwt::token_for(&url, user_id, &self.connection.access_key, epoch_seconds())
-                .map_err(|e| SinkError::Send(e.to_string()))?;
-        Ok(ClientConnection { url, access_token })
+        client_connection(&self.connection, &self.hub, user_id)
     }
 
     /// `PUT …/users/{user}/groups/{group}?ttl=`: the service adds the user's connections, those
@@ -301,6 +293,24 @@ impl MessageSink for RestSender {
         let status = self.call(Method::DELETE, &segments, &[], None).await?;
         expect_success(status, &self.url(&segments))
     }
+}
+
+/// Where a client of `hub` on the service (or the built-in hub) connects, and its token: the
+/// client URL as `aud`, the user id as `nameid`, signed with the access key. serve's in-process
+/// sink hands out the same, so a client cannot tell the two apart.
+pub fn client_connection(
+    connection: &ConnectionString,
+    hub: &str,
+    user_id: Option<&str>,
+) -> Result<ClientConnection, SinkError> {
+    let url = format!(
+        "{}/client/?hub={}",
+        connection.endpoint,
+        escape_segment(hub)
+    );
+    let access_token = jwt::token_for(&url, user_id, &connection.access_key, epoch_seconds())
+        .map_err(|e| SinkError::Send(e.to_string()))?;
+    Ok(ClientConnection { url, access_token })
 }
 
 /// A 404 on a user or group call means a wrong endpoint or hub (these calls answer 200/204

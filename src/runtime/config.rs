@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 use crate::runtime::AppContext;
 
-use crate::realtime::SinkTarget;
+use crate::realtime::{MessageSink, SinkTarget};
 use crate::store::StoreUrl;
 
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +131,17 @@ pub struct RuntimeConfig {
 impl RuntimeConfig {
     /// Opens what the functions need (store, real-time sink) on the system clock.
     pub async fn open_context(&self, mode: &'static str) -> anyhow::Result<AppContext> {
+        self.open_context_with_sink(mode, None).await
+    }
+
+    /// `open_context`, delivering to `sink` instead of opening `realtime` when one is given: a
+    /// sink only an adapter can make (serve's in-process hub sink) still gets the context's
+    /// health observation.
+    pub async fn open_context_with_sink(
+        &self,
+        mode: &'static str,
+        sink: Option<Arc<dyn MessageSink>>,
+    ) -> anyhow::Result<AppContext> {
         use anyhow::Context;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store = crate::store::open(&self.store, clock.clone())
@@ -138,9 +149,12 @@ impl RuntimeConfig {
             .with_context(|| format!("opening store {}", self.store))?;
         // Debug builds only, for the fault-injection tests.
         let store = crate::store::faults::maybe_inject(store);
-        let sink = crate::realtime::open(&self.realtime)
-            .await
-            .context("opening the real-time sink")?;
+        let sink = match sink {
+            Some(sink) => sink,
+            None => crate::realtime::open(&self.realtime)
+                .await
+                .context("opening the real-time sink")?,
+        };
         let blobs = self
             .blobs
             .open()

@@ -5,14 +5,18 @@
 //! with the service's JWT checks (HS256 with the access key, `aud` = the URL). A connection is
 //! bound to the user id (`nameid`) of the token it negotiated with, as on the service, so a user
 //! added to a group reaches exactly that user's connections. So `RestSender` and the negotiate
-//! function run the same code here as against Azure.
+//! function run the same code here as against Azure. serve's own functions skip the REST API and
+//! deliver in process (`HubSink`), through the same operations the REST routes call.
 
 mod connection;
+mod operations;
 pub mod protocol;
+mod sink;
 pub mod state;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,9 +30,12 @@ use axum::routing::{any, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use serde_json::value::RawValue;
 use tower_http::limit::RequestBodyLimitLayer;
 
+pub use self::operations::HubError;
 use self::protocol::{parse_rest_path, PayloadMessage, RestCall};
+pub use self::sink::HubSink;
 use self::state::{HubState, QueueBudget, Record};
 use crate::realtime::connection_string::ConnectionString;
 use crate::realtime::jwt;
@@ -79,6 +86,8 @@ pub struct Hub {
     connection: ConnectionString,
     limits: HubLimits,
     state: HubState,
+    /// Shared by every clone (the router's, serve's, the sink's): see `Hub::shut_down`.
+    shutting_down: Arc<AtomicBool>,
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -110,6 +119,7 @@ impl Hub {
             },
             limits,
             state: HubState::default(),
+            shutting_down: Arc::default(),
         }
     }
 
@@ -338,12 +348,17 @@ async fn rest(
             }
             Err(refusal) => refusal.into_response(),
         },
-        RestCall::SendToGroup { group } => match record(&body) {
-            Ok(record) => {
-                hub.state.send_to_group(&name, &group, &record);
-                StatusCode::ACCEPTED.into_response()
-            }
-            Err(refusal) => refusal.into_response(),
+        RestCall::SendToGroup { group } => match PayloadMessage::parse(&body) {
+            Ok(message) => match hub.send_to_group(
+                &name,
+                &group,
+                &message.target,
+                message.arguments.map(RawValue::get),
+            ) {
+                Ok(_) => StatusCode::ACCEPTED.into_response(),
+                Err(e) => unavailable(e),
+            },
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         RestCall::SendToConnection { connection } => match record(&body) {
             Ok(record) => found(
@@ -398,12 +413,16 @@ async fn rest(
                     )
                 }
             };
-            hub.state.add_user_to_group(&name, &group, &user, ttl);
-            StatusCode::OK.into_response()
+            match hub.add_user_to_group(&name, &group, &user, ttl) {
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(e) => unavailable(e),
+            }
         }
         RestCall::RemoveUserFromGroup { group, user } => {
-            hub.state.remove_user_from_group(&name, &group, &user);
-            StatusCode::NO_CONTENT.into_response()
+            match hub.remove_user_from_group(&name, &group, &user) {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(e) => unavailable(e),
+            }
         }
         RestCall::RemoveUserFromAllGroups { user } => {
             hub.state.remove_user_from_all_groups(&name, &user);
@@ -415,6 +434,12 @@ async fn rest(
         ),
         RestCall::UserExists { user } => found(hub.state.user_exists(&name, &user), StatusCode::OK),
     }
+}
+
+/// A hub that is shutting down answers as the service does when it cannot take a call: 503,
+/// which `RestSender` retries and then reports.
+fn unavailable(e: HubError) -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
 /// The whole request body, or the refusal (over `MAX_REST_BODY_BYTES`, or too slow to arrive).

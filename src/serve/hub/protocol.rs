@@ -132,12 +132,19 @@ impl<'a> PayloadMessage<'a> {
 
     /// The Invocation record a client receives for this send.
     pub fn record(&self) -> String {
-        let arguments = self.arguments.map_or("[]", RawValue::get);
-        format!(
-            "{{\"type\":1,\"target\":{},\"arguments\":{arguments}}}{RECORD_SEPARATOR}",
-            Value::String(self.target.clone())
-        )
+        invocation_record(&self.target, self.arguments.map(RawValue::get))
     }
+}
+
+/// The Invocation record of a server send: `arguments` is a JSON array's text, copied in as it
+/// is (`None`: no arguments). One function for the REST sends and the in-process sink, so both
+/// put the same bytes on the wire.
+pub fn invocation_record(target: &str, arguments: Option<&str>) -> String {
+    let arguments = arguments.unwrap_or("[]");
+    format!(
+        "{{\"type\":1,\"target\":{},\"arguments\":{arguments}}}{RECORD_SEPARATOR}",
+        Value::String(target.to_owned())
+    )
 }
 
 /// One call of the REST subset, with segments percent-decoded.

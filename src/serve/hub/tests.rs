@@ -1,6 +1,6 @@
-//! The hub over real sockets, in process: negotiate and REST through `RestSender`, WebSockets
-//! through a minimal hand-written client (so a client can simply stop reading, like a stalled
-//! browser tab).
+//! The hub over real sockets, in process: negotiate and REST through `RestSender` (and serve's
+//! in-process `HubSink` beside it), WebSockets through a minimal hand-written client (so a client
+//! can simply stop reading, like a stalled browser tab).
 
 use std::time::Duration;
 
@@ -9,8 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::state::QueueBudget;
-use super::{Hub, HubLimits};
-use crate::realtime::{HubMessage, MessageSink, RestSender, HUB};
+use super::{Hub, HubLimits, HubSink};
+use crate::realtime::{jwt, HubMessage, MessageSink, RestSender, SinkError, HUB};
 
 async fn start(limits: HubLimits) -> (Hub, RestSender) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -23,14 +23,14 @@ async fn start(limits: HubLimits) -> (Hub, RestSender) {
 }
 
 /// A connected client of `user`, within 10 s: its connection id and socket.
-async fn connect(sender: &RestSender, user: &str) -> (String, TcpStream) {
+async fn connect(sender: &dyn MessageSink, user: &str) -> (String, TcpStream) {
     tokio::time::timeout(Duration::from_secs(10), handshake(sender, user))
         .await
         .expect("the hub accepts a client within 10 s")
 }
 
 /// Negotiates as the official client does and opens the WebSocket, handshake included.
-async fn handshake(sender: &RestSender, user: &str) -> (String, TcpStream) {
+async fn handshake(sender: &dyn MessageSink, user: &str) -> (String, TcpStream) {
     let info = sender.client_connection(Some(user)).unwrap();
     let negotiate = info.url.replacen("/client/?", "/client/negotiate?", 1) + "&negotiateVersion=1";
     let negotiated: Value = reqwest::Client::new()
@@ -235,4 +235,106 @@ async fn the_sender_fails_loudly_on_a_wrong_key_or_an_unreachable_service() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("gave up after 3 attempts"), "{error}");
+}
+
+/// A server frame within 10 s.
+async fn next_frame(stream: &mut TcpStream) -> String {
+    tokio::time::timeout(Duration::from_secs(10), read_frame(stream))
+        .await
+        .expect("a frame within 10 s")
+        .expect("the connection stays open")
+}
+
+#[tokio::test]
+async fn the_in_process_sink_delivers_what_the_rest_api_delivers() {
+    let (hub, sender) = start(HubLimits::default()).await;
+    let sink = HubSink::new(hub.clone(), HUB);
+
+    // Negotiate gives what `RestSender` gives: the same URL, a token with the same claims.
+    let ours = sink.client_connection(Some("ann")).unwrap();
+    let theirs = sender.client_connection(Some("ann")).unwrap();
+    assert_eq!(ours.url, theirs.url);
+    let key = &hub.connection_string().access_key;
+    let claims = jwt::verify(&ours.access_token, key, &[&ours.url]).unwrap();
+    let expected = jwt::verify(&theirs.access_token, key, &[&theirs.url]).unwrap();
+    assert_eq!((claims.aud, claims.nameid), (expected.aud, expected.nameid));
+
+    // A client negotiated with the sink's token, over the real WebSocket.
+    let (ann_id, mut ann) = connect(&sink, "ann").await;
+    let (_, mut bob) = connect(&sink, "bob").await;
+    let ttl = Duration::from_secs(60);
+    sink.add_user_to_group("g", "ann", ttl).await.unwrap();
+    sink.add_user_to_group("other", "bob", ttl).await.unwrap();
+    assert!(hub.state.user_in_group(HUB, "g", "ann"));
+
+    let message = HubMessage::new("g".into(), "push", &json!({ "n": 1, "text": "é\"" }));
+    sink.send(std::slice::from_ref(&message)).await.unwrap();
+    let in_process = next_frame(&mut ann).await;
+    sender.send(std::slice::from_ref(&message)).await.unwrap();
+    let over_rest = next_frame(&mut ann).await;
+    assert_eq!(in_process, over_rest, "the same frame either way");
+    assert_eq!(
+        in_process,
+        "{\"type\":1,\"target\":\"push\",\"arguments\":[{\"n\":1,\"text\":\"é\\\"\"}]}\u{1e}"
+    );
+
+    // A group's messages stay in order; bob, in another group, got none of them.
+    let batch: Vec<HubMessage> = (2..5)
+        .map(|n| HubMessage::new("g".into(), "push", &json!({ "n": n })))
+        .chain([HubMessage::new(
+            "other".into(),
+            "push",
+            &json!({ "to": "bob" }),
+        )])
+        .collect();
+    sink.send(&batch).await.unwrap();
+    let mut received = String::new();
+    while received.matches('\u{1e}').count() < 3 {
+        received.push_str(&next_frame(&mut ann).await);
+    }
+    let positions: Vec<usize> = (2..5)
+        .map(|n| {
+            received
+                .find(&format!("\"n\":{n}"))
+                .unwrap_or_else(|| panic!("log {n} missing: {received}"))
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{received}");
+    let to_bob = next_frame(&mut bob).await;
+    assert!(
+        to_bob.contains("\"to\":\"bob\""),
+        "bob's first frame: {to_bob}"
+    );
+
+    // Out of the group: nothing more reaches ann's connection.
+    sink.remove_user_from_group("g", "ann").await.unwrap();
+    assert!(!hub.state.user_in_group(HUB, "g", "ann"));
+    assert_eq!(hub.state.send_to_group(HUB, "g", &"x".into()).queued, 0);
+    assert!(hub.state.exists(HUB, &ann_id));
+}
+
+#[tokio::test]
+async fn a_hub_that_is_shutting_down_fails_the_sink_and_the_rest_api_alike() {
+    let (hub, sender) = start(HubLimits::default()).await;
+    let sink = HubSink::new(hub.clone(), HUB);
+    sink.probe().await.unwrap();
+    hub.shut_down();
+    let message = HubMessage::without_arguments("g".into(), "t");
+    let error = sink.send(std::slice::from_ref(&message)).await.unwrap_err();
+    assert!(
+        matches!(&error, SinkError::Send(text) if text.contains("shutting down")),
+        "{error}"
+    );
+    let ttl = Duration::from_secs(60);
+    assert!(sink.add_user_to_group("g", "ann", ttl).await.is_err());
+    assert!(sink.remove_user_from_group("g", "ann").await.is_err());
+    assert!(sink.probe().await.is_err());
+    assert!(!hub.state.user_in_group(HUB, "g", "ann"));
+
+    let error = sender.send(&[message]).await.unwrap_err().to_string();
+    assert!(
+        error.contains("503") && error.contains("gave up after 3 attempts"),
+        "{error}"
+    );
+    assert!(sender.add_user_to_group("g", "ann", ttl).await.is_err());
 }

@@ -174,6 +174,39 @@ pub(super) async fn change_feed_order_dedupe_and_resume(store: Dyn) {
     }
 }
 
+/// `upsert_all` (how `simulate` writes its logs): every document written, an existing one
+/// replaced, each readable with its system properties and in the feed in write order.
+pub(super) async fn upsert_all_writes_every_document_in_order(store: Dyn) {
+    let c = Container::ExecutionData;
+    let log = |e: &str, s: u64, text: &str| json!({"id": format!("{e}-{s}"), "executionId": e, "type": "log", "sequence": s, "message": text});
+    store.upsert(c, log("a", 1, "old"), None).await.unwrap();
+    let batch = vec![
+        log("a", 1, "new"),
+        log("b", 1, "b1"),
+        log("a", 2, "a2"),
+        log("b", 2, "b2"),
+    ];
+    store.upsert_all(c, batch).await.unwrap();
+    let replaced = store.read(c, "a", "a-1").await.unwrap().unwrap();
+    assert_eq!(replaced.body["message"], "new");
+    assert_system_properties(&replaced.body);
+    let (feed, _) = drain(&store, c, FeedPosition::Beginning, 100).await;
+    assert_eq!(
+        by_partition(&feed),
+        per_partition(&[("a", &["a-1", "a-2"]), ("b", &["b-1", "b-2"])])
+    );
+    feed.iter().for_each(assert_system_properties);
+    let in_feed = feed.iter().find(|d| d["id"] == "b-2").unwrap();
+    assert_eq!(
+        in_feed,
+        &store.read(c, "b", "b-2").await.unwrap().unwrap().body
+    );
+    // An invalid document fails the call (SQLite writes none of the batch then, Cosmos DB
+    // stops at it).
+    let invalid = vec![json!({"id": "no-partition"})];
+    assert!(store.upsert_all(c, invalid).await.is_err());
+}
+
 pub(super) async fn change_feed_steps_over_expired_documents(store: Dyn, clock: &ManualClock) {
     let data = Container::ExecutionData;
     let start = store

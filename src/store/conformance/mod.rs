@@ -83,6 +83,7 @@ conformance! {
     pagination => queries::pagination_is_complete_and_stable;
     partition_isolation => queries::partition_isolation;
     change_feed => feed::change_feed_order_dedupe_and_resume;
+    upsert_all => feed::upsert_all_writes_every_document_in_order;
     change_feed_steps_over_expired => feed::change_feed_steps_over_expired_documents(clock), except {
         cosmos_emulator: "documents must expire, and the emulator stores `ttl` but never expires them",
         cosmos_account: "documents must expire on a clock the test moves; the service expires them in the background on its own",
