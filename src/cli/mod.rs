@@ -12,18 +12,18 @@ use clap::Parser;
 
 pub use args::{Cli, Command};
 
-/// Tokio's own setting for the number of worker threads.
-const WORKER_THREADS: &str = "TOKIO_WORKER_THREADS";
-
 /// The binary's whole life: parse, run, and exit non-zero with one message on failure.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if matches!(cli.command, Command::Handler(_)) && std::env::var_os(WORKER_THREADS).is_none() {
+    if matches!(cli.command, Command::Handler(_))
+        && std::env::var_os(crate::runtime::config::WORKER_THREADS_ENV).is_none()
+    {
         // The Functions host posts a change-feed partition's batches one at a time and is itself
-        // the other busy process on the instance. With two workers, each invocation woke both
-        // (about four context switches per 100-document batch on one connection, 15% of the
-        // handler's CPU); with one, 0.6. `TOKIO_WORKER_THREADS` still sets the number.
+        // the other busy process on the instance. With two workers, each invocation woke both:
+        // about four voluntary context switches per 100-document batch on one connection against
+        // 0.6 with one, and a fifth more CPU per document (docs/benchmarks.md). The store's work
+        // runs on the blocking pool either way; `TOKIO_WORKER_THREADS` still sets the number.
         builder.worker_threads(1);
     }
     let runtime = match builder.enable_all().build() {

@@ -24,6 +24,8 @@ pub const SIGNALR_ENV: &str = "BIFROST_SIGNALR";
 /// The Azure app setting name the SignalR bindings and tooling use.
 pub const SIGNALR_CONNECTION_ENV: &str = "AzureSignalRConnectionString";
 pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+/// Tokio's own setting, which the runtime builder reads.
+pub const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
 
 pub const SETTINGS: &[Setting] = &[
     Setting {
@@ -74,6 +76,13 @@ pub const SETTINGS: &[Setting] = &[
         description: "Azure SignalR Service (serverless) connection string `Endpoint=https://<name>.service.signalr.net;AccessKey=<key>;Version=1.0;`: real-time messages and `/api/negotiate` use it.",
         example: "Endpoint=https://<name>.service.signalr.net;AccessKey=<key>;Version=1.0;",
         in_local_settings: true,
+    },
+    Setting {
+        name: WORKER_THREADS_ENV,
+        description: "Tokio's number of worker threads (default: one per core, and one in `handler` mode, where the host posts a partition's batches one at a time).",
+        example: "1",
+        // The defaults fit; a setting for whoever measures otherwise.
+        in_local_settings: false,
     },
     Setting {
         name: "RUST_LOG",
