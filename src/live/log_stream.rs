@@ -376,7 +376,7 @@ fn both_payloads(
             admin.push(b',');
         }
         let start = admin.len();
-        write(&mut admin, &stream_entry(sequence, log));
+        write(&mut admin, &stream_entry(sequence, log, log.message, false));
         if let Some(member) = member.as_mut() {
             if index > 0 {
                 member.push(b',');
@@ -431,19 +431,21 @@ fn visible_to(reader: Reader, log: &Log<'_>) -> bool {
     reader == Reader::Admin || !log.admin_only
 }
 
-/// A line's entry: whole, with its message as delivered.
-fn stream_entry<'e>(
+/// A line's entry with `message` (as delivered, or cut to fit) and, unless `truncated`, its data.
+fn stream_entry<'e, M: Serialize>(
     sequence: u64,
     log: &'e Log<'_>,
-) -> StreamLogEntry<'e, JsonString<'e>, JsonString<'e>, Option<&'e RawValue>> {
+    message: M,
+    truncated: bool,
+) -> StreamLogEntry<'e, JsonString<'e>, M, Option<&'e RawValue>> {
     StreamLogEntry {
         id: log.id,
         sequence,
         timestamp: &log.timestamp,
         level: log.level,
-        message: log.message,
-        data: log.data,
-        truncated: false,
+        message,
+        data: if truncated { None } else { log.data },
+        truncated,
     }
 }
 
@@ -456,18 +458,9 @@ fn entry_json(sequence: u64, log: &Log<'_>, truncated: bool) -> Box<RawValue> {
             .chars()
             .take(TRUNCATED_MESSAGE_CHARS)
             .collect();
-        let entry = StreamLogEntry {
-            id: log.id,
-            sequence,
-            timestamp: &log.timestamp,
-            level: log.level,
-            message: &*message,
-            data: None::<&RawValue>,
-            truncated: true,
-        };
-        serde_json::value::to_raw_value(&entry)
+        serde_json::value::to_raw_value(&stream_entry(sequence, log, &*message, true))
     } else {
-        serde_json::value::to_raw_value(&stream_entry(sequence, log))
+        serde_json::value::to_raw_value(&stream_entry(sequence, log, log.message, false))
     }
     .expect("a log entry serializes")
 }

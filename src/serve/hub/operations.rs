@@ -21,7 +21,8 @@ pub enum HubError {
 }
 
 impl Hub {
-    /// From now on every send and group change fails with `HubError::ShuttingDown`.
+    /// From now on every group send and user group change (what `HubSink` does, and their REST
+    /// routes) fails with `HubError::ShuttingDown`.
     pub fn shut_down(&self) {
         self.shutting_down.store(true, Ordering::Release);
     }
