@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -31,6 +31,8 @@ const DOCS_PER_BATCH: usize = 100;
 /// Distinct LogStream bodies; each pass posts all of them.
 const LOG_BATCHES: usize = 200;
 const ROUNDS: usize = 5;
+/// Passes over the LogStream bodies per round for the socket's floor (tens of ms of its CPU).
+const FLOOR_PASSES: usize = 10;
 /// CPU a LogStream measurement must reach: at the nanosecond clock's resolution this is for
 /// the machine's noise (other work, frequency) to average out within a round, not for ticks.
 const MIN_CPU_SECONDS: f64 = 0.5;
@@ -293,6 +295,124 @@ fn ours(handler: &Handler, function: &str, bodies: &[Vec<u8>], at_least_once: bo
     Run {
         cpu_per_document: cpu_since(handler, &before) / documents as f64,
         slowest_batch,
+    }
+}
+
+/// The socket's floor: this bench's own executable, started as a separate process (as the
+/// handler is: a switch between processes costs more than one between threads) serving HTTP/1.1
+/// the least any server can. It reads each request up to its last chunk into one buffer and
+/// answers `{}` without looking at it, so what it costs per document is what any handler pays on
+/// this machine before its own work: the kernel's copy of the bytes, the wake-up per request,
+/// the reply's write.
+struct Floor {
+    child: Child,
+    port: u16,
+}
+
+/// Set in the floor's environment: the port it serves.
+const FLOOR_PORT_ENV: &str = "HANDLER_BENCH_FLOOR_PORT";
+
+impl Floor {
+    fn spawn() -> Floor {
+        let port = ports::free_port();
+        let child = Command::new(std::env::current_exe().expect("this bench's path"))
+            .env(FLOOR_PORT_ENV, port.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn the floor");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the floor did not start"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Floor { child, port }
+    }
+
+    /// The floor process's body: serves connections one at a time until killed.
+    fn serve(port: u16) -> ! {
+        const REPLY: &[u8] =
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+        let mut buffer = vec![1_u8; 4 << 20];
+        loop {
+            let (mut stream, _) = listener.accept().expect("accept");
+            stream.set_nodelay(true).expect("nodelay");
+            let mut have = 0;
+            while let Ok(read @ 1..) = stream.read(&mut buffer[have..]) {
+                have += read;
+                // The bodies are JSON, whose text holds no raw CR/LF: this is the last chunk.
+                if buffer[..have].ends_with(b"\r\n0\r\n\r\n") {
+                    stream.write_all(REPLY).expect("reply");
+                    have = 0;
+                }
+                assert!(
+                    have < buffer.len(),
+                    "a request larger than the floor's buffer"
+                );
+            }
+        }
+    }
+
+    /// CPU per document of posting every body `passes` times over one connection.
+    fn cost(&self, bodies: &[Vec<u8>], passes: usize) -> f64 {
+        let mut connection = Connection::open(self.port);
+        let before = ThreadTimes::of(self.child.id());
+        for _ in 0..passes {
+            for body in bodies {
+                let (status, reply) = connection.post("LogStream", body);
+                assert_eq!((status, reply.as_slice()), (200, &b"{}"[..]));
+            }
+        }
+        let (seconds, precise) = ThreadTimes::of(self.child.id()).since(&before);
+        assert!(precise, "the floor's one thread exited");
+        seconds / (passes * bodies.len() * DOCS_PER_BATCH) as f64
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// LogStream and the socket's floor with the server pinned to one core, the client to core 0.
+struct Placement {
+    name: &'static str,
+    handler: f64,
+    floor: f64,
+}
+
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Restricts thread `tid` (0: the calling thread) to `cpus`.
+fn pin(tid: i32, cpus: &[usize]) {
+    // SAFETY: `cpu_set_t` is plain data, zeroed is the empty set, and the call only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        let result = libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(
+            result,
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Every thread of process `pid` (affinity is per thread).
+fn pin_process(pid: u32, cpus: &[usize]) {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
+        let tid = task.expect("task").file_name();
+        pin(tid.to_string_lossy().parse().expect("a thread id"), cpus);
     }
 }
 
@@ -568,6 +688,9 @@ fn daily_metrics(data: &Path, day: &str) -> Value {
 }
 
 fn main() {
+    if let Ok(port) = std::env::var(FLOOR_PORT_ENV) {
+        Floor::serve(port.parse().expect("the floor's port"));
+    }
     let scratch = tempfile::tempdir().expect("tempdir");
     let machine = machine();
     println!("{machine}");
@@ -651,6 +774,42 @@ fn main() {
         );
     }
     let (rss_end, hwm) = memory_mib(handler.pid());
+
+    // Where the server runs against the client: the same core (each wake-up a switch on that
+    // core) or the other one (each wake-up a cross-core interrupt, dear in a VM).
+    let floor = Floor::spawn();
+    floor.cost(&logs[..20], 1);
+    // Counted before any pinning (the count follows this thread's affinity).
+    let cores = cpu_count();
+    let placements: Vec<Placement> = [("the client's core", 0), ("the other core", 1)]
+        .into_iter()
+        .filter(|_| cores >= 2)
+        .map(|(name, server_cpu)| {
+            pin(0, &[0]);
+            pin_process(handler.pid(), &[server_cpu]);
+            pin_process(floor.child.id(), &[server_cpu]);
+            let handler_cost = median(
+                (0..3)
+                    .map(|_| ours(&handler, "LogStream", &logs, false).cpu_per_document)
+                    .collect(),
+            );
+            let floor_cost = median((0..3).map(|_| floor.cost(&logs, FLOOR_PASSES)).collect());
+            let all: Vec<usize> = (0..cores).collect();
+            pin(0, &all);
+            pin_process(handler.pid(), &all);
+            println!(
+                "server on {name}: LogStream {}, socket floor {}",
+                us(handler_cost),
+                us(floor_cost)
+            );
+            Placement {
+                name,
+                handler: handler_cost,
+                floor: floor_cost,
+            }
+        })
+        .collect();
+    drop(floor);
     drop(handler);
 
     // HTTP query routes, per request.
@@ -776,6 +935,7 @@ fn main() {
     // The report.
     let log_ours = median(rows["LogStream"].0.clone());
     let log_theirs = median(rows["LogStream"].1.clone());
+    let budget = log_theirs / 10.0;
     let metrics_ours = median(rows["MetricsAggregate"].0.clone());
     let metrics_theirs = median(rows["MetricsAggregate"].1.clone());
     let updates_ours = median(rows["ExecutionUpdates"].0.clone());
@@ -836,6 +996,34 @@ fn main() {
             .map(|(a, b)| format!("{} / {}", us(*a), us(*b)))
             .collect::<Vec<_>>()
             .join(", ")
+    ));
+    section.push_str(
+        "Where the server runs against the client moves both figures: the same LogStream requests again after the \
+         rounds, the bench's client pinned to core 0 and the server to one core (3 rounds, medians), for the \
+         `handler` and for the socket's floor: the bench's own executable, started as a separate process like the \
+         handler, serving HTTP the least a server can (each request read to its last chunk into one buffer, `{}` \
+         written back, the body never looked at), its CPU to the nanosecond like ours. The floor is what any \
+         handler pays before its own work: the kernel's copy of the bytes, a wake-up per request, the reply's \
+         write.\n\n\
+         | server on | `handler` per document | the socket's floor | the handler's own work |\n|---|---|---|---|\n",
+    );
+    for placement in &placements {
+        section.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            placement.name,
+            us(placement.handler),
+            us(placement.floor),
+            us(placement.handler - placement.floor)
+        ));
+    }
+    section.push_str(&format!(
+        "\nThe goal of 1/10 of the plan's Python leaves {} per document in all, of which the floor takes {}.\n\n",
+        us(budget),
+        placements
+            .iter()
+            .map(|p| format!("{:.0}% with the server on {}", p.floor / budget * 100.0, p.name))
+            .collect::<Vec<_>>()
+            .join(" and ")
     ));
     section.push_str(&format!(
         "The same LogStream bodies through the handler's stages in the bench process (no HTTP, no threads; CPU per \
