@@ -68,15 +68,15 @@ fn system_properties(doc: &mut Value, lsn: u64) {
 }
 
 /// Log documents as the engine writes them (10 executions interleaved), as the feed delivers them.
-fn log_bodies() -> Vec<Vec<u8>> {
+fn log_bodies(batches: usize, per_batch: usize) -> Vec<Vec<u8>> {
     let executions: Vec<String> = (0..10).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let mut lsn = 100;
-    (0..LOG_BATCHES)
+    (0..batches)
         .map(|batch| {
-            let documents: Vec<Value> = (0..DOCS_PER_BATCH)
+            let documents: Vec<Value> = (0..per_batch)
                 .map(|i| {
                     let execution = &executions[i % executions.len()];
-                    let sequence = (batch * DOCS_PER_BATCH + i) / executions.len() + 1;
+                    let sequence = (batch * per_batch + i) / executions.len() + 1;
                     lsn += 1;
                     let level = ["info", "info", "debug", "warning"][sequence % 4];
                     let mut doc = json!({
@@ -356,8 +356,8 @@ impl Floor {
         }
     }
 
-    /// CPU per document of posting every body `passes` times over one connection.
-    fn cost(&self, bodies: &[Vec<u8>], passes: usize) -> f64 {
+    /// CPU per request of posting every body `passes` times over one connection.
+    fn per_request(&self, bodies: &[Vec<u8>], passes: usize) -> f64 {
         let mut connection = Connection::open(self.port);
         let before = ThreadTimes::of(self.child.id());
         for _ in 0..passes {
@@ -368,8 +368,19 @@ impl Floor {
         }
         let (seconds, precise) = ThreadTimes::of(self.child.id()).since(&before);
         assert!(precise, "the floor's one thread exited");
-        seconds / (passes * bodies.len() * DOCS_PER_BATCH) as f64
+        seconds / (passes * bodies.len()) as f64
     }
+}
+
+/// The handler's CPU per request of posting every body once over one connection.
+fn handler_per_request(handler: &Handler, bodies: &[Vec<u8>]) -> f64 {
+    let mut connection = Connection::open(handler.port);
+    let before = ThreadTimes::of(handler.pid());
+    for body in bodies {
+        let (status, reply) = connection.post("LogStream", body);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+    }
+    cpu_since(handler, &before) / bodies.len() as f64
 }
 
 impl Drop for Floor {
@@ -382,8 +393,12 @@ impl Drop for Floor {
 /// LogStream and the socket's floor with the server pinned to one core, the client to core 0.
 struct Placement {
     name: &'static str,
+    /// Per document, in the 100-document requests.
     handler: f64,
     floor: f64,
+    /// Per request, in requests of one document each.
+    handler_fixed: f64,
+    floor_fixed: f64,
 }
 
 fn cpu_count() -> usize {
@@ -696,7 +711,8 @@ fn main() {
     println!("{machine}");
 
     // LogStream.
-    let logs = log_bodies();
+    let logs = log_bodies(LOG_BATCHES, DOCS_PER_BATCH);
+    let single_logs = log_bodies(2000, 1);
     let log_file = scratch.path().join("logs.jsonl");
     write_bodies(&log_file, &logs);
     let body_kb = logs.iter().map(Vec::len).sum::<usize>() as f64 / logs.len() as f64 / 1024.0;
@@ -778,7 +794,7 @@ fn main() {
     // Where the server runs against the client: the same core (each wake-up a switch on that
     // core) or the other one (each wake-up a cross-core interrupt, dear in a VM).
     let floor = Floor::spawn();
-    floor.cost(&logs[..20], 1);
+    floor.per_request(&logs[..20], 1);
     // Counted before any pinning (the count follows this thread's affinity).
     let cores = cpu_count();
     let placements: Vec<Placement> = [("the client's core", 0), ("the other core", 1)]
@@ -793,19 +809,37 @@ fn main() {
                     .map(|_| ours(&handler, "LogStream", &logs, false).cpu_per_document)
                     .collect(),
             );
-            let floor_cost = median((0..3).map(|_| floor.cost(&logs, FLOOR_PASSES)).collect());
+            let floor_cost = median(
+                (0..3)
+                    .map(|_| floor.per_request(&logs, FLOOR_PASSES) / DOCS_PER_BATCH as f64)
+                    .collect(),
+            );
+            let handler_fixed = median(
+                (0..3)
+                    .map(|_| handler_per_request(&handler, &single_logs))
+                    .collect(),
+            );
+            let floor_fixed = median(
+                (0..3)
+                    .map(|_| floor.per_request(&single_logs, 1))
+                    .collect(),
+            );
             let all: Vec<usize> = (0..cores).collect();
             pin(0, &all);
             pin_process(handler.pid(), &all);
             println!(
-                "server on {name}: LogStream {}, socket floor {}",
+                "server on {name}: LogStream {} (one-document requests {} each), socket floor {} ({} each)",
                 us(handler_cost),
-                us(floor_cost)
+                us(handler_fixed),
+                us(floor_cost),
+                us(floor_fixed)
             );
             Placement {
                 name,
                 handler: handler_cost,
                 floor: floor_cost,
+                handler_fixed,
+                floor_fixed,
             }
         })
         .collect();
@@ -1005,25 +1039,38 @@ fn main() {
          written back, the body never looked at), its CPU to the nanosecond like ours. The floor is what any \
          handler pays before its own work: the kernel's copy of the bytes, a wake-up per request, the reply's \
          write.\n\n\
-         | server on | `handler` per document | the socket's floor | the handler's own work |\n|---|---|---|---|\n",
+         Requests of one document each (2,000, 3 rounds) show what a request costs whatever its size.\n\n\
+         | server on | `handler` per document | the socket's floor | the handler's own work | one-document request: `handler` | floor |\n\
+         |---|---|---|---|---|---|\n",
     );
     for placement in &placements {
         section.push_str(&format!(
-            "| {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} |\n",
             placement.name,
             us(placement.handler),
             us(placement.floor),
-            us(placement.handler - placement.floor)
+            us(placement.handler - placement.floor),
+            us(placement.handler_fixed),
+            us(placement.floor_fixed)
         ));
     }
     section.push_str(&format!(
-        "\nThe goal of 1/10 of the plan's Python leaves {} per document in all, of which the floor takes {}.\n\n",
+        "\nThe goal of 1/10 of the plan's Python leaves {} per document in all, {} per {DOCS_PER_BATCH}-document \
+         request. {}.\n\n",
         us(budget),
+        us(budget * DOCS_PER_BATCH as f64),
         placements
             .iter()
-            .map(|p| format!("{:.0}% with the server on {}", p.floor / budget * 100.0, p.name))
+            .map(|p| format!(
+                "With the server on {}, the floor takes {:.0}% of it and a one-document request costs the handler {} \
+                 ({:.0}%)",
+                p.name,
+                p.floor / budget * 100.0,
+                us(p.handler_fixed),
+                p.handler_fixed / (budget * DOCS_PER_BATCH as f64) * 100.0
+            ))
             .collect::<Vec<_>>()
-            .join(" and ")
+            .join(". ")
     ));
     section.push_str(&format!(
         "The same LogStream bodies through the handler's stages in the bench process (no HTTP, no threads; CPU per \
