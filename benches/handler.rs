@@ -199,6 +199,18 @@ impl Connection {
     }
 }
 
+/// Polls `port` until it accepts a connection; panics naming `what` after 30 s.
+fn wait_until_accepting(port: u16, what: &str) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 struct Handler {
     child: Child,
     port: u16,
@@ -222,14 +234,7 @@ impl Handler {
         // The host reads the handler's stdout (its log lines); so do we, and drop them.
         let mut stdout = child.stdout.take().expect("stdout");
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "handler did not start"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until_accepting(port, "the handler");
         Handler {
             child,
             port,
@@ -320,14 +325,7 @@ impl Floor {
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn the floor");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the floor did not start"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until_accepting(port, "the floor");
         Floor { child, port }
     }
 
