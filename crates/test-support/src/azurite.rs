@@ -2,13 +2,12 @@
 //! free ports, and `tests/legacy/seed.py` writing legacy Bifrost rows into it with the Python
 //! Azure SDKs (`azure-data-tables`, `azure-storage-blob`) for their exact shapes.
 
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::paths::repo_file;
-use crate::ports::free_port;
+use crate::process::lines;
 use crate::tools::{run_or_panic, Unavailable};
 
 const AZURITE: &str = "azurite@3.35.0";
@@ -18,6 +17,17 @@ pub const DEV_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 /// How long Azurite may take to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The port in Azurite's `Azurite <service> service is successfully listening at http://HOST:PORT`.
+fn listening_port(line: &str, service: &str) -> Option<u16> {
+    let prefix = format!("Azurite {service} service is successfully listening at http://");
+    line.strip_prefix(&prefix)?
+        .rsplit_once(':')?
+        .1
+        .trim()
+        .parse()
+        .ok()
+}
 
 /// The Azurite executable, installed on first use.
 pub fn executable() -> Result<PathBuf, Unavailable> {
@@ -39,24 +49,45 @@ pub struct Azurite {
 
 impl Azurite {
     /// Installs Azurite and the seeding SDKs if needed, starts Azurite and returns once its Blob
-    /// and Table ports accept connections.
+    /// and Table services listen. Azurite binds port 0 and the ports are read from its startup
+    /// lines: ports picked beforehand could be taken by another test's server in between, and a
+    /// client would then talk to that one (another Azurite's Blob service answering Table calls).
     pub fn start() -> Result<Azurite, Unavailable> {
         let executable = executable()?;
         let python = seeding_python()?;
-        let (blob, queue, table) = (free_port(), free_port(), free_port());
-        let child = Command::new(executable)
+        let mut child = Command::new(executable)
             .args(["--blobHost", "127.0.0.1", "--tableHost", "127.0.0.1"])
             .args(["--queueHost", "127.0.0.1"])
-            .args(["--blobPort", &blob.to_string()])
-            .args(["--queuePort", &queue.to_string()])
-            .args(["--tablePort", &table.to_string()])
+            .args(["--blobPort", "0", "--queuePort", "0", "--tablePort", "0"])
             .args(["--inMemoryPersistence", "--skipApiVersionCheck"])
             .args(["--disableTelemetry", "--silent"])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn azurite");
-        let azurite = Azurite {
+        let lines = lines(child.stdout.take().expect("azurite's stdout"));
+        let deadline = Instant::now() + START_TIMEOUT;
+        let (mut blob, mut table) = (None, None);
+        while blob.is_none() || table.is_none() {
+            let line = match lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => line,
+                Err(error) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("azurite did not report both ports within {START_TIMEOUT:?}: {error}");
+                }
+            };
+            if let Some(port) = listening_port(&line, "Blob") {
+                blob = Some(port);
+            } else if let Some(port) = listening_port(&line, "Table") {
+                table = Some(port);
+            }
+        }
+        let (blob, table) = (blob.expect("blob port"), table.expect("table port"));
+        // Whatever else it prints is read and dropped, so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.into_iter().for_each(drop));
+        Ok(Azurite {
             child,
             python,
             connection_string: format!(
@@ -64,18 +95,7 @@ impl Azurite {
                  BlobEndpoint=http://127.0.0.1:{blob}/devstoreaccount1;\
                  TableEndpoint=http://127.0.0.1:{table}/devstoreaccount1;"
             ),
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        for port in [blob, table] {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "azurite did not listen on {port} within {START_TIMEOUT:?}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        Ok(azurite)
+        })
     }
 
     /// The Azurite process (its npm shim; node runs as its child).
@@ -102,5 +122,24 @@ impl Drop for Azurite {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_port;
+
+    #[test]
+    fn the_ports_come_from_azurites_startup_lines() {
+        let line = "Azurite Table service is successfully listening at http://127.0.0.1:33031";
+        assert_eq!(listening_port(line, "Table"), Some(33031));
+        assert_eq!(listening_port(line, "Blob"), None);
+        assert_eq!(
+            listening_port(
+                "Azurite Blob service is starting at http://127.0.0.1:0",
+                "Blob"
+            ),
+            None
+        );
     }
 }

@@ -1,10 +1,72 @@
 //! Loopback ports for servers a test starts.
+//!
+//! A port found free here is free only until someone binds it, and tests run in parallel with
+//! servers that bind port 0 (Azurite, Node) and clients whose connections take local ports: all
+//! of those come from the kernel's ephemeral range. So the ports handed out here come from below
+//! that range, in turn (a process-wide counter, so two tests never get the same one), each
+//! checked free when handed out. Servers that can bind port 0 and say which port they got
+//! should do that instead.
 
-/// A port nothing listens on right now (bound and released: a tiny window remains in which
-/// another process could take it, which is why servers that can bind port 0 do that instead).
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The lowest port handed out (above the registered ports most local services use).
+const LOWEST: u16 = 20_000;
+/// Where the kernel's ephemeral range starts when `/proc` does not say.
+const DEFAULT_EPHEMERAL_START: u16 = 32_768;
+
+static HANDED_OUT: AtomicU32 = AtomicU32::new(0);
+
+/// A loopback port nothing listens on right now, below the ephemeral range.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+    let end = ephemeral_start();
+    if end <= LOWEST + 100 {
+        // An unusual range: fall back on the kernel's choice.
+        return kernel_free_port();
+    }
+    let span = u32::from(end - LOWEST);
+    // Processes started one after another (test binaries) begin at different places.
+    let offset = std::process::id() % span;
+    for _ in 0..span {
+        let turn = HANDED_OUT.fetch_add(1, Ordering::Relaxed);
+        let port = LOWEST + ((offset + turn) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    kernel_free_port()
+}
+
+/// The first port of the kernel's ephemeral range (`ip_local_port_range`).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(DEFAULT_EPHEMERAL_START)
+}
+
+/// A port the kernel says is free (bound and released: another process may take it next).
+fn kernel_free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .expect("a free loopback port")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_distinct_free_and_below_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len());
+        for port in ports {
+            assert!((LOWEST..ephemeral_start()).contains(&port), "{port}");
+            assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+        }
+    }
 }
