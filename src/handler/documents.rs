@@ -447,11 +447,8 @@ mod fast {
             }
             length += 16;
         }
-        while let Some(word) = input.get(length..length + 8) {
-            let word = u64::from_le_bytes([
-                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-            ]);
-            let special = has_byte(word, b'"') | has_byte(word, b'\\') | has_below(word, 0x20);
+        while let Some(word) = input[length..].first_chunk::<8>() {
+            let special = special_bytes_8(u64::from_le_bytes(*word));
             if special != 0 {
                 // Exact up to the first special byte, which is all that is used.
                 return length + (special.trailing_zeros() / 8) as usize;
@@ -482,13 +479,9 @@ mod fast {
             }
             length += 16;
         }
-        while let Some(word) = input.get(length..length + 8) {
-            let word = [
-                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-            ];
-            text.extend_from_slice(&word);
-            let value = u64::from_le_bytes(word);
-            let special = has_byte(value, b'"') | has_byte(value, b'\\') | has_below(value, 0x20);
+        while let Some(word) = input[length..].first_chunk::<8>() {
+            text.extend_from_slice(word);
+            let special = special_bytes_8(u64::from_le_bytes(*word));
             if special != 0 {
                 let kept = (special.trailing_zeros() / 8) as usize;
                 text.truncate(text.len() - 8 + kept);
@@ -496,12 +489,15 @@ mod fast {
             }
             length += 8;
         }
-        let rest = input[length..]
-            .iter()
-            .take_while(|&&b| !is_special(b))
-            .count();
+        let rest = plain_len(&input[length..]);
         text.extend_from_slice(&input[length..length + rest]);
         length + rest
+    }
+
+    /// The high bit of each byte of `word` (read little-endian) that ends a plain run, as
+    /// `is_special`; exact up to the first such byte, which is all the callers use.
+    fn special_bytes_8(word: u64) -> u64 {
+        has_byte(word, b'"') | has_byte(word, b'\\') | has_below(word, 0x20)
     }
 
     /// A bit for each byte of `chunk` that ends a plain run (bit `i`: byte `i`), as `is_special`.

@@ -27,7 +27,8 @@ impl Hub {
         self.shutting_down.store(true, Ordering::Release);
     }
 
-    fn ensure_open(&self) -> Result<(), HubError> {
+    /// `Err` once the hub shuts down (the sink's health probe asks too).
+    pub(super) fn ensure_open(&self) -> Result<(), HubError> {
         if self.shutting_down.load(Ordering::Acquire) {
             Err(HubError::ShuttingDown)
         } else {
@@ -71,10 +72,5 @@ impl Hub {
         self.ensure_open()?;
         self.state.remove_user_from_group(hub, group, user);
         Ok(())
-    }
-
-    /// Whether the hub still takes sends (the sink's health probe).
-    pub fn is_open(&self) -> bool {
-        self.ensure_open().is_ok()
     }
 }

@@ -57,11 +57,7 @@ impl MessageSink for HubSink {
     }
 
     async fn probe(&self) -> Result<(), SinkError> {
-        if self.hub.is_open() {
-            Ok(())
-        } else {
-            Err(failed(HubError::ShuttingDown))
-        }
+        self.hub.ensure_open().map_err(failed)
     }
 
     fn client_connection(&self, user_id: Option<&str>) -> Result<ClientConnection, SinkError> {
