@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures_util::future::{BoxFuture, FutureExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -128,10 +129,12 @@ impl App {
         })
     }
 
-    /// Starts the background work (each pump reads its checkpoint first: a store that cannot be
-    /// read stops the start here), then announces the address and serves `listener` until
-    /// `shutdown` completes; then gives in-flight batches `SHUTDOWN_GRACE` to finish. The
-    /// `listening on` line is only printed once everything is ready.
+    /// Prepares the background work (each pump reads its checkpoint: a store that cannot be read
+    /// stops the start here), announces the address, then starts that work and serves `listener`
+    /// until `shutdown` completes; then gives in-flight batches `SHUTDOWN_GRACE` to finish. The
+    /// `listening on` line is printed once everything is ready and before anything runs that
+    /// could write to stdout (the demo's echo: delivery to the built-in hub is in process, so a
+    /// batch can be echoed within microseconds of its pump starting).
     pub async fn run(
         self,
         listener: TcpListener,
@@ -147,12 +150,11 @@ impl App {
             dev_sign_in,
         } = self;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        spawn_functions(&mut tasks, &ctx, &functions, &shutdown_rx).await?;
-        spawn_purge(&mut tasks, &ctx, &shutdown_rx)?;
+        let mut background = function_tasks(&ctx, &functions, &shutdown_rx).await?;
+        background.push(purge_task(&ctx, &shutdown_rx)?);
         let is_demo = demo.is_some();
         if let Some(demo) = demo {
-            spawn_demo(&mut tasks, &ctx, demo, shutdown_rx.clone());
+            background.push(demo_task(&ctx, demo, shutdown_rx.clone()));
         }
         // The first stdout line is a contract: scripts and tests read the address from it. The
         // second says where to look.
@@ -174,6 +176,10 @@ impl App {
                 writeln!(out, "console: {console} ({who})")?;
             }
             out.flush()?;
+        }
+        let mut tasks = JoinSet::new();
+        for task in background {
+            tasks.spawn(task);
         }
         tracing::info!(%address, realtime = ctx.sink.name(), "serve mode started");
 
@@ -223,12 +229,15 @@ fn local_endpoint(address: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, address.port()))
 }
 
-async fn spawn_functions(
-    tasks: &mut JoinSet<()>,
+/// Background work, made but not yet running.
+type Task = BoxFuture<'static, ()>;
+
+async fn function_tasks(
     ctx: &AppContext,
     functions: &[FunctionSpec],
     shutdown: &watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Task>> {
+    let mut tasks = Vec::new();
     for spec in functions {
         match (&spec.trigger, &spec.handler) {
             (Trigger::CosmosDb(trigger), Handler::Batch(handler)) => {
@@ -245,15 +254,16 @@ async fn spawn_functions(
                     .await
                     .with_context(|| format!("reading the checkpoint of {}", spec.name))?;
                 let span = tracing::info_span!("pump", function = spec.name);
-                tasks.spawn(
+                tasks.push(
                     pump.run(ctx.clone(), position, shutdown.clone())
-                        .instrument(span),
+                        .instrument(span)
+                        .boxed(),
                 );
             }
             (Trigger::Timer(trigger), Handler::Timer(handler)) => {
                 let schedule: scheduler::Schedule = trigger.schedule.parse()?;
                 let (ctx, handler, name) = (ctx.clone(), handler.clone(), spec.name);
-                tasks.spawn(scheduler::run(name, schedule, shutdown.clone(), move |timer| {
+                tasks.push(scheduler::run(name, schedule, shutdown.clone(), move |timer| {
                     let (ctx, handler) = (ctx.clone(), handler.clone());
                     async move {
                         match handler.handle(&ctx, timer).await {
@@ -261,26 +271,19 @@ async fn spawn_functions(
                             Err(e) => tracing::error!(function = name, error = %e, "timer function failed"),
                         }
                     }
-                }));
+                }).boxed());
             }
             _ => {}
         }
     }
-    Ok(())
+    Ok(tasks)
 }
 
-fn spawn_purge(
-    tasks: &mut JoinSet<()>,
-    ctx: &AppContext,
-    shutdown: &watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+fn purge_task(ctx: &AppContext, shutdown: &watch::Receiver<bool>) -> anyhow::Result<Task> {
     let schedule: scheduler::Schedule = PURGE_SCHEDULE.parse()?;
     let store = ctx.store.clone();
-    tasks.spawn(scheduler::run(
-        "purge-expired",
-        schedule,
-        shutdown.clone(),
-        move |_| {
+    Ok(
+        scheduler::run("purge-expired", schedule, shutdown.clone(), move |_| {
             let store = store.clone();
             async move {
                 match store.purge_expired().await {
@@ -289,19 +292,18 @@ fn spawn_purge(
                     Err(e) => tracing::warn!(error = %e, "purging expired documents failed"),
                 }
             }
-        },
-    ));
-    Ok(())
+        })
+        .boxed(),
+    )
 }
 
-fn spawn_demo(
-    tasks: &mut JoinSet<()>,
+fn demo_task(
     ctx: &AppContext,
     options: SimulateOptions,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> Task {
     let ctx = ctx.clone();
-    tasks.spawn(async move {
+    async move {
         loop {
             let run = simulate::run(ctx.store.as_ref(), ctx.clock.as_ref(), &options, |id| {
                 tracing::info!(execution_id = id, "demo execution started");
@@ -316,5 +318,6 @@ fn spawn_demo(
                 return;
             }
         }
-    });
+    }
+    .boxed()
 }
