@@ -45,7 +45,10 @@ impl PartialEq for JsonString<'_> {
 }
 
 impl<'a> JsonString<'a> {
-    /// The string's content: borrowed from the text when it holds no escape.
+    /// The string's content: borrowed from the text when it holds no escape. A string Rust
+    /// cannot hold (a lone surrogate escape such as `\ud800`, which JSON allows) reads as empty:
+    /// its text is still sent on as delivered, and the content is only compared with names
+    /// (levels, skip reasons) that such a string can never be.
     pub fn unescaped(&self) -> Cow<'a, str> {
         let text = self.0.get();
         // The text is a JSON string (checked when it was read), so it is quoted.
@@ -123,6 +126,13 @@ mod tests {
 
         let plain: Line = serde_json::from_str(r#"{"message":"plain"}"#).unwrap();
         assert!(matches!(plain.message.unescaped(), Cow::Borrowed("plain")));
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_sent_on_as_delivered_and_reads_as_empty() {
+        let line: Line = serde_json::from_str(r#"{"message": "\ud800"}"#).unwrap();
+        assert_eq!(line.message.json(), r#""\ud800""#);
+        assert_eq!(line.message.unescaped(), "");
     }
 
     #[test]
