@@ -5,6 +5,8 @@
 //! - the README stays short (what it is, the commands, the status, links);
 //! - every relative link in the docs reaches a file, and every `#anchor` a heading of it;
 //! - nothing cites material outside the repository (the design notes the code was written from).
+//! - every measured figure the README's status and the benchmarks page's table quote is one
+//!   `bench/REPORT.md` holds (what `bench/run` measured, never a figure typed in or left over).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -261,5 +263,103 @@ fn nothing_cites_notes_outside_the_repository() {
         found.is_empty(),
         "citations of outside notes:\n  {}",
         found.join("\n  ")
+    );
+}
+
+/// The measured figures a text quotes: a number followed by a unit (`3.31 µs`, `19.5 ms`,
+/// `17 MiB`, `4.2×`), leaving out goals and limits (a number after `<`, `≤`, `>`, or after
+/// `target`, `goal` or `not` in the same clause), which are not measurements.
+fn quoted_figures(text: &str) -> Vec<String> {
+    const UNITS: [&str; 5] = ["µs", "ms", "MiB", "s", "×"];
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut figures = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let (start, c) = chars[i];
+        let starts_number = c.is_ascii_digit()
+            && (i == 0 || !chars[i - 1].1.is_alphanumeric() && chars[i - 1].1 != '.');
+        if !starts_number {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < chars.len() && (chars[j].1.is_ascii_digit() || chars[j].1 == '.') {
+            j += 1;
+        }
+        let number_end = chars.get(j).map_or(text.len(), |c| c.0);
+        let number = text[start..number_end].trim_end_matches('.');
+        let after = text[number_end..]
+            .strip_prefix(' ')
+            .unwrap_or(&text[number_end..]);
+        let unit = UNITS.iter().find(|unit| {
+            after.starts_with(**unit)
+                && !after[unit.len()..].starts_with(|c: char| c.is_alphanumeric())
+        });
+        let clause_start = text[..start]
+            .rfind([',', ';', '(', '|'])
+            .map_or(0, |at| at + 1);
+        let clause = &text[clause_start..start];
+        let before = text[..start].trim_end();
+        let is_limit = before.ends_with(['<', '≤', '>'])
+            || clause.contains("target")
+            || clause.contains("goal")
+            || clause.contains("not ");
+        if let Some(unit) = unit {
+            if !is_limit {
+                let gap = if *unit == "×" { "" } else { " " };
+                figures.push(format!("{number}{gap}{unit}"));
+            }
+        }
+        i = j.max(i + 1);
+    }
+    figures
+}
+
+#[test]
+fn the_figure_reader_takes_measurements_and_leaves_goals() {
+    let text = "| ours 3.31 µs vs 13.87 µs: 4.2× less (target of issue 17: 10×), p99 4.2 ms at \
+                1000 logs/s, under 100 ms; slowest 19.9 ms (plan: < 1 s), 17 MiB, goal p99 ≤ 20 ms, not 10× |";
+    assert_eq!(
+        quoted_figures(text),
+        [
+            "3.31 µs",
+            "13.87 µs",
+            "4.2×",
+            "4.2 ms",
+            "100 ms",
+            "19.9 ms",
+            "17 MiB"
+        ]
+    );
+}
+
+/// What the README's status and the benchmarks page's figure table quote as measured is what
+/// `bench/REPORT.md` (written by `bench/run`) holds: a figure is never edited by hand or left
+/// from an older run.
+#[test]
+fn quoted_figures_are_the_reports() {
+    let report = read(&repo().join("bench/REPORT.md"));
+    let readme = read(&repo().join("README.md"));
+    let benchmarks = read(&repo().join("docs/benchmarks.md"));
+    // The figure table: the first table of the page.
+    let table: Vec<&str> = benchmarks
+        .lines()
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'))
+        .collect();
+    let mut missing = Vec::new();
+    for (page, lines) in [
+        ("README.md", section(&readme, "Status")),
+        ("docs/benchmarks.md", table),
+    ] {
+        for figure in quoted_figures(&lines.join("\n")) {
+            if !report.contains(&figure) {
+                missing.push(format!("{page}: {figure}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "figures not in bench/REPORT.md (rerun `bench/run` or quote the report): {missing:?}"
     );
 }
