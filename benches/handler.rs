@@ -30,8 +30,8 @@ const BIN: Binary = bifrost_test_support::binary!();
 const DOCS_PER_BATCH: usize = 100;
 /// Distinct LogStream bodies; each pass posts all of them.
 const LOG_BATCHES: usize = 200;
-/// Rounds alternating ours and the baseline: on a shared 2-core machine one round can be off by
-/// half; the medians of nine hold still.
+/// Rounds alternating ours and the baseline: on a shared 2-core machine one round's ratio can
+/// be off from the next by half, so the medians are taken over nine.
 const ROUNDS: usize = 9;
 /// Passes over the LogStream bodies per round for the socket's floor (tens of ms of its CPU).
 const FLOOR_PASSES: usize = 10;

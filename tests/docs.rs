@@ -295,22 +295,22 @@ fn quoted_figures(text: &str) -> Vec<String> {
             after.starts_with(**unit)
                 && !after[unit.len()..].starts_with(|c: char| c.is_alphanumeric())
         });
-        let clause_start = text[..start]
-            .rfind([',', ';', '(', '|'])
-            .map_or(0, |at| at + 1);
-        let clause = &text[clause_start..start];
-        let before = text[..start].trim_end();
-        let is_limit = before.ends_with(['<', '≤', '>'])
-            || clause.contains("target")
-            || clause.contains("goal")
-            || clause.contains("not ");
         if let Some(unit) = unit {
+            let clause_start = text[..start]
+                .rfind([',', ';', '(', '|'])
+                .map_or(0, |at| at + 1);
+            let clause = &text[clause_start..start];
+            let is_limit = text[..start].trim_end().ends_with(['<', '≤', '>'])
+                || clause.contains("target")
+                || clause.contains("goal")
+                || clause.contains("not ");
             if !is_limit {
                 let gap = if *unit == "×" { "" } else { " " };
                 figures.push(format!("{number}{gap}{unit}"));
             }
         }
-        i = j.max(i + 1);
+        // Past the number (at least its first digit).
+        i = j;
     }
     figures
 }
