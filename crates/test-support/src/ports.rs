@@ -66,7 +66,21 @@ mod tests {
         assert_eq!(distinct.len(), ports.len());
         for port in ports {
             assert!((LOWEST..ephemeral_start()).contains(&port), "{port}");
-            assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+            assert_bindable(port);
+        }
+    }
+
+    /// `port` can be bound, at once or within a second: a child another test is spawning holds
+    /// copies of this process's descriptors (the listener `free_port` just closed among them)
+    /// from its fork until its exec, so for that moment the port is still taken.
+    fn assert_bindable(port: u16) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(_) => return,
+                Err(e) if std::time::Instant::now() >= deadline => panic!("port {port}: {e}"),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
         }
     }
 }
